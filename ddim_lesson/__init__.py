@@ -1,0 +1,42 @@
+"""ddim_lesson: the tested PyTorch package behind the DDIM course.
+
+The public API the notebooks and tests rely on is re-exported here.
+"""
+
+from .forward import ddim_sigma, q_posterior, q_sample, q_sigma_step, q_step
+from .inversion import ddim_invert, lerp, slerp
+from .pretrained import pretrained
+from .samplers import (
+    SamplerStep,
+    ddim_progressive,
+    ddim_sample,
+    ddim_step,
+    ddpm_progressive,
+    ddpm_sample,
+)
+from .schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule, ddim_timesteps, naive_timesteps
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_SPACING",
+    "SPACINGS",
+    "NoiseSchedule",
+    "SamplerStep",
+    "ddim_invert",
+    "ddim_progressive",
+    "ddim_sample",
+    "ddim_sigma",
+    "ddim_step",
+    "ddim_timesteps",
+    "ddpm_progressive",
+    "ddpm_sample",
+    "lerp",
+    "naive_timesteps",
+    "pretrained",
+    "q_posterior",
+    "q_sample",
+    "q_sigma_step",
+    "q_step",
+    "slerp",
+]

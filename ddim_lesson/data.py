@@ -1,0 +1,170 @@
+"""Datasets, offline by default: Fashion-MNIST (real), MNIST, CIFAR-10, and 2-D toy sets.
+
+Images come back as float tensors in [-1, 1] of shape (N, C, H, W); use :func:`to_unit` or
+:func:`to_uint8` to go back. Fashion-MNIST is looked up in this order:
+
+1. ``$DDIM_LESSON_DATA`` (or the ``root`` argument): a torchvision root holding ``FashionMNIST/raw``,
+   or a folder with the four IDX ``.gz`` files;
+2. Debian's package ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist/``);
+3. torchvision's download, if ``download=True`` and a network exists.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+IMAGE_DATASETS = ("fashion-mnist", "mnist", "cifar10")
+TOY_DATASETS = ("two-moons", "swiss-roll", "8-gaussians", "checkerboard")
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+FASHION_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+
+
+class DataNotFoundError(FileNotFoundError):
+    """Raised when a dataset is in none of the places it is looked for."""
+
+
+def cache_dir() -> Path:
+    """Where unpacked data is kept: ``$DDIM_LESSON_CACHE`` or ``~/.cache/ddim_lesson``."""
+    return Path(os.environ.get("DDIM_LESSON_CACHE", Path.home() / ".cache" / "ddim_lesson"))
+
+
+def _not_found(name: str, looked: list[Path]) -> DataNotFoundError:
+    where = ", ".join(str(p) for p in looked) or "nowhere"
+    return DataNotFoundError(
+        f"{name} not found (looked in: {where}). Get it one of three ways: "
+        f"(1) set DDIM_LESSON_DATA to a folder with the IDX .gz files or a torchvision root; "
+        f"(2) on Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist; "
+        f"(3) with a network: pass download=True (torchvision downloads it)."
+    )
+
+
+def _fashion_root(root: str | Path | None) -> Path | None:
+    """Find a torchvision root holding FashionMNIST/raw, unpacking IDX .gz files if needed."""
+    candidates = [Path(p) for p in (root, os.environ.get("DDIM_LESSON_DATA")) if p] + [DEBIAN_DIR, cache_dir()]
+    for c in candidates:
+        if all((c / "FashionMNIST" / "raw" / f).exists() for f in IDX_FILES):
+            return c
+        if all((c / (f + ".gz")).exists() for f in IDX_FILES) or all((c / f).exists() for f in IDX_FILES):
+            return _lay_out_raw(c)
+    return None
+
+
+def _lay_out_raw(src: Path) -> Path:
+    """Copy or gunzip the IDX files into cache_dir()/FashionMNIST/raw, torchvision's layout."""
+    raw = cache_dir() / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for f in IDX_FILES:
+        dst = raw / f
+        if dst.exists():
+            continue
+        tmp = dst.with_suffix(".tmp")
+        if (src / f).exists():
+            shutil.copyfile(src / f, tmp)
+        else:
+            with gzip.open(src / (f + ".gz"), "rb") as fin, open(tmp, "wb") as fout:
+                shutil.copyfileobj(fin, fout)
+        os.replace(tmp, dst)  # atomic: a half-written file is never seen under the real name
+    return cache_dir()
+
+
+def load_images(
+    name: str = "fashion-mnist",
+    train: bool = True,
+    root: str | Path | None = None,
+    download: bool = False,
+    with_labels: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Load a whole image dataset as float32 in [-1, 1], shape (N, C, H, W).
+
+    With ``with_labels`` also returns the int64 labels, shape (N,).
+    """
+    from torchvision import datasets
+
+    if name not in IMAGE_DATASETS:
+        raise ValueError(f"unknown image dataset {name!r}; allowed: {', '.join(IMAGE_DATASETS)}")
+    if name == "fashion-mnist":
+        found = _fashion_root(root)
+        if found is None and not download:
+            raise _not_found("Fashion-MNIST", [Path(p) for p in (root, os.environ.get("DDIM_LESSON_DATA")) if p]
+                             + [DEBIAN_DIR, cache_dir()])
+        ds = datasets.FashionMNIST(str(found or cache_dir()), train=train, download=download and found is None)
+        x, y = ds.data[:, None], ds.targets  # (N, 1, 28, 28) uint8
+    else:
+        r = str(root or os.environ.get("DDIM_LESSON_DATA") or cache_dir())
+        try:
+            if name == "mnist":
+                ds = datasets.MNIST(r, train=train, download=download)
+                x, y = ds.data[:, None], ds.targets
+            else:
+                ds = datasets.CIFAR10(r, train=train, download=download)
+                x, y = torch.from_numpy(ds.data).permute(0, 3, 1, 2), torch.tensor(ds.targets)  # (N, 3, 32, 32)
+        except RuntimeError as e:
+            msg = f"{name} not found under {r} ({e}); pass download=True where a network exists"
+            raise DataNotFoundError(msg) from None
+    x = from_uint8(x)
+    return (x, y.long()) if with_labels else x
+
+
+def from_uint8(x: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels in [0, 255] -> float32 in [-1, 1]. Any shape."""
+    return x.float() / 127.5 - 1.0
+
+
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> [0, 1], clamped for display. Any shape."""
+    return ((x + 1) / 2).clamp(0, 1)
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> uint8 in [0, 255]. Any shape."""
+    return (to_unit(x) * 255).round().to(torch.uint8)
+
+
+def toy_2d(name: str, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Draw n points of a 2-D toy distribution, scaled to roughly unit variance. Returns (n, 2)."""
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    g = generator
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=g)
+
+    def randn(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=g)
+
+    if name == "two-moons":
+        u = rand(n) * math.pi
+        upper = rand(n) < 0.5
+        x = torch.where(upper, torch.cos(u), 1 - torch.cos(u))
+        y = torch.where(upper, torch.sin(u), 0.5 - torch.sin(u))
+        pts = torch.stack([x - 0.5, y - 0.25], 1) * 1.4 + 0.05 * randn(n, 2)
+    elif name == "swiss-roll":
+        u = 1.5 * math.pi * (1 + 2 * rand(n))
+        pts = torch.stack([u * torch.cos(u), u * torch.sin(u)], 1) / 7.0 + 0.05 * randn(n, 2)
+    elif name == "8-gaussians":
+        k = torch.randint(0, 8, (n,), generator=g).float() * (2 * math.pi / 8)
+        pts = 1.4 * torch.stack([torch.cos(k), torch.sin(k)], 1) + 0.1 * randn(n, 2)
+    elif name == "checkerboard":
+        x1 = rand(n) * 4 - 2
+        x2 = rand(n) - torch.randint(0, 2, (n,), generator=g).float() * 2
+        x2 = x2 + (torch.floor(x1) % 2)
+        pts = torch.stack([x1, x2], 1) * 0.9
+    else:
+        raise ValueError(f"unknown toy dataset {name!r}; allowed: {', '.join(TOY_DATASETS)}")
+    return pts.float()
+
+
+def load_dataset(name: str, train: bool = True, n_toy: int = 20000, seed: int = 0) -> torch.Tensor:
+    """Any dataset by name: images as (N, C, H, W) in [-1, 1], toy sets as (n_toy, 2)."""
+    if name in TOY_DATASETS:
+        return toy_2d(name, n_toy, torch.Generator().manual_seed(seed + (0 if train else 1)))
+    return load_images(name, train=train)  # type: ignore[return-value]

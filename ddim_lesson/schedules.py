@@ -1,0 +1,168 @@
+"""Noise schedules and DDIM timestep spacings.
+
+Notation: DDPM's ᾱ_t (``alphas_cumprod[t]``) is what the DDIM paper calls α_t. The papers
+index t = 1..T; code indexes t = 0..T-1, so ``alphas_cumprod[0]`` is the first noise level.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+SPACINGS = ("leading", "trailing", "linspace", "quadratic")
+DEFAULT_SPACING = "trailing"  # starts at T-1, so sampling begins where x_T is pure noise
+
+
+@dataclass(frozen=True, eq=False)
+class NoiseSchedule:
+    """A discrete variance schedule β_0..β_{T-1} and its cumulative product ᾱ.
+
+    Fields are float64 tensors of shape (T,). Build one with :meth:`linear` or :meth:`cosine`.
+    """
+
+    betas: torch.Tensor
+    kind: str = "custom"
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        b = self.betas
+        if b.ndim != 1 or b.numel() < 1:
+            raise ValueError(f"betas must be a 1-D tensor with at least one entry, got shape {tuple(b.shape)}")
+        if not torch.isfinite(b).all() or (b <= 0).any() or (b >= 1).any():
+            raise ValueError("every beta must be finite and in the open interval (0, 1)")
+        object.__setattr__(self, "betas", b.detach().to(torch.float64).cpu())
+
+    # -- constructors -----------------------------------------------------------------
+    @classmethod
+    def linear(cls, T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> NoiseSchedule:
+        """DDPM's linear schedule: β_t evenly spaced from ``beta_start`` to ``beta_end``."""
+        _check_T(T)
+        if not (0.0 < beta_start <= beta_end < 1.0):
+            raise ValueError(
+                f"need 0 < beta_start <= beta_end < 1, got beta_start={beta_start}, beta_end={beta_end}"
+            )
+        betas = torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
+        return cls(betas, "linear", {"T": T, "beta_start": beta_start, "beta_end": beta_end})
+
+    @classmethod
+    def cosine(cls, T: int = 1000, s: float = 0.008) -> NoiseSchedule:
+        """Nichol & Dhariwal's cosine schedule: ᾱ(t) = f(t)/f(0), f(t) = cos²((t/T + s)/(1 + s) · π/2).
+
+        β_t is capped at 0.999 (as in the improved-DDPM paper) so the last step stays invertible.
+        """
+        _check_T(T)
+        if not (0.0 <= s < 1.0):
+            raise ValueError(f"cosine offset s must be in [0, 1), got {s}")
+        steps = torch.arange(T + 1, dtype=torch.float64)
+        f = torch.cos((steps / T + s) / (1 + s) * math.pi / 2) ** 2  # (T+1,)
+        betas = (1 - f[1:] / f[:-1]).clamp(max=0.999)
+        return cls(betas, "cosine", {"T": T, "s": s})
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NoiseSchedule:
+        """Rebuild a schedule from :meth:`to_dict` output (as stored in a checkpoint)."""
+        kind = d.get("kind")
+        params = {k: v for k, v in d.items() if k != "kind"}
+        if kind == "linear":
+            return cls.linear(**params)
+        if kind == "cosine":
+            return cls.cosine(**params)
+        raise ValueError(f"unknown schedule kind {kind!r}; allowed: 'linear', 'cosine'")
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.kind not in ("linear", "cosine"):
+            raise ValueError("only linear and cosine schedules can be serialised")
+        return {"kind": self.kind, **self.params}
+
+    # -- derived quantities -------------------------------------------------------------
+    @property
+    def T(self) -> int:
+        return int(self.betas.numel())
+
+    @property
+    def alphas(self) -> torch.Tensor:
+        """α_t = 1 - β_t, shape (T,)."""
+        return 1.0 - self.betas
+
+    @property
+    def alphas_cumprod(self) -> torch.Tensor:
+        """ᾱ_t = ∏_{s<=t} α_s, shape (T,). DDIM's α_t."""
+        return torch.cumprod(self.alphas, dim=0)
+
+    @property
+    def snr(self) -> torch.Tensor:
+        """Signal-to-noise ratio ᾱ_t / (1 - ᾱ_t), shape (T,)."""
+        abar = self.alphas_cumprod
+        return abar / (1.0 - abar)
+
+    @property
+    def log_snr(self) -> torch.Tensor:
+        return torch.log(self.snr)
+
+    def abar(self, t: int) -> float:
+        """ᾱ at integer timestep t, with the convention ᾱ_{-1} = 1 (clean data)."""
+        if not (-1 <= t < self.T):
+            raise ValueError(f"timestep {t} out of range; allowed [-1, {self.T - 1}]")
+        return 1.0 if t < 0 else float(self.alphas_cumprod[t])
+
+
+def _check_T(T: int) -> None:
+    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+        raise ValueError(f"T must be a positive integer, got {T!r}")
+
+
+def check_steps(steps: int, T: int) -> None:
+    """Raise ValueError unless ``steps`` is an integer in [1, T]."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or not (1 <= steps <= T):
+        raise ValueError(f"steps must be an integer in [1, {T}], got {steps!r}")
+
+
+def ddim_timesteps(T: int, steps: int, spacing: str = DEFAULT_SPACING) -> torch.Tensor:
+    """Exactly ``steps`` distinct timesteps in [0, T-1], descending. Shape (steps,), int64.
+
+    - ``leading``:   t_i = i·(T//S)                       (DDIM paper's "uniform" skip)
+    - ``trailing``:  round(T - i·T/S) - 1, starts at T-1  (the default)
+    - ``linspace``:  round(linspace(0, T-1, S))
+    - ``quadratic``: floor(linspace(0, √(0.8T), S)²), collisions pushed apart (paper's "quad")
+    """
+    _check_T(T)
+    check_steps(steps, T)
+    S = steps
+    i = torch.arange(S, dtype=torch.float64)
+    if spacing == "leading":
+        ts = i * (T // S)
+    elif spacing == "trailing":
+        ts = torch.round(T - i * (T / S)) - 1
+    elif spacing == "linspace":
+        ts = torch.round(torch.linspace(0, T - 1, S, dtype=torch.float64))
+    elif spacing == "quadratic":
+        ts = _distinct(torch.floor(torch.linspace(0, math.sqrt(0.8 * T), S, dtype=torch.float64) ** 2), T)
+    else:
+        raise ValueError(f"unknown spacing {spacing!r}; allowed: {', '.join(SPACINGS)}")
+    return ts.long().sort(descending=True).values
+
+
+def _distinct(ts: torch.Tensor, T: int) -> torch.Tensor:
+    """Make an ascending sequence strictly increasing inside [0, T-1], moving values minimally."""
+    out = ts.tolist()
+    for k in range(1, len(out)):  # push collisions up
+        out[k] = max(out[k], out[k - 1] + 1)
+    out[-1] = min(out[-1], T - 1)
+    for k in range(len(out) - 2, -1, -1):  # and back down below T
+        out[k] = min(out[k], out[k + 1] - 1)
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def naive_timesteps(T: int, steps: int) -> torch.Tensor:
+    """The common buggy recipe: range(0, T, T//S) plus an appended T-1 (descending).
+
+    Kept only to teach the pitfall: it often returns S+1 timesteps, i.e. S+1 model calls.
+    """
+    check_steps(steps, T)
+    ts = list(range(0, T, T // steps))
+    if ts[-1] != T - 1:
+        ts.append(T - 1)
+    return torch.tensor(ts[::-1], dtype=torch.long)

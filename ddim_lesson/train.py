@@ -1,0 +1,301 @@
+"""Training: ε-prediction MSE, AdamW with warmup, gradient clipping, EMA, resumable, DDP-ready.
+
+The loop reads top to bottom in :func:`train`. Data order depends only on (seed, step), and the
+noise generator's state is checkpointed, so a resumed run ends where an uninterrupted one does.
+Run on several GPUs with ``torchrun --nproc_per_node=N -m ddim_lesson.cli train ...``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import shlex
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .checkpoints import load_checkpoint, model_from_meta, model_meta, save_checkpoint, save_model
+from .data import TOY_DATASETS, load_dataset
+from .forward import q_sample
+from .models import MLPConfig, UNetConfig, build_model, count_params
+from .schedules import NoiseSchedule
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs. The CLI's ``train`` flags are built from these fields."""
+
+    dataset: str = "fashion-mnist"  # fashion-mnist | mnist | cifar10 | two-moons | swiss-roll | ...
+    steps: int = 5000
+    batch_size: int = 128
+    lr: float = 2e-3
+    warmup: int = 200
+    min_lr_frac: float = 0.1  # cosine decay to lr·min_lr_frac at the last step
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    schedule: str = "linear"  # linear | cosine
+    T: int = 1000
+    base_channels: int = 32  # UNet size
+    channel_mults: tuple[int, ...] = (1, 2, 2)
+    num_res_blocks: int = 1
+    mlp_hidden: int = 128  # MLP size (2-D toy data)
+    mlp_depth: int = 3
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    compile: bool = False
+    bf16: bool = True  # autocast to bf16 on CUDA only
+    out: str = ""  # folder for checkpoint.* and model.*; empty: keep nothing on disk
+    ckpt_every: int = 500
+    resume: bool = False
+    stop_after: int = 0  # stop this invocation after N steps (0: run to ``steps``); resume later
+    progress: bool = True
+    n_toy: int = 20000
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.channel_mults = tuple(int(m) for m in self.channel_mults)
+        for name in ("steps", "batch_size", "T", "ckpt_every"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        if not (0 < self.lr < 1):
+            raise ValueError(f"lr must be in (0, 1), got {self.lr}")
+        if not (0 <= self.ema_decay < 1):
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.schedule not in ("linear", "cosine"):
+            raise ValueError(f"schedule must be 'linear' or 'cosine', got {self.schedule!r}")
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module  # the raw (non-EMA) weights, unwrapped from DDP/compile
+    ema: nn.Module  # the EMA weights: use these to sample
+    schedule: NoiseSchedule
+    losses: list[float]
+    meta: dict[str, Any]
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """CUDA, then MPS, then CPU, unless a device is named."""
+    if name != "auto":
+        dev = torch.device(name)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} requested but CUDA is not available; allowed here: cpu")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def make_model(cfg: TrainConfig, data_shape: tuple[int, ...]) -> nn.Module:
+    if cfg.dataset in TOY_DATASETS:
+        return build_model("mlp", MLPConfig(hidden=cfg.mlp_hidden, depth=cfg.mlp_depth).to_dict())
+    c, h = data_shape[1], data_shape[2]
+    ucfg = UNetConfig(in_channels=c, image_size=h, base_channels=cfg.base_channels,
+                      channel_mults=cfg.channel_mults, num_res_blocks=cfg.num_res_blocks)
+    return build_model("unet", ucfg.to_dict())
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Linear warmup, then cosine decay to lr·min_lr_frac."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    p = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(p, 1.0))))
+
+
+def batch_indices(n: int, batch: int, step: int, seed: int, rank: int = 0, world: int = 1) -> torch.Tensor:
+    """Indices of this rank's batch at ``step``: a fresh permutation per epoch from (seed, epoch)."""
+    per_epoch = max(1, n // (batch * world))
+    epoch, j = divmod(step, per_epoch)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
+    start = (j * world + rank) * batch
+    return perm[start : start + batch] if start + batch <= n else perm[torch.arange(start, start + batch) % n]
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(pm.detach().to(pe.dtype), 1 - decay)
+
+
+def diffusion_loss(model: nn.Module, x0: torch.Tensor, schedule: NoiseSchedule, g: torch.Generator) -> torch.Tensor:
+    """ε-prediction MSE (DDPM eq. 14): ||ε - ε_θ(√ᾱ_t x0 + √(1-ᾱ_t) ε, t)||². x0: (B, ...)."""
+    t = torch.randint(0, schedule.T, (x0.shape[0],), generator=g).to(x0.device)  # (B,)
+    eps = torch.randn(x0.shape, generator=g).to(x0.device, x0.dtype)  # (B, ...)
+    x_t = q_sample(x0, t, schedule, noise=eps)
+    return F.mse_loss(model(x_t, t).float(), eps.float())
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Train a denoiser. Writes ``checkpoint.*`` every ``ckpt_every`` steps and ``model.*``
+    (EMA weights for sampling) at the end, when ``cfg.out`` is set."""
+    rank, world = _init_distributed()
+    device = pick_device(cfg.device) if world == 1 or cfg.device != "auto" else _ddp_device()
+    torch.manual_seed(cfg.seed)
+    data = load_dataset(cfg.dataset, train=True, n_toy=cfg.n_toy, seed=cfg.seed)  # (N, ...)
+    schedule = NoiseSchedule.linear(cfg.T) if cfg.schedule == "linear" else NoiseSchedule.cosine(cfg.T)
+    model = make_model(cfg, tuple(data.shape)).to(device)
+    image = data.ndim == 4
+    if image:
+        model = model.to(memory_format=torch.channels_last)
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    g = torch.Generator().manual_seed(cfg.seed * 7919 + rank)  # timesteps and noise
+    start, losses, wall = 0, [], 0.0
+    ckpt = Path(cfg.out) / "checkpoint" if cfg.out else None
+    if cfg.resume and ckpt is not None and ckpt.with_suffix(".json").exists():
+        start, losses, wall = _restore(ckpt, model, ema, opt, g, rank)
+    net = model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        net = torch.compile(net)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and cfg.bf16 else nullcontext()
+
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not cfg.progress or rank != 0,
+               desc=f"train {cfg.dataset}", dynamic_ncols=True)
+    t0 = time.perf_counter()
+    for step in bar:
+        idx = batch_indices(data.shape[0], cfg.batch_size, step, cfg.seed, rank, world)
+        x0 = data[idx].to(device, non_blocking=True)  # (B, ...)
+        if image:
+            x0 = x0.contiguous(memory_format=torch.channels_last)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(cfg, step)
+        with autocast:
+            loss = diffusion_loss(net, x0, schedule, g)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"loss became {loss.item()} at step {step}; no checkpoint was written for it. "
+                f"Try a lower --lr (now {cfg.lr}) or --grad-clip (now {cfg.grad_clip}), "
+                "or --resume from the last good checkpoint."
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        ema_update(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
+        losses.append(_mean_over_ranks(loss.detach(), world))
+        if rank == 0 and cfg.progress and step % 10 == 0:
+            bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}", lr=f"{lr_at(cfg, step):.1e}")
+        done = step + 1
+        stopping = cfg.stop_after > 0 and done - start >= cfg.stop_after
+        if ckpt is not None and (done % cfg.ckpt_every == 0 or done == cfg.steps or stopping):
+            rngs = _gather_rng_states(g, world)  # every rank takes part; rank 0 writes
+            if rank == 0:
+                _save_state(ckpt, cfg, model, ema, opt, rngs, schedule, done, losses,
+                            wall + time.perf_counter() - t0, device)
+        if stopping:
+            break
+    bar.close()
+    wall += time.perf_counter() - t0
+    meta = _run_meta(cfg, model, device, start + len(losses[start:]), wall, losses, world)
+    if cfg.out and rank == 0 and meta["steps"] == cfg.steps:
+        save_model(Path(cfg.out) / "model", ema, schedule, **meta, loss_history=_downsample(losses))
+    if world > 1:
+        dist.barrier()
+    return TrainResult(model, ema, schedule, losses, meta)
+
+
+# -- helpers: checkpoint state, DDP --------------------------------------------------------
+def _run_meta(cfg: TrainConfig, model: nn.Module, device: torch.device, steps: int, wall: float,
+              losses: list[float], world: int) -> dict[str, Any]:
+    return {
+        "dataset": cfg.dataset,
+        "train_config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+        "steps": steps,
+        "device": f"{device.type} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type,
+        "world_size": world,
+        "wall_time_s": round(wall, 1),
+        "params": count_params(model),
+        "command": " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "torch": torch.__version__,
+        "final_loss": sum(losses[-100:]) / max(1, len(losses[-100:])),
+    }
+
+
+def _downsample(losses: list[float], every: int = 25) -> list[float]:
+    """Mean loss over consecutive windows, to keep the shipped JSON small."""
+    return [round(sum(losses[i : i + every]) / len(losses[i : i + every]), 5) for i in range(0, len(losses), every)]
+
+
+def _save_state(path: Path, cfg: TrainConfig, model: nn.Module, ema: nn.Module, opt: torch.optim.Optimizer,
+                rngs: list[torch.Tensor], schedule: NoiseSchedule, step: int, losses: list[float], wall: float,
+                device: torch.device) -> None:
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors |= {f"ema.{k}": v for k, v in ema.state_dict().items()}
+    opt_state = opt.state_dict()
+    for pid, st in opt_state["state"].items():
+        tensors |= {f"opt.{pid}.{k}": (v if torch.is_tensor(v) else torch.tensor(v)) for k, v in st.items()}
+    tensors |= {f"rng.noise.{r}": state for r, state in enumerate(rngs)}
+    meta = {**model_meta(model, schedule), **_run_meta(cfg, model, device, step, wall, losses, 1),
+            "losses": losses, "opt_groups": [{k: v for k, v in grp.items() if k != "params"}
+                                             for grp in opt_state["param_groups"]]}
+    save_checkpoint(path, tensors, meta)
+
+
+def _restore(path: Path, model: nn.Module, ema: nn.Module, opt: torch.optim.Optimizer, g: torch.Generator,
+             rank: int) -> tuple[int, list[float], float]:
+    tensors, meta = load_checkpoint(path)
+    model.load_state_dict(model_from_meta(tensors, meta, "model.").state_dict())
+    ema.load_state_dict(model_from_meta(tensors, meta, "ema.").state_dict())
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, pid, name = k.split(".", 2)
+            state.setdefault(int(pid), {})[name] = v
+    groups = opt.state_dict()["param_groups"]
+    for grp, saved in zip(groups, meta["opt_groups"]):
+        grp.update({k: v for k, v in saved.items() if k != "params"})
+    opt.load_state_dict({"state": state, "param_groups": groups})
+    key = f"rng.noise.{rank}"
+    if key not in tensors:
+        raise ValueError(f"{path} was written by a run with fewer processes; resume with the same world size")
+    g.set_state(tensors[key])
+    return int(meta["steps"]), list(meta["losses"]), float(meta["wall_time_s"])
+
+
+def _init_distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), dist.get_world_size()) if world > 1 else (0, 1)
+
+
+def _ddp_device() -> torch.device:
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
+    return torch.device("cpu")
+
+
+def _gather_rng_states(g: torch.Generator, world: int) -> list[torch.Tensor]:
+    """Every rank's noise-generator state, so a resumed DDP run replays the same noise."""
+    if world == 1:
+        return [g.get_state()]
+    states: list[Any] = [None] * world
+    dist.all_gather_object(states, g.get_state())
+    return states
+
+
+def _mean_over_ranks(loss: torch.Tensor, world: int) -> float:
+    if world > 1:
+        loss = loss.clone()
+        dist.all_reduce(loss)
+        loss /= world
+    return float(loss)
