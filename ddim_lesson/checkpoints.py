@@ -135,3 +135,15 @@ def load_model(
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint metadata has no usable noise schedule ({e})") from None
     return model.to(device).eval(), schedule, meta
+
+
+def export_ema(checkpoint: str | Path, out: str | Path, **extra: Any) -> Path:
+    """Write the EMA weights of a training checkpoint as a model checkpoint (what ships)."""
+    tensors, meta = load_checkpoint(checkpoint)
+    model = model_from_meta(tensors, meta, "ema.")
+    schedule = NoiseSchedule.from_dict(meta["schedule"])
+    keep = {k: v for k, v in meta.items() if k not in ("model", "schedule", "losses", "opt_groups", "format",
+                                                        "weights_sha256")}
+    losses = meta.get("losses", [])
+    history = [round(sum(losses[i : i + 25]) / len(losses[i : i + 25]), 5) for i in range(0, len(losses), 25)]
+    return save_model(out, model, schedule, **keep, loss_history=history, **extra)
