@@ -1,0 +1,92 @@
+"""The forward-process explorer of notebook 01: a t slider and a schedule choice over real images.
+
+A thin ipywidgets layer over :func:`forward_frame`, which is q_sample with a fixed noise draw, so
+moving t shows the same noise growing while the signal fades. Like the explorers in
+:mod:`ddim_lesson.widgets`, the factory returns a dataclass holding the UI (``.ui``) and its
+controls, so a test can set ``ex.t.value = 500`` and read ``ex.image.value`` (PNG bytes),
+``ex.readout.value`` and ``ex.last`` (the x_t tensor) without a browser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import ipywidgets as w
+import torch
+
+from .forward import q_sample
+from .plotting import image_png
+from .schedules import NoiseSchedule
+
+
+def forward_frame(x0: torch.Tensor, schedule: NoiseSchedule, t: int, noise: torch.Tensor) -> torch.Tensor:
+    """x_t = √ᾱ_t x0 + √(1-ᾱ_t) noise for every image at the same t. x0, noise: (B, C, H, W) -> (B, C, H, W)."""
+    if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < schedule.T:
+        raise ValueError(f"t must be an integer in [0, {schedule.T - 1}], got {t!r}")
+    return q_sample(x0, torch.full((x0.shape[0],), t, dtype=torch.long), schedule, noise=noise)
+
+
+@dataclass
+class ForwardExplorer:
+    """The controls and output of the forward-process explorer."""
+
+    ui: w.Widget
+    t: w.IntSlider
+    schedule: w.Dropdown
+    image: w.Image
+    readout: w.HTML
+    noise: torch.Tensor  # (B, C, H, W) the fixed ε: x_t = √ᾱ_t x_0 + √(1-ᾱ_t) ε
+    last: torch.Tensor | None = None  # (B, C, H, W) the x_t shown now
+    update: Callable[..., None] = lambda *_: None
+
+
+def forward_explorer(
+    images: torch.Tensor,
+    schedules: dict[str, NoiseSchedule] | None = None,
+    t: int = 250,
+    seed: int = 0,
+) -> ForwardExplorer:
+    """Build the explorer over ``images`` (B, C, H, W) in [-1, 1] (at most 16 are shown).
+
+    ``schedules`` maps a name to a schedule (default: linear and cosine, T = 1000); all must
+    share T. The noise is drawn once from ``seed``, so only t and the schedule change the picture.
+    """
+    if images.ndim != 4 or not 1 <= images.shape[0] <= 16:
+        raise ValueError(f"images must have shape (B, C, H, W) with 1 <= B <= 16, got {tuple(images.shape)}")
+    schedules = schedules or {"linear": NoiseSchedule.linear(), "cosine": NoiseSchedule.cosine()}
+    Ts = {s.T for s in schedules.values()}
+    if len(Ts) != 1:
+        raise ValueError(f"all schedules must have the same T, got {sorted(Ts)}")
+    T = Ts.pop()
+    if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < T:
+        raise ValueError(f"t must be an integer in [0, {T - 1}], got {t!r}")
+    x0 = images.detach().float().cpu()
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))  # (B, C, H, W), fixed
+    style = {"description_width": "70px"}
+    t_w = w.IntSlider(value=t, min=0, max=T - 1, step=1, description="t", continuous_update=True,
+                      style=style, layout=w.Layout(width="520px"))
+    sched_w = w.Dropdown(options=list(schedules), value=next(iter(schedules)), description="schedule", style=style)
+    image_w, readout_w = w.Image(format="png"), w.HTML()
+    ui = w.VBox([w.HBox([t_w, sched_w]), readout_w, image_w])
+    ex = ForwardExplorer(ui, t_w, sched_w, image_w, readout_w, noise)
+
+    def update(*_: Any) -> None:
+        s, tt = schedules[sched_w.value], int(t_w.value)
+        x_t = forward_frame(x0, s, tt, noise)
+        ex.last = x_t
+        image_w.value = image_png(torch.cat([x0, x_t]), nrow=x0.shape[0])  # top row x_0, bottom row x_t
+        abar = s.abar(tt)
+        readout_w.value = (
+            f"top: x<sub>0</sub>, bottom: x<sub>t</sub> &nbsp;·&nbsp; <code>{sched_w.value}, t = {tt}</code>"
+            f" &nbsp;·&nbsp; ᾱ<sub>t</sub> = {abar:.4f} &nbsp;·&nbsp; "
+            f"x<sub>t</sub> = {abar ** 0.5:.3f}·x<sub>0</sub> + {(1 - abar) ** 0.5:.3f}·ε &nbsp;·&nbsp; "
+            f"SNR = {abar / (1 - abar):.3g}"
+        )
+
+    t_w.observe(update, names="value")
+    sched_w.observe(update, names="value")
+    ex.update = update
+    update()
+    return ex

@@ -1,0 +1,192 @@
+"""Exercise checkers: each accepts its reference solution, rejects plausible mistakes with a hint
+that names the mistake, and says "not attempted yet" (returning False) for a stub."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ddim_lesson import NoiseSchedule
+from ddim_lesson import exercises as E
+
+
+def _stub(*args):
+    raise NotImplementedError
+
+
+# -- reference solutions are checked against independent closed forms, not only the library ----
+def test_reference_q_sample_closed_form():
+    s = NoiseSchedule.linear(3, 0.1, 0.3)  # β = 0.1, 0.2, 0.3
+    x0, noise = torch.ones(2, 1, 1, 1, dtype=torch.float64), torch.ones(2, 1, 1, 1, dtype=torch.float64)
+    out = E.reference_q_sample(x0, torch.tensor([0, 2]), s, noise)
+    abar2 = 0.9 * 0.8 * 0.7
+    assert out[0].item() == pytest.approx(math.sqrt(0.9) + math.sqrt(0.1))
+    assert out[1].item() == pytest.approx(math.sqrt(abar2) + math.sqrt(1 - abar2))
+
+
+def test_reference_ddim_step_eta1_is_ddpm_posterior_on_consecutive_steps():
+    # With η = 1 between consecutive timesteps, DDIM's σ² is DDPM's β̃ (DDIM eq. 16).
+    s = NoiseSchedule.linear(1000)
+    t = 400
+    a_t, a_prev, beta = float(s.alphas_cumprod[t]), float(s.alphas_cumprod[t - 1]), float(s.betas[t])
+    zeros, ones = torch.zeros(1, 3, dtype=torch.float64), torch.ones(1, 3, dtype=torch.float64)
+    x_prev, _ = E.reference_ddim_step(zeros, zeros, a_t, a_prev, 1.0, ones)  # x_prev = σ·noise
+    assert x_prev[0, 0].item() == pytest.approx(math.sqrt((1 - a_prev) / (1 - a_t) * beta), rel=1e-12)
+
+
+# -- accept the reference, say "not attempted" for a stub -------------------------------------
+@pytest.mark.parametrize("check, ref", [
+    (E.check_q_sample, E.reference_q_sample),
+    (E.check_ddpm_step, E.reference_ddpm_step),
+    (E.check_ddim_step, E.reference_ddim_step),
+])
+def test_checker_accepts_reference_and_flags_stub(check, ref, capsys):
+    assert check(ref) is True
+    assert "Correct" in capsys.readouterr().out
+    assert check(_stub) is False
+    out = capsys.readouterr().out
+    assert "not attempted yet" in out and "NotImplementedError" in out
+
+
+def test_checker_does_not_let_inplace_edits_leak():
+    def in_place(x0, t, schedule, noise):
+        out = E.reference_q_sample(x0, t, schedule, noise)
+        x0.zero_()  # a careless learner mutates the input
+        return out
+
+    assert E.check_q_sample(in_place) is True
+
+
+# -- reject plausible mistakes, naming them -----------------------------------------------------
+def _q_variance_not_std(x0, t, s, noise):
+    a = s.alphas_cumprod[t].view(-1, 1, 1, 1)
+    return a * x0 + (1 - a) * noise
+
+
+def _q_one_step_alpha(x0, t, s, noise):
+    a = (1 - s.betas[t]).view(-1, 1, 1, 1)
+    return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+
+def _q_off_by_one(x0, t, s, noise):
+    a = s.alphas_cumprod[(t - 1).clamp(min=0)].view(-1, 1, 1, 1)
+    return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+
+def _q_wrong_shape(x0, t, s, noise):
+    return E.reference_q_sample(x0, t, s, noise)[:, 0]
+
+
+@pytest.mark.parametrize("fn, hint", [
+    (_q_variance_not_std, "square roots"),
+    (_q_one_step_alpha, "cumulative product"),
+    (_q_off_by_one, "off-by-one"),
+    (_q_wrong_shape, "shape"),
+])
+def test_check_q_sample_rejects_with_hint(fn, hint):
+    with pytest.raises(AssertionError, match=hint):
+        E.check_q_sample(fn)
+
+
+def _ddpm_beta_variance(x_t, eps, t, s, noise):
+    beta, abar = float(s.betas[t]), float(s.alphas_cumprod[t])
+    return (x_t - beta / math.sqrt(1 - abar) * eps) / math.sqrt(1 - beta) + math.sqrt(beta) * noise
+
+
+def _ddpm_abar_in_mean(x_t, eps, t, s, noise):
+    out = E.reference_ddpm_step(x_t, eps, t, s, noise)
+    alpha, abar = 1 - float(s.betas[t]), float(s.alphas_cumprod[t])
+    return out + (math.sqrt(alpha) / math.sqrt(abar) - 1) * (out - 0)  # rescales the whole step
+
+
+def _ddpm_noise_at_t0(x_t, eps, t, s, noise):
+    out = E.reference_ddpm_step(x_t, eps, t, s, noise)
+    return out + (0.01 * noise if t == 0 else 0)
+
+
+@pytest.mark.parametrize("fn, hint", [
+    (_ddpm_beta_variance, r"√β_t"),
+    (_ddpm_abar_in_mean, "mean is wrong"),
+    (_ddpm_noise_at_t0, "last step"),
+])
+def test_check_ddpm_step_rejects_with_hint(fn, hint):
+    with pytest.raises(AssertionError, match=hint):
+        E.check_ddpm_step(fn)
+
+
+def _ddim_no_sigma_in_direction(x_t, eps, a, ap, eta, noise):
+    x0 = (x_t - math.sqrt(1 - a) * eps) / math.sqrt(a)
+    sigma = eta * math.sqrt((1 - ap) / (1 - a)) * math.sqrt(1 - a / ap)
+    return math.sqrt(ap) * x0 + math.sqrt(1 - ap) * eps + sigma * noise, x0
+
+
+def _ddim_sigma_squared(x_t, eps, a, ap, eta, noise):
+    x0 = (x_t - math.sqrt(1 - a) * eps) / math.sqrt(a)
+    sigma = eta * math.sqrt((1 - ap) / (1 - a)) * math.sqrt(1 - a / ap)
+    return math.sqrt(ap) * x0 + math.sqrt(1 - ap - sigma**2) * eps + sigma**2 * noise, x0
+
+
+def _ddim_bad_x0(x_t, eps, a, ap, eta, noise):
+    x_prev, x0 = E.reference_ddim_step(x_t, eps, a, ap, eta, noise)
+    return x_prev, x_t - eps  # forgot the √ᾱ scalings in eq. 9
+
+
+def _ddim_returns_only_x(x_t, eps, a, ap, eta, noise):
+    return E.reference_ddim_step(x_t, eps, a, ap, eta, noise)[0]
+
+
+@pytest.mark.parametrize("fn, hint", [
+    (_ddim_no_sigma_in_direction, r"√\(1-ᾱ_prev-σ²\)"),
+    (_ddim_sigma_squared, "σ²"),
+    (_ddim_bad_x0, "eq. 9"),
+    (_ddim_returns_only_x, r"tuple \(x_prev, x0_pred\)"),
+])
+def test_check_ddim_step_rejects_with_hint(fn, hint):
+    with pytest.raises(AssertionError, match=hint):
+        E.check_ddim_step(fn)
+
+
+def test_ddim_checker_catches_eta_only_mistake_that_eta0_misses():
+    # The "no σ in the direction term" mistake is exact at η = 0: only the η > 0 cases catch it.
+    x = torch.randn(2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    a, b = _ddim_no_sigma_in_direction(x, x, 0.4, 0.7, 0.0, x)[0], E.reference_ddim_step(x, x, 0.4, 0.7, 0.0, x)[0]
+    assert torch.allclose(a, b)
+    assert any(eta > 0 for _, _, eta in E.DDIM_CASES) and any(ap == 1.0 for _, ap, _ in E.DDIM_CASES)
+
+
+# -- solutions and environment ---------------------------------------------------------------
+def test_show_solution(capsys):
+    E.show_solution("ddim_step")
+    assert "def reference_ddim_step" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="allowed: q_sample, ddpm_step, ddim_step"):
+        E.show_solution("nope")
+
+
+def test_check_environment_reports_and_fails_with_fix(monkeypatch, tmp_path, capsys):
+    import sys
+
+    pretrained = sys.modules["ddim_lesson.pretrained"]  # the package attribute of that name is the function
+    info = E.check_environment()
+    assert {"torch", "device", "weights", "samples", "dataset"} <= set(info)
+    assert info["samples"] is not None
+    assert "torch" in capsys.readouterr().out
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)  # no weights here
+    with pytest.raises(RuntimeError, match="pip install -e"):
+        E.check_environment(need=("weights",))
+    with pytest.raises(ValueError, match="unknown requirement"):
+        E.check_environment(need=("gpu",))
+
+
+def test_fashion_mnist_location(monkeypatch, tmp_path):
+    from ddim_lesson.data import IDX_FILES
+
+    monkeypatch.setattr(E, "DEBIAN_DIR", tmp_path / "none")
+    monkeypatch.setattr(E, "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.delenv("DDIM_LESSON_DATA", raising=False)
+    assert E.fashion_mnist_location() is None
+    for f in IDX_FILES:
+        (tmp_path / (f + ".gz")).write_bytes(b"")
+    monkeypatch.setenv("DDIM_LESSON_DATA", str(tmp_path))
+    assert E.fashion_mnist_location() == tmp_path

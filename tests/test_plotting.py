@@ -1,0 +1,183 @@
+"""The notebooks' figures: each helper draws exactly the data it is given, in the layout it promises."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from ddim_lesson import NoiseSchedule, SamplerStep  # noqa: E402
+from ddim_lesson import plotting as P  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def sched() -> NoiseSchedule:
+    return NoiseSchedule.linear(100, 1e-3, 0.05)
+
+
+def test_image_grid_places_each_image_and_pads_white():
+    x = torch.tensor([-1.0, 0.0, 1.0]).view(3, 1, 1, 1).expand(3, 1, 2, 2)  # three flat 2×2 images
+    grid = P.image_grid(x, nrow=2, pad=1)
+    assert grid.shape == (2 * 3 - 1, 2 * 3 - 1)
+    assert np.all(grid[0:2, 0:2] == 0.0)  # -1 -> black
+    assert np.all(grid[0:2, 3:5] == 0.5)  # 0 -> mid grey
+    assert np.all(grid[3:5, 0:2] == 1.0)  # 1 -> white
+    assert np.all(grid[2, :] == 1.0) and np.all(grid[:, 2] == 1.0)  # the gaps are white
+    assert np.all(grid[3:5, 3:5] == 1.0)  # the missing 4th slot is blank (white)
+
+
+def test_image_grid_rgb_and_clamps():
+    x = torch.full((2, 3, 4, 5), 3.0)  # out of range: shown as white, not wrapped
+    x[1, 0] = -7.0
+    grid = P.image_grid(x, nrow=8, pad=0)
+    assert grid.shape == (4, 10, 3)
+    assert np.all(grid[:, :5] == 1.0)
+    assert np.all(grid[:, 5:, 0] == 0.0) and np.all(grid[:, 5:, 1:] == 1.0)
+
+
+@pytest.mark.parametrize("shape", [(4, 28, 28), (2, 2, 8, 8), (1, 1, 1, 4, 4)])
+def test_image_grid_rejects_bad_shapes(shape):
+    with pytest.raises(ValueError, match="shape"):
+        P.image_grid(torch.zeros(shape))
+
+
+def test_image_png_decodes_to_the_scaled_grid():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 1, 5, 5, generator=g) * 2 - 1
+    png = P.image_png(x, nrow=3, scale=2, pad=1)
+    img = np.asarray(Image.open(io.BytesIO(png)))
+    expect = np.round(P.image_grid(x, 3, 1) * 255).astype(np.uint8).repeat(2, 0).repeat(2, 1)
+    assert img.shape == ((5) * 2, (3 * 6 - 1) * 2)
+    assert np.array_equal(img, expect)
+    with pytest.raises(ValueError, match="scale"):
+        P.image_png(x, scale=0)
+
+
+def test_show_images_titles():
+    x = torch.zeros(5, 1, 4, 4)
+    fig = P.show_images(x, nrow=3, titles=list("abcde"), title="T")
+    titled = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titled == list("abcde")
+    assert fig._suptitle.get_text() == "T"
+    with pytest.raises(ValueError, match="one title per image"):
+        P.show_images(x, titles=["a"])
+    assert len(P.show_images(x, nrow=3).axes) == 1
+
+
+def test_show_rows_labels_rows():
+    fig = P.show_rows({"first": torch.zeros(3, 1, 4, 4), "second": torch.ones(2, 1, 4, 4)})
+    assert [ax.get_ylabel() for ax in fig.axes] == ["first", "second"]
+    with pytest.raises(ValueError):
+        P.show_rows({})
+
+
+def test_plot_schedules_draws_the_schedule_curves(sched):
+    cos = NoiseSchedule.cosine(100)
+    fig = P.plot_schedules({"lin": sched, "cos": cos})
+    a_ax, snr_ax, log_ax = fig.axes
+    assert np.allclose(a_ax.lines[0].get_ydata(), sched.alphas_cumprod.numpy())
+    assert np.allclose(snr_ax.lines[1].get_ydata(), (cos.alphas_cumprod / (1 - cos.alphas_cumprod)).numpy())
+    a = sched.alphas_cumprod.numpy()
+    assert np.allclose(log_ax.lines[0].get_ydata(), np.log(a) - np.log1p(-a))
+    assert snr_ax.get_yscale() == "log"
+
+
+def test_plot_noising_titles_and_validation(sched):
+    x0 = torch.zeros(2, 1, 4, 4)
+    ts = [0, 50, 99]
+    x_ts = torch.zeros(3, 2, 1, 4, 4)
+    fig = P.plot_noising(x0, x_ts, ts, sched)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert len(titles) == 4
+    a50 = float(np.prod(1 - sched.betas.numpy()[:51]))
+    assert "t = 50" in titles[2] and f"ᾱ = {a50:.3g}" in titles[2]
+    with pytest.raises(ValueError, match="x_ts must have shape"):
+        P.plot_noising(x0, x_ts[:2], ts, sched)
+
+
+def test_plot_trajectory_pairs_inputs_with_predictions():
+    x_T = torch.full((2, 1, 2, 2), -1.0)
+    steps = [SamplerStep(t, t - 1, torch.full((2, 1, 2, 2), -1.0 + (10 - t) / 5), torch.full((2, 1, 2, 2), 0.0))
+             for t in range(9, -1, -1)]  # 10 steps, t = 9..0
+    fig = P.plot_trajectory(x_T, steps, k=4, index=1)
+    axes = np.array(fig.axes).reshape(2, -1)
+    assert axes.shape == (2, 5)  # 4 picked steps + the output column
+    assert [ax.get_title() for ax in axes[0]] == ["t = 9", "t = 6", "t = 3", "t = 0", "output"]
+    first_input = axes[0, 0].images[0].get_array()
+    assert np.allclose(first_input, 0.0)  # x_T = -1 is black: the model input at the first step
+    assert np.allclose(axes[0, -1].images[0].get_array(), 1.0)  # output: steps[-1].x = 1 (white)
+    with pytest.raises(ValueError, match="index"):
+        P.plot_trajectory(x_T, steps, index=2)
+    with pytest.raises(ValueError, match="empty"):
+        P.plot_trajectory(x_T, [])
+
+
+def test_plot_loss_moving_average():
+    losses = [4.0, 2.0, 3.0, 1.0, 5.0]
+    fig = P.plot_loss(losses, window=2, every=10)
+    raw, smooth = fig.axes[0].lines
+    assert np.allclose(raw.get_xdata(), [10, 20, 30, 40, 50])
+    assert np.allclose(smooth.get_ydata(), [3.0, 2.5, 2.0, 3.0])
+    assert np.allclose(smooth.get_xdata(), [20, 30, 40, 50])
+    with pytest.raises(ValueError, match="empty"):
+        P.plot_loss([])
+    assert len(P.plot_loss(losses, window=1).axes[0].lines) == 1
+
+
+def test_plot_points_and_histograms():
+    pts = torch.tensor([[0.0, 1.0], [2.0, -1.0]])
+    fig = P.plot_points({"a": pts, "b": -pts})
+    assert [ax.get_title() for ax in fig.axes] == ["a (n = 2)", "b (n = 2)"]
+    assert fig.axes[0].get_xlim() == pytest.approx((-2.2, 2.2))
+    fig = P.plot_histograms({"s": torch.randn(1000, generator=torch.Generator().manual_seed(0))}, 0.0, 1.0)
+    pdf = fig.axes[0].lines[0]
+    x, y = pdf.get_xdata(), pdf.get_ydata()
+    assert np.allclose(y, np.exp(-x**2 / 2) / math.sqrt(2 * math.pi))
+
+
+def test_plot_timesteps_labels_calls_and_first_timestep(sched):
+    seqs = {"a": torch.tensor([90, 60, 30, 0]), "b": torch.tensor([99, 66, 33, 0, 5])}
+    fig = P.plot_timesteps(seqs, sched)
+    top, bot = fig.axes
+    assert [t.get_text() for t in bot.get_yticklabels()] == ["a (4 calls)", "b (5 calls)"]
+    legend = [t.get_text() for t in top.get_legend().get_texts()]
+    assert legend[0].startswith("a: first t = 90") and legend[1].startswith("b: first t = 99")
+    assert f"{float(sched.log_snr[99]):.2f}" in legend[1]
+
+
+def test_plot_ode_paths(sched):
+    sigma = torch.tensor([5.0, 2.0, 0.5, 0.0])
+    xbar = torch.tensor([[10.0, -3.0], [4.0, -1.0], [1.0, 0.0], [0.5, 0.2]])
+    fig = P.plot_ode_paths({"S = 3": (sigma, xbar), "fine": (sigma, xbar * 1.1)}, sigma_max=2.0)
+    ax = fig.axes[0]
+    assert len(ax.lines) == 4  # 2 pixels × 2 paths
+    assert ax.get_xlim() == (2.0, 0.0)  # noise on the left, data on the right
+    lo, hi = ax.get_ylim()
+    assert lo < -1.1 and hi > 4.4 and hi < 10  # fitted to the points with σ <= 2, not the start
+    with pytest.raises(ValueError, match="entries"):
+        P.plot_ode_paths({"bad": (sigma[:2], xbar)})
+
+
+def test_format_table():
+    text = P.format_table([{"S": 10, "fid": 12.3456789, "note": None}, {"S": 100, "fid": 3.0, "note": "x"}])
+    lines = text.splitlines()
+    assert lines[0].split() == ["S", "fid", "note"]
+    assert lines[2].split() == ["10", "12.35", "-"]
+    assert lines[3].split() == ["100", "3", "x"]
+    assert len({len(line) for line in lines}) == 1  # aligned columns
+    assert P.format_table([]) == "(no rows)"
