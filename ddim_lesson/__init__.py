@@ -3,8 +3,10 @@
 The public API the notebooks and tests rely on is re-exported here.
 """
 
+from .assets import sample_images
 from .forward import ddim_sigma, q_posterior, q_sample, q_sigma_step, q_step
 from .inversion import ddim_invert, lerp, slerp
+from .measure import CallCounter, Stopwatch
 from .pretrained import pretrained
 from .samplers import (
     SamplerStep,
@@ -19,6 +21,9 @@ from .schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule, ddim_timesteps,
 __version__ = "0.1.0"
 
 __all__ = [
+    "CallCounter",
+    "Stopwatch",
+    "sample_images",
     "DEFAULT_SPACING",
     "SPACINGS",
     "NoiseSchedule",
