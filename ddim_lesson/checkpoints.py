@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
@@ -32,7 +31,11 @@ class CheckpointError(ValueError):
 
 
 def _paths(path: str | Path) -> tuple[Path, Path]:
+    """NAME, NAME.safetensors or NAME.json -> (NAME.safetensors, NAME.json). A run folder gives its
+    ``model`` files if present, else its ``checkpoint`` files."""
     p = Path(path)
+    if p.is_dir():
+        p = p / ("model" if (p / "model.json").exists() else "checkpoint")
     if p.suffix in (".safetensors", ".json"):
         p = p.with_suffix("")
     return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
@@ -67,13 +70,19 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     st_path, js_path = _paths(path)
     for p in (st_path, js_path):
         if not p.exists():
-            raise CheckpointError(f"{p} does not exist: a checkpoint is a .safetensors file with a .json beside it")
+            raise CheckpointError(
+                f"{p} does not exist: a checkpoint is NAME.safetensors with NAME.json beside it; "
+                "pass NAME, NAME.safetensors or a run folder, and copy both files together"
+            )
     try:
         meta = json.loads(js_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{js_path} is not valid JSON ({e}); restore it or retrain") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{js_path} is not a ddim_lesson checkpoint (no 'format': '{FORMAT}')")
+        raise CheckpointError(
+            f"{js_path} is not a ddim_lesson checkpoint (no 'format': '{FORMAT}'); "
+            "pass files written by `ddim-lesson train`, `ddim-lesson export` or save_model"
+        )
     blob = st_path.read_bytes()
     if hashlib.sha256(blob).hexdigest() != meta.get("weights_sha256"):
         raise CheckpointError(
@@ -81,8 +90,8 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
             "or from another run; copy both files again or retrain"
         )
     try:
-        tensors = st_load(blob)
-    except (SafetensorError, ValueError) as e:
+        tensors = st_load(blob)  # safetensors: a JSON header and raw bytes; nothing is unpickled
+    except Exception as e:  # SafetensorError, or anything a malformed header provokes
         raise CheckpointError(f"{st_path} is not a readable safetensors file ({e}); copy it again or retrain") from None
     return tensors, meta
 
@@ -104,9 +113,11 @@ def model_from_meta(tensors: dict[str, torch.Tensor], meta: dict[str, Any], pref
         spec = meta["model"]
         model = build_model(spec["type"], spec["config"])
     except (KeyError, TypeError) as e:
-        raise CheckpointError(f"checkpoint metadata has no usable model spec ({e})") from None
+        msg = f"checkpoint metadata has no usable model spec ({e}); copy the files again or retrain"
+        raise CheckpointError(msg) from None
     except ValueError as e:
-        raise CheckpointError(str(e)) from None
+        msg = f"checkpoint metadata holds a bad model config ({e}); copy the files again or retrain"
+        raise CheckpointError(msg) from None
     state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     want = model.state_dict()
     missing = sorted(set(want) - set(state))
@@ -116,7 +127,8 @@ def model_from_meta(tensors: dict[str, torch.Tensor], meta: dict[str, Any], pref
         raise CheckpointError(
             f"weights do not match the model config {spec['config']}: "
             f"{len(missing)} missing (e.g. {missing[:2]}), {len(extra)} unexpected (e.g. {extra[:2]}), "
-            f"{len(shapes)} with another shape (e.g. {shapes[:2]}); the JSON and the weights are from different runs"
+            f"{len(shapes)} with another shape (e.g. {shapes[:2]}); the JSON and the weights are from different "
+            "runs or models: copy the matching pair again or retrain"
         )
     model.load_state_dict(state)
     return model
@@ -127,21 +139,32 @@ def load_model(
 ) -> tuple[nn.Module, NoiseSchedule, dict[str, Any]]:
     """Load (model in eval mode on ``device``, its noise schedule, the metadata)."""
     tensors, meta = load_checkpoint(path)
-    if "model" not in meta and any(k.startswith("ema.") for k in tensors):
-        prefix = "ema."
+    if not prefix and is_training_checkpoint(tensors):
+        prefix = "ema."  # a training checkpoint: sample with its EMA weights
     model = model_from_meta(tensors, meta, prefix)
+    return model.to(device).eval(), schedule_from_meta(meta), meta
+
+
+def is_training_checkpoint(tensors: dict[str, torch.Tensor]) -> bool:
+    """True for ``checkpoint.*`` written during training (raw, EMA and optimizer state)."""
+    return any(k.startswith("ema.") for k in tensors)
+
+
+def schedule_from_meta(meta: dict[str, Any]) -> NoiseSchedule:
     try:
-        schedule = NoiseSchedule.from_dict(meta["schedule"])
+        return NoiseSchedule.from_dict(meta["schedule"])
     except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"checkpoint metadata has no usable noise schedule ({e})") from None
-    return model.to(device).eval(), schedule, meta
+        msg = f"checkpoint metadata has no usable noise schedule ({e}); copy the files again or retrain"
+        raise CheckpointError(msg) from None
 
 
 def export_ema(checkpoint: str | Path, out: str | Path, **extra: Any) -> Path:
     """Write the EMA weights of a training checkpoint as a model checkpoint (what ships)."""
     tensors, meta = load_checkpoint(checkpoint)
+    if not is_training_checkpoint(tensors):
+        raise CheckpointError(f"{checkpoint} holds no EMA weights: export needs a training checkpoint (checkpoint.*)")
     model = model_from_meta(tensors, meta, "ema.")
-    schedule = NoiseSchedule.from_dict(meta["schedule"])
+    schedule = schedule_from_meta(meta)
     keep = {k: v for k, v in meta.items() if k not in ("model", "schedule", "losses", "opt_groups", "format",
                                                         "weights_sha256")}
     losses = meta.get("losses", [])

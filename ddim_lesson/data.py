@@ -12,9 +12,11 @@ Images come back as float tensors in [-1, 1] of shape (N, C, H, W); use :func:`t
 from __future__ import annotations
 
 import gzip
+import hashlib
 import math
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import torch
@@ -59,21 +61,42 @@ def _fashion_root(root: str | Path | None) -> Path | None:
 
 
 def _lay_out_raw(src: Path) -> Path:
-    """Copy or gunzip the IDX files into cache_dir()/FashionMNIST/raw, torchvision's layout."""
-    raw = cache_dir() / "FashionMNIST" / "raw"
+    """Copy or gunzip the IDX files of ``src`` into torchvision's layout; returns the root to pass it.
+
+    Each source folder gets its own root under ``cache_dir()/sources/``, keyed by the folder's path
+    and its files' sizes and mtimes, so a second source (or changed files) never reuses another's copy.
+    """
+    root = cache_dir() / "sources" / _source_key(src)
+    raw = root / "FashionMNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for f in IDX_FILES:
         dst = raw / f
         if dst.exists():
             continue
-        tmp = dst.with_suffix(".tmp")
-        if (src / f).exists():
-            shutil.copyfile(src / f, tmp)
-        else:
-            with gzip.open(src / (f + ".gz"), "rb") as fin, open(tmp, "wb") as fout:
-                shutil.copyfileobj(fin, fout)
-        os.replace(tmp, dst)  # atomic: a half-written file is never seen under the real name
-    return cache_dir()
+        fd, tmp = tempfile.mkstemp(dir=raw, prefix=f".{f}.", suffix=".tmp")  # unique: safe if run concurrently
+        try:
+            with os.fdopen(fd, "wb") as fout:
+                if (src / f).exists():
+                    with open(src / f, "rb") as fin:
+                        shutil.copyfileobj(fin, fout)
+                else:
+                    with gzip.open(src / (f + ".gz"), "rb") as fin:
+                        shutil.copyfileobj(fin, fout)
+            os.replace(tmp, dst)  # atomic: a half-written file is never seen under the real name
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    return root
+
+
+def _source_key(src: Path) -> str:
+    """A short hash of a source folder's path and its IDX files' sizes and mtimes."""
+    h = hashlib.sha1(str(src.resolve()).encode())
+    for f in IDX_FILES:
+        p = src / f if (src / f).exists() else src / (f + ".gz")
+        st = p.stat()
+        h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
 
 
 def load_images(

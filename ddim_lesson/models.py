@@ -24,6 +24,11 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     return F.pad(emb, (0, dim % 2))  # (B, dim)
 
 
+def _check_positive_int(name: str, v: Any) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+
+
 # --------------------------------------------------------------------------------------
 # UNet
 # --------------------------------------------------------------------------------------
@@ -42,6 +47,12 @@ class UNetConfig:
 
     def __post_init__(self) -> None:
         self.channel_mults = tuple(int(m) for m in self.channel_mults)
+        for name in ("base_channels", "num_res_blocks", "groups", "attn_heads"):
+            _check_positive_int(name, getattr(self, name))
+        if not self.channel_mults or min(self.channel_mults) < 1:
+            raise ValueError(f"channel_mults must be a non-empty list of integers >= 1, got {list(self.channel_mults)}")
+        if not (0.0 <= self.dropout < 1.0):
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.in_channels not in (1, 3):
             raise ValueError(f"in_channels must be 1 or 3, got {self.in_channels}")
         if self.image_size not in (28, 32):
@@ -52,6 +63,9 @@ class UNetConfig:
         for m in self.channel_mults:
             if (self.base_channels * m) % self.groups:
                 raise ValueError(f"channels {self.base_channels * m} must be divisible by groups={self.groups}")
+        c_low = self.base_channels * self.channel_mults[-1]
+        if c_low % self.attn_heads:
+            raise ValueError(f"attention channels {c_low} must be divisible by attn_heads={self.attn_heads}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -173,6 +187,12 @@ class MLPConfig:
     hidden: int = 128
     depth: int = 3
     t_dim: int = 32
+
+    def __post_init__(self) -> None:
+        for name in ("dim", "hidden", "t_dim"):
+            _check_positive_int(name, getattr(self, name))
+        if isinstance(self.depth, bool) or not isinstance(self.depth, int) or self.depth < 0:
+            raise ValueError(f"depth must be an integer >= 0, got {self.depth!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,12 +1,16 @@
-"""The models that ship inside the package (``ddim_lesson/weights/``), loaded by name."""
+"""The models that ship inside the package (``ddim_lesson/weights/``), loaded by name.
+
+How each was trained, with the exact command, is in ``ddim_lesson/weights/README.md``.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
-from .checkpoints import load_model
+from .checkpoints import CheckpointError, load_model
 from .schedules import NoiseSchedule
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -16,17 +20,34 @@ PRETRAINED = {
 }
 
 
-def pretrained(name: str = "fashion-mnist") -> tuple[nn.Module, NoiseSchedule]:
-    """Load a shipped model (EMA weights, eval mode, CPU) and the schedule it was trained with."""
+def weights_path(name: str) -> Path:
+    """The checkpoint path (without suffix) of a shipped model. Raises ValueError for unknown names."""
     if name not in PRETRAINED:
         raise ValueError(f"unknown pretrained model {name!r}; allowed: {', '.join(PRETRAINED)}")
-    model, schedule, _ = load_model(WEIGHTS_DIR / PRETRAINED[name], device="cpu")
+    path = WEIGHTS_DIR / PRETRAINED[name]
+    if not path.with_suffix(".json").exists() or not path.with_suffix(".safetensors").exists():
+        raise CheckpointError(
+            f"the shipped model {name!r} is missing from {WEIGHTS_DIR} (needs {path.name}.safetensors and "
+            f"{path.name}.json); reinstall the package, or retrain it with the command in {WEIGHTS_DIR / 'README.md'}"
+        )
+    return path
+
+
+def load_pretrained(name: str = "fashion-mnist") -> tuple[nn.Module, NoiseSchedule, dict[str, Any]]:
+    """(model with EMA weights in eval mode on the CPU, its noise schedule, its JSON metadata)."""
+    return load_model(weights_path(name), device="cpu")
+
+
+def pretrained(name: str = "fashion-mnist") -> tuple[nn.Module, NoiseSchedule]:
+    """Load a shipped model (EMA weights, eval mode, CPU) and the schedule it was trained with.
+
+    ``name``: one of ``PRETRAINED`` ("fashion-mnist", "two-moons"). Image models take
+    x_t of shape (B, 1, 28, 28); the 2-D model takes (B, 2). Both return the ε prediction.
+    """
+    model, schedule, _ = load_pretrained(name)
     return model, schedule
 
 
-def pretrained_meta(name: str = "fashion-mnist") -> dict:
+def pretrained_meta(name: str = "fashion-mnist") -> dict[str, Any]:
     """The JSON metadata of a shipped model: how it was trained, on what, for how long."""
-    if name not in PRETRAINED:
-        raise ValueError(f"unknown pretrained model {name!r}; allowed: {', '.join(PRETRAINED)}")
-    _, _, meta = load_model(WEIGHTS_DIR / PRETRAINED[name], device="cpu")
-    return meta
+    return load_pretrained(name)[2]

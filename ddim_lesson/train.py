@@ -25,7 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoints import load_checkpoint, model_from_meta, model_meta, save_checkpoint, save_model
-from .data import TOY_DATASETS, load_dataset
+from .data import IMAGE_DATASETS, TOY_DATASETS, load_dataset
 from .forward import q_sample
 from .models import MLPConfig, UNetConfig, build_model, count_params
 from .schedules import NoiseSchedule
@@ -61,14 +61,27 @@ class TrainConfig:
     stop_after: int = 0  # stop this invocation after N steps (0: run to ``steps``); resume later
     progress: bool = True
     n_toy: int = 20000
+    n_images: int = 0  # train on the first N images only (0: all); for quick CPU runs and tests
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.channel_mults = tuple(int(m) for m in self.channel_mults)
-        for name in ("steps", "batch_size", "T", "ckpt_every"):
+        if self.dataset not in IMAGE_DATASETS + TOY_DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; allowed: {', '.join(IMAGE_DATASETS + TOY_DATASETS)}")
+        for name in ("steps", "batch_size", "T", "ckpt_every", "n_toy"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        for name in ("warmup", "stop_after", "n_images", "seed"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
+        if not (0 < self.grad_clip < math.inf):
+            raise ValueError(f"grad_clip must be a finite number > 0, got {self.grad_clip}")
+        if not (0 <= self.min_lr_frac <= 1):
+            raise ValueError(f"min_lr_frac must be in [0, 1], got {self.min_lr_frac}")
+        if not (0 <= self.weight_decay < 1):
+            raise ValueError(f"weight_decay must be in [0, 1), got {self.weight_decay}")
         if not (0 < self.lr < 1):
             raise ValueError(f"lr must be in (0, 1), got {self.lr}")
         if not (0 <= self.ema_decay < 1):
@@ -87,11 +100,21 @@ class TrainResult:
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """CUDA, then MPS, then CPU, unless a device is named."""
+    """CUDA, then MPS, then CPU, unless a device is named. Under torchrun, "auto" and "cuda"
+    mean this process's GPU, cuda:$LOCAL_RANK."""
     if name != "auto":
-        dev = torch.device(name)
+        try:
+            dev = torch.device(name)
+        except RuntimeError:
+            raise ValueError(f"unknown device {name!r}; allowed: auto, cpu, cuda, cuda:N, mps") from None
         if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} requested but CUDA is not available; allowed here: cpu")
+            raise ValueError(f"device {name!r} requested but CUDA is not available; allowed here: auto, cpu")
+        if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ValueError(f"device {name!r} requested but MPS is not available; allowed here: auto, cpu")
+        if dev.type not in ("cpu", "cuda", "mps"):
+            raise ValueError(f"unsupported device {name!r}; allowed: auto, cpu, cuda, cuda:N, mps")
+        if dev.type == "cuda" and dev.index is None:
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         return dev
     if torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
@@ -143,10 +166,12 @@ def diffusion_loss(model: nn.Module, x0: torch.Tensor, schedule: NoiseSchedule, 
 def train(cfg: TrainConfig) -> TrainResult:
     """Train a denoiser. Writes ``checkpoint.*`` every ``ckpt_every`` steps and ``model.*``
     (EMA weights for sampling) at the end, when ``cfg.out`` is set."""
-    rank, world = _init_distributed()
-    device = pick_device(cfg.device) if world == 1 or cfg.device != "auto" else _ddp_device()
+    device = pick_device(cfg.device)
+    rank, world = _init_distributed(device)
     torch.manual_seed(cfg.seed)
     data = load_dataset(cfg.dataset, train=True, n_toy=cfg.n_toy, seed=cfg.seed)  # (N, ...)
+    if cfg.n_images and data.ndim == 4:
+        data = data[: cfg.n_images]
     schedule = NoiseSchedule.linear(cfg.T) if cfg.schedule == "linear" else NoiseSchedule.cosine(cfg.T)
     model = make_model(cfg, tuple(data.shape)).to(device)
     image = data.ndim == 4
@@ -178,18 +203,15 @@ def train(cfg: TrainConfig) -> TrainResult:
             group["lr"] = lr_at(cfg, step)
         with autocast:
             loss = diffusion_loss(net, x0, schedule, g)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"loss became {loss.item()} at step {step}; no checkpoint was written for it. "
-                f"Try a lower --lr (now {cfg.lr}) or --grad-clip (now {cfg.grad_clip}), "
-                "or --resume from the last good checkpoint."
-            )
+        loss_mean = _mean_over_ranks(loss.detach(), world)  # the same on every rank, so all stop together
+        _check_finite("loss", loss_mean, step, cfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        _check_finite("gradient norm", float(grad_norm), step, cfg)  # grads are all-reduced: same on all ranks
         opt.step()
         ema_update(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
-        losses.append(_mean_over_ranks(loss.detach(), world))
+        losses.append(loss_mean)
         if rank == 0 and cfg.progress and step % 10 == 0:
             bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}", lr=f"{lr_at(cfg, step):.1e}")
         done = step + 1
@@ -198,7 +220,7 @@ def train(cfg: TrainConfig) -> TrainResult:
             rngs = _gather_rng_states(g, world)  # every rank takes part; rank 0 writes
             if rank == 0:
                 _save_state(ckpt, cfg, model, ema, opt, rngs, schedule, done, losses,
-                            wall + time.perf_counter() - t0, device)
+                            wall + time.perf_counter() - t0, device, world)
         if stopping:
             break
     bar.close()
@@ -212,6 +234,15 @@ def train(cfg: TrainConfig) -> TrainResult:
 
 
 # -- helpers: checkpoint state, DDP --------------------------------------------------------
+def _check_finite(what: str, value: float, step: int, cfg: TrainConfig) -> None:
+    if not math.isfinite(value):
+        raise FloatingPointError(
+            f"{what} became {value} at step {step}; no checkpoint was written for it. "
+            f"Try a lower --lr (now {cfg.lr}) or --grad-clip (now {cfg.grad_clip}), "
+            "or --resume from the last good checkpoint."
+        )
+
+
 def _run_meta(cfg: TrainConfig, model: nn.Module, device: torch.device, steps: int, wall: float,
               losses: list[float], world: int) -> dict[str, Any]:
     return {
@@ -235,14 +266,14 @@ def _downsample(losses: list[float], every: int = 25) -> list[float]:
 
 def _save_state(path: Path, cfg: TrainConfig, model: nn.Module, ema: nn.Module, opt: torch.optim.Optimizer,
                 rngs: list[torch.Tensor], schedule: NoiseSchedule, step: int, losses: list[float], wall: float,
-                device: torch.device) -> None:
+                device: torch.device, world: int = 1) -> None:
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors |= {f"ema.{k}": v for k, v in ema.state_dict().items()}
     opt_state = opt.state_dict()
     for pid, st in opt_state["state"].items():
         tensors |= {f"opt.{pid}.{k}": (v if torch.is_tensor(v) else torch.tensor(v)) for k, v in st.items()}
     tensors |= {f"rng.noise.{r}": state for r, state in enumerate(rngs)}
-    meta = {**model_meta(model, schedule), **_run_meta(cfg, model, device, step, wall, losses, 1),
+    meta = {**model_meta(model, schedule), **_run_meta(cfg, model, device, step, wall, losses, world),
             "losses": losses, "opt_groups": [{k: v for k, v in grp.items() if k != "params"}
                                              for grp in opt_state["param_groups"]]}
     save_checkpoint(path, tensors, meta)
@@ -269,19 +300,16 @@ def _restore(path: Path, model: nn.Module, ema: nn.Module, opt: torch.optim.Opti
     return int(meta["steps"]), list(meta["losses"]), float(meta["wall_time_s"])
 
 
-def _init_distributed() -> tuple[int, int]:
+def _init_distributed(device: torch.device) -> tuple[int, int]:
+    """Join the process group that torchrun set up (WORLD_SIZE > 1): NCCL on CUDA, gloo on CPU."""
     world = int(os.environ.get("WORLD_SIZE", 1))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    return (dist.get_rank(), dist.get_world_size()) if world > 1 else (0, 1)
-
-
-def _ddp_device() -> torch.device:
-    if torch.cuda.is_available():
-        local = int(os.environ.get("LOCAL_RANK", 0))
-        torch.cuda.set_device(local)
-        return torch.device("cuda", local)
-    return torch.device("cpu")
+    if world <= 1:
+        return 0, 1
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
 
 
 def _gather_rng_states(g: torch.Generator, world: int) -> list[torch.Tensor]:

@@ -1,0 +1,7 @@
+"""``python -m ddim_lesson ...``: the same as the ``ddim-lesson`` command (also under torchrun)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
