@@ -296,7 +296,7 @@ def sampler_explorer(
     eta: float = 0.0,
     seed: int = 0,
     spacing: str = DEFAULT_SPACING,
-    max_steps: int = 100,
+    max_steps: int = 50,
     max_seed: int = 99,
 ) -> SamplerExplorer:
     """Build the explorer. ``n`` images per setting; steps in [1, max_steps], eta in [0, 1].
