@@ -170,13 +170,14 @@ def sample_in_batches(
     """Draw n samples with DDIM, ``batch_size`` at a time. Returns (n, *sample_shape) on the CPU.
 
     The model only ever sees batches of at most ``batch_size``, so peak memory is bounded by one
-    batch whatever n is. x_T (and the η > 0 noise) come from one CPU generator seeded with ``seed``,
-    so the same seed and batch size give the same samples on any device. ``clip_x0`` defaults to
-    True for image models (pixels live in [-1, 1]) and False for 2-D models, whose data reach ±2.2.
+    batch whatever n is. The progress bar counts model calls over all batches (batches × steps).
+    x_T (and the η > 0 noise) come from one CPU generator seeded with ``seed``, so the same seed
+    and batch size give the same samples on any device. ``clip_x0`` defaults to True for image
+    models (pixels live in [-1, 1]) and False for 2-D models, whose data reach ±2.2.
     """
     from tqdm.auto import tqdm
 
-    from .samplers import ddim_sample
+    from .samplers import ddim_progressive
 
     device = next(model.parameters()).device
     shape = sample_shape(model)
@@ -184,11 +185,18 @@ def sample_in_batches(
     g = torch.Generator().manual_seed(seed)
     out = torch.empty((n, *shape))  # (n, ...) on the CPU
     starts = range(0, n, batch_size)
-    for i in tqdm(starts, desc="sample", unit="batch", disable=not progress, dynamic_ncols=True):
+    bar = tqdm(total=len(starts) * steps, desc="sample", unit="call", disable=not progress, dynamic_ncols=True)
+    for k, i in enumerate(starts):
         b = min(batch_size, n - i)
+        bar.set_postfix(batch=f"{k + 1}/{len(starts)}")
         x_T = torch.randn((b, *shape), generator=g).to(device)  # (b, ...)
-        x0 = ddim_sample(model, schedule, x_T, steps=steps, eta=eta, spacing=spacing, clip_x0=clip, generator=g)
-        out[i : i + b] = x0.cpu()
+        x = x_T
+        for step in ddim_progressive(model, schedule, x_T, steps=steps, eta=eta, spacing=spacing, clip_x0=clip,
+                                     generator=g):
+            x = step.x  # (b, ...); after the last step it is x0
+            bar.update(1)
+        out[i : i + b] = x.cpu()
+    bar.close()
     return out
 
 

@@ -2,7 +2,7 @@
 
 The loop reads top to bottom in :func:`train`. Data order depends only on (seed, step), and the
 noise generator's state is checkpointed, so a resumed run ends where an uninterrupted one does.
-Run on several GPUs with ``torchrun --nproc_per_node=N -m ddim_lesson.cli train ...``.
+Run on several GPUs with ``torchrun --nproc_per_node=N -m ddim_lesson train ...``.
 """
 
 from __future__ import annotations

@@ -149,6 +149,14 @@ def test_sampling_calls_the_model_one_batch_at_a_time(monkeypatch, tiny_run, tmp
         assert im.size == grid_size(10, nrow=4)
 
 
+def test_sample_progress_bar_counts_model_calls(tmp_path, capsys):
+    args = ["sample", "--model", "two-moons", "--n", "30", "--batch-size", "10", "--steps", "4"]
+    rc, _, err = run(capsys, *args, "--out", str(tmp_path / "a.png"))
+    assert rc == 0 and "sample" in err and "12/12" in err and "batch=3/3" in err
+    rc, _, err = run(capsys, *args, "--out", str(tmp_path / "b.png"), "--no-progress")
+    assert rc == 0 and err == ""
+
+
 def test_sample_a_toy_model_writes_a_scatter_plot(tmp_path, capsys):
     png = tmp_path / "moons.png"
     rc, out, _ = run(capsys, "sample", "--model", "two-moons", "--n", "300", "--steps", "10", "--out", str(png),

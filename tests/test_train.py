@@ -30,7 +30,7 @@ def test_two_moons_loss_falls():
     res = train(toy_config(steps=200, batch_size=128))
     first, last = window_means(res.losses, 20)
     assert len(res.losses) == 200 and all(math.isfinite(v) for v in res.losses)
-    assert last < 0.6 * first, (first, last)  # measured: 0.56 -> 0.27 over 300 steps
+    assert last < 0.6 * first, (first, last)  # measured: 0.66 -> 0.28
     assert not res.ema.training and res.meta["steps"] == 200 and res.meta["device"] == "cpu"
 
 
@@ -41,7 +41,7 @@ def test_small_unet_on_fashion_mnist_loss_falls():
                       base_channels=8, channel_mults=(1, 2), device="cpu", progress=False)
     res = train(cfg)
     first, last = window_means(res.losses, 15)
-    assert first > 0.5 and last < 0.5 * first, (first, last)  # the zero-initialised head starts at loss 1
+    assert first > 0.5 and last < 0.5 * first, (first, last)  # measured: 0.80 -> 0.11 (zero head: loss 1 at step 0)
     assert res.meta["params"] < 100_000
 
 
