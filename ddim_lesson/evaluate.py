@@ -1,0 +1,444 @@
+"""Replicas of the DDIM paper's Table 1 (FID vs steps S and η) and Table 2 (inversion error vs S).
+
+Each table is run by a function with a dataclass config. Results go to ``OUT.json`` after
+every cell (so a long run can stop and resume: finished cells are kept) and to ``OUT.md``,
+with the machine, the git commit, the sample counts and the SHA-256 of the model.
+
+    ddim-lesson eval table1 --n 1000 --out benchmarks/results/table1
+    ddim-lesson eval table2 --n 500 --out benchmarks/results/table2
+
+Every cell of Table 1 starts from the same x_T (one seed per batch), so cells differ only by
+the sampler. Samples are rounded to 8-bit pixels before their features are taken, like the data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save as st_save
+from torch import nn
+
+from .checkpoints import _atomic_write, load_model
+from .inversion import ddim_invert
+from .metrics import FeatureStats, classifier_and_sha, features, fid_floor, reference_stats
+from .samplers import ddim_sample, ddpm_sample
+from .schedules import DEFAULT_SPACING, NoiseSchedule
+
+SIGMA_HAT = "sigma_hat"  # the row of Table 1 that samples with σ² = β (ddpm_sample(variance="beta"))
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Table1Config:
+    """FID for every (η, S), plus the σ̂ row. ``n`` samples per cell; ``n_at`` overrides n for some S."""
+
+    model: str = "fashion-mnist"  # a shipped model's name, or a checkpoint path
+    steps: tuple[int, ...] = (10, 20, 50, 100, 1000)
+    etas: tuple[float, ...] = (0.0, 0.2, 0.5, 1.0)
+    sigma_hat: bool = True
+    n: int = 1000
+    n_at: dict[int, int] = field(default_factory=dict)  # e.g. {1000: 500}: fewer samples for the costly S
+    batch_size: int = 250
+    seed: int = 0
+    spacing: str = DEFAULT_SPACING
+    floor: bool = True  # also the FID of held-out real images at the same n (needs the dataset)
+    device: str = "cpu"
+    out: str = "benchmarks/results/table1"
+
+    def __post_init__(self) -> None:
+        self.steps = tuple(int(s) for s in self.steps)
+        self.etas = tuple(float(e) for e in self.etas)
+        self.n_at = {int(k): int(v) for k, v in self.n_at.items()}
+        for name, v in [("n", self.n), ("batch_size", self.batch_size)] + [(f"n_at[{k}]", v) for k, v in
+                                                                            self.n_at.items()]:
+            if isinstance(v, bool) or not isinstance(v, int) or v < 2:
+                raise ValueError(f"{name} must be an integer >= 2 (FID needs a covariance), got {v!r}")
+        if not self.steps or not (self.etas or self.sigma_hat):
+            raise ValueError("need at least one S in steps and one row (an eta, or sigma_hat)")
+        if any(e < 0 or e != e for e in self.etas):
+            raise ValueError(f"etas must be finite numbers >= 0, got {self.etas}")
+
+    def n_for(self, steps: int) -> int:
+        return self.n_at.get(steps, self.n)
+
+
+@dataclass
+class Table2Config:
+    """Mean squared error of ddim_sample(ddim_invert(x0)) against x0, for real test images, per S."""
+
+    model: str = "fashion-mnist"
+    steps: tuple[int, ...] = (10, 20, 50, 100, 200)
+    n: int = 500  # the first n test images
+    batch_size: int = 250
+    spacing: str = DEFAULT_SPACING
+    clip_x0: bool = True  # as ddim_sample does by default
+    device: str = "cpu"
+    out: str = "benchmarks/results/table2"
+
+    def __post_init__(self) -> None:
+        self.steps = tuple(int(s) for s in self.steps)
+        for name, v in (("n", self.n), ("batch_size", self.batch_size)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        if not self.steps:
+            raise ValueError("need at least one S in steps")
+
+
+# -- what every result file records ------------------------------------------------------------
+def model_sha256(model: nn.Module) -> str:
+    """SHA-256 of the model's weights serialised as safetensors (equals a checkpoint's weights_sha256)."""
+    blob = st_save({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()})
+    return hashlib.sha256(blob).hexdigest()
+
+
+def machine() -> dict[str, Any]:
+    """Where a result was measured."""
+    dev = {"cuda": torch.cuda.get_device_name()} if torch.cuda.is_available() else {}
+    load = {"load_avg_1min": round(os.getloadavg()[0], 2)} if hasattr(os, "getloadavg") else {}  # shared CPU?
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(), **dev, **load}
+
+
+def git_commit() -> str | None:
+    """The repository's HEAD commit, with "+dirty" when tracked files are modified; None outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def load_for_eval(spec: str, device: str = "cpu") -> tuple[nn.Module, NoiseSchedule, dict[str, Any]]:
+    """A shipped model by name, or a checkpoint path; (model, schedule, meta)."""
+    from .pretrained import PRETRAINED, WEIGHTS_DIR
+
+    path = WEIGHTS_DIR / PRETRAINED[spec] if spec in PRETRAINED else Path(spec)
+    return load_model(path, device=device)
+
+
+def _open_results(path: Path, header: dict[str, Any]) -> dict[str, Any]:
+    """Previous results if they match this run's model, classifier and settings, else a fresh record."""
+    if path.exists():
+        old = json.loads(path.read_text())
+        mismatch = [k for k in header["resume_key"] if old.get("resume_key", {}).get(k) != header["resume_key"][k]]
+        if mismatch:
+            raise ValueError(f"{path} holds results for other settings ({', '.join(mismatch)} differ); "
+                             "pass another --out or delete it")
+        old.update({k: v for k, v in header.items() if k != "cells"})
+        old.setdefault("sessions", []).append(_session(header))
+        return old
+    return {**header, "cells": {}, "sessions": [_session(header)]}
+
+
+def _session(header: dict[str, Any]) -> dict[str, Any]:
+    """One invocation of a (resumable) run: when, where, and at which commit."""
+    return {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "git_commit": header["git_commit"],
+            "machine": header["machine"]}
+
+
+def _with(out: str | Path, ext: str) -> Path:
+    return Path(f"{out}{ext}")  # not with_suffix: "/tmp/table1.small" must keep its ".small"
+
+
+def _save(out: Path, res: dict[str, Any], markdown: Callable[[dict[str, Any]], str]) -> None:
+    res["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    _atomic_write(_with(out, ".json"), json.dumps(res, indent=1).encode())
+    _atomic_write(_with(out, ".md"), markdown(res).encode())
+
+
+def _header(kind: str, cfg: Any, model: nn.Module, schedule: NoiseSchedule, meta: dict[str, Any],
+            extra_key: dict[str, Any]) -> dict[str, Any]:
+    sha = model_sha256(model)
+    return {
+        "table": kind,
+        "config": {k: (v if not isinstance(v, dict) else {str(a): b for a, b in v.items()})
+                   for k, v in asdict(cfg).items()},
+        "model": {"spec": cfg.model, "sha256": sha, "schedule": schedule.to_dict() if schedule.kind != "custom"
+                  else "custom", "train_steps": meta.get("steps"), "command": meta.get("command")},
+        "machine": machine(),
+        "git_commit": git_commit(),
+        "resume_key": {"model_sha256": sha, **extra_key},
+    }
+
+
+# -- Table 1 -----------------------------------------------------------------------------------
+def cell_key(eta: float | str, steps: int) -> str:
+    return f"{SIGMA_HAT} S={steps}" if eta == SIGMA_HAT else f"eta={float(eta)} S={steps}"
+
+
+@torch.no_grad()
+def sample_cell(model: nn.Module, schedule: NoiseSchedule, eta: float | str, steps: int, n: int,
+                batch_size: int, seed: int, spacing: str, device: str = "cpu",
+                classifier: nn.Module | None = None) -> tuple[torch.Tensor, float]:
+    """Draw n samples for one cell; returns (their classifier features (n, D), sampling seconds).
+
+    Batch b starts from x_T drawn with seed (seed, b), the same in every cell; the noise of
+    η > 0 and σ̂ comes from a second generator with seed (seed, b, 1).
+    """
+    shape = _data_shape(model)
+    feats, seconds = [], 0.0
+    for b, start in enumerate(range(0, n, batch_size)):
+        size = min(batch_size, n - start)
+        x_T = torch.randn((size, *shape), generator=torch.Generator().manual_seed(seed * 100_003 + b)).to(device)
+        g = torch.Generator(device=device).manual_seed(seed * 100_003 + b + 1_000_000_007)
+        t0 = time.perf_counter()
+        if eta == SIGMA_HAT:
+            x0 = ddpm_sample(model, schedule, x_T, generator=g, variance="beta", steps=steps, spacing=spacing)
+        else:
+            x0 = ddim_sample(model, schedule, x_T, steps=steps, eta=float(eta), spacing=spacing, generator=g)
+        if x0.device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds += time.perf_counter() - t0
+        feats.append(features(x0.cpu(), classifier))
+    return torch.cat(feats), seconds
+
+
+def run_table1(cfg: Table1Config, model: nn.Module | None = None, schedule: NoiseSchedule | None = None,
+               meta: dict[str, Any] | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Fill Table 1 cell by cell, cheapest first, saving after each; returns the results dict.
+
+    Pass ``model`` and ``schedule`` to evaluate a model in memory (``cfg.model`` is then only a label).
+    """
+    if model is None or schedule is None:
+        model, schedule, meta = load_for_eval(cfg.model, cfg.device)
+    model = model.to(cfg.device).eval()
+    clf, clf_sha = classifier_and_sha()
+    ref = reference_stats("test")
+    out = Path(cfg.out)
+    key = {"classifier_sha256": clf_sha, "seed": cfg.seed, "spacing": cfg.spacing, "batch_size": cfg.batch_size}
+    res = _open_results(_with(out, ".json"), _header("ddim-table1", cfg, model, schedule, meta or {}, key))
+    res["reference"] = {"split": "test", "n": ref.n}
+    rows: list[float | str] = list(cfg.etas) + ([SIGMA_HAT] if cfg.sigma_hat else [])
+    cells = sorted(((s, r) for s in cfg.steps for r in rows), key=lambda c: c[0])
+    for steps, row in cells:
+        k, n = cell_key(row, steps), cfg.n_for(steps)
+        if res["cells"].get(k, {}).get("n") == n:
+            continue
+        t0 = time.perf_counter()
+        feats, secs = sample_cell(model, schedule, row, steps, n, cfg.batch_size, cfg.seed, cfg.spacing,
+                                  cfg.device, clf)
+        value = FeatureStats.of(feats).distance(ref)
+        res["cells"][k] = {"eta": row, "steps": steps, "n": n, "fid": round(value, 4),
+                           "seconds_per_image": round(secs / n, 6), "wall_s": round(time.perf_counter() - t0, 2)}
+        if cfg.floor:
+            _add_floor(res, n, log)
+        _save(out, res, table1_markdown)
+        log(f"{k}: FID {value:.3f} (n={n}), {secs / n:.4f} s/image, cell took {time.perf_counter() - t0:.1f} s")
+    _save(out, res, table1_markdown)
+    return res
+
+
+def _add_floor(res: dict[str, Any], n: int, log: Callable[[str], None]) -> None:
+    floors = res.setdefault("floor", {})
+    if str(n) in floors:
+        return
+    try:
+        floors[str(n)] = round(fid_floor(min(n, 10_000)), 4)
+    except FileNotFoundError as e:  # no dataset here: the table is still valid without its floor
+        log(f"(no FID floor: {e})")
+        floors[str(n)] = None
+
+
+def table1_markdown(res: dict[str, Any]) -> str:
+    """Rows η (and σ̂), columns S: FID, then seconds per image."""
+    cells = res["cells"]
+    steps = sorted({c["steps"] for c in cells.values()})
+    rows = sorted({c["eta"] for c in cells.values() if c["eta"] != SIGMA_HAT}) + (
+        [SIGMA_HAT] if any(c["eta"] == SIGMA_HAT for c in cells.values()) else [])
+    ns = {c["n"] for c in cells.values()}
+
+    def label(r: float | str) -> str:
+        return "σ̂ (σ² = β)" if r == SIGMA_HAT else f"η = {r:g}"
+
+    def table(field_: str, fmt: str) -> list[str]:
+        lines = ["| | " + " | ".join(f"S = {s}" for s in steps) + " |", "|---|" + "---|" * len(steps)]
+        for r in rows:
+            vals = []
+            for s in steps:
+                c = cells.get(cell_key(r, s))
+                v = "–" if c is None else format(c[field_], fmt) + ("" if len(ns) == 1 else f" (n={c['n']})")
+                vals.append(v)
+            lines.append(f"| {label(r)} | " + " | ".join(vals) + " |")
+        return lines
+
+    cfg = res["config"]
+    out = [
+        "# Table 1 replica: classifier FID of DDIM samples (lower is better)",
+        "",
+        f"Model `{res['model']['spec']}` (weights sha256 `{res['model']['sha256'][:16]}…`), spacing "
+        f"`{cfg['spacing']}`, {' / '.join(str(n) for n in sorted(ns))} samples per cell against the "
+        f"{res['reference']['n']} test images, seed {cfg['seed']}.",
+        "",
+        *table("fid", ".2f"),
+        "",
+    ]
+    floors = {k: v for k, v in res.get("floor", {}).items() if v is not None}
+    if floors:
+        out += ["FID floor (held-out real training images vs the test set, same n): "
+                + ", ".join(f"{v:.2f} at n = {k}" for k, v in sorted(floors.items(), key=lambda kv: int(kv[0]))), ""]
+    out += ["## Seconds per image (sampling only)", "", *table("seconds_per_image", ".4f"), "",
+            _machine_line(res), ""]
+    return "\n".join(out)
+
+
+def _machine_line(res: dict[str, Any]) -> str:
+    m = res["machine"]
+    gpu = f", {m['cuda']}" if "cuda" in m else ""
+    load = f"; load average {m['load_avg_1min']} when the run last started" if "load_avg_1min" in m else ""
+    return (f"Machine: {m['platform']}, {m['processor']}, {m['cpu_count']} CPUs, {m['torch_threads']} torch threads, "
+            f"torch {m['torch']}{gpu}; device `{res['config']['device']}`{load}. Git commit `{res['git_commit']}`. "
+            f"Updated {res.get('updated', '?')}.")
+
+
+# -- Table 2 -----------------------------------------------------------------------------------
+@torch.no_grad()
+def run_table2(cfg: Table2Config, model: nn.Module | None = None, schedule: NoiseSchedule | None = None,
+               meta: dict[str, Any] | None = None, images: torch.Tensor | None = None,
+               log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Invert n real test images with S steps and sample them back; the per-pixel MSE for each S.
+
+    ``images`` (N, C, H, W) in [-1, 1] replaces the test set (for tests).
+    """
+    if model is None or schedule is None:
+        model, schedule, meta = load_for_eval(cfg.model, cfg.device)
+    model = model.to(cfg.device).eval()
+    if images is None:
+        from .data import load_images
+
+        images = load_images("fashion-mnist", train=False)  # type: ignore[assignment]
+    x0_all = images[: cfg.n]
+    out = Path(cfg.out)
+    key = {"n": int(x0_all.shape[0]), "spacing": cfg.spacing, "clip_x0": cfg.clip_x0}
+    res = _open_results(_with(out, ".json"), _header("ddim-table2", cfg, model, schedule, meta or {}, key))
+    for steps in sorted(cfg.steps):
+        k = f"S={steps}"
+        if k in res["cells"]:
+            continue
+        t0, sq_err, count = time.perf_counter(), 0.0, 0
+        for start in range(0, x0_all.shape[0], cfg.batch_size):
+            x0 = x0_all[start : start + cfg.batch_size].to(cfg.device)
+            x_T = ddim_invert(model, schedule, x0, steps=steps, spacing=cfg.spacing)
+            x0_rec = ddim_sample(model, schedule, x_T, steps=steps, eta=0.0, spacing=cfg.spacing, clip_x0=cfg.clip_x0)
+            sq_err += float(((x0_rec - x0).double() ** 2).sum())
+            count += x0.numel()
+        wall = time.perf_counter() - t0
+        mse = sq_err / count
+        res["cells"][k] = {"steps": steps, "n": int(x0_all.shape[0]), "mse": mse, "mse_unit_range": mse / 4,
+                           "seconds_per_image": round(wall / x0_all.shape[0], 6)}
+        _save(out, res, table2_markdown)
+        log(f"{k}: MSE {mse:.5f} ([-1, 1] pixels), {mse / 4:.5f} ([0, 1] pixels), {wall / x0_all.shape[0]:.4f} s/image")
+    _save(out, res, table2_markdown)
+    return res
+
+
+def table2_markdown(res: dict[str, Any]) -> str:
+    cells = sorted(res["cells"].values(), key=lambda c: c["steps"])
+    cfg = res["config"]
+    n = cells[0]["n"] if cells else 0
+    return "\n".join([
+        "# Table 2 replica: reconstruction error of DDIM inversion (lower is better)",
+        "",
+        f"x0 → ddim_invert (S steps) → ddim_sample (S steps, η = 0, clip_x0 = {cfg['clip_x0']}) on the first {n} "
+        f"test images; mean squared error per pixel. Model `{res['model']['spec']}` "
+        f"(weights sha256 `{res['model']['sha256'][:16]}…`), spacing `{cfg['spacing']}`.",
+        "",
+        "| | " + " | ".join(f"S = {c['steps']}" for c in cells) + " |",
+        "|---|" + "---|" * len(cells),
+        "| MSE, pixels in [-1, 1] | " + " | ".join(f"{c['mse']:.5f}" for c in cells) + " |",
+        "| MSE, pixels in [0, 1] | " + " | ".join(f"{c['mse_unit_range']:.5f}" for c in cells) + " |",
+        "| seconds per image (invert + sample) | " + " | ".join(f"{c['seconds_per_image']:.4f}" for c in cells) + " |",
+        "",
+        _machine_line(res),
+        "",
+    ])
+
+
+# -- the command line (registered by cli.py as `ddim-lesson eval`) -----------------------------
+def _floats(s: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in s.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers like 0,0.2,0.5,1, got {s!r}") from None
+
+
+def _ints(s: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in s.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 10,20,50, got {s!r}") from None
+
+
+def _n_at(s: str) -> dict[int, int]:
+    try:
+        return {int(a): int(b) for a, b in (kv.split("=") for kv in s.split(",") if kv)}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected S=N pairs like 1000=500,100=800, got {s!r}") from None
+
+
+def add_eval_args(p: argparse.ArgumentParser, table: str | None = None) -> None:
+    """The flags of ``ddim-lesson eval {table1,table2}``; with ``table`` fixed, only that table's flags."""
+    t1, t2 = table in (None, "table1"), table in (None, "table2")
+    if table is None:
+        p.add_argument("table", choices=("table1", "table2"), help="table1: FID vs S and η; table2: inversion MSE")
+    p.add_argument("--model", default="fashion-mnist", help="a shipped model's name or a checkpoint path")
+    p.add_argument("--steps", type=_ints, default=None, help="comma-separated S (default: the paper's)")
+    p.add_argument("--n", type=int, default=None, help="samples per cell (table1, default 1000) or test images "
+                                                       "(table2, default 500)")
+    if t1:
+        p.add_argument("--etas", type=_floats, default=None, help="table1: comma-separated η (default 0,0.2,0.5,1)")
+        p.add_argument("--no-sigma-hat", dest="sigma_hat", action="store_false", help="table1: skip the σ̂ row")
+        p.add_argument("--n-at", type=_n_at, default={}, help="table1: other sample counts for some S, e.g. 1000=500")
+        p.add_argument("--seed", type=int, default=0, help="table1: seed of x_T and of the noise")
+        p.add_argument("--no-floor", dest="floor", action="store_false", help="table1: skip the real-data FID floor")
+    if t2:
+        p.add_argument("--no-clip-x0", dest="clip_x0", action="store_false",
+                       help="table2: sample back without clipping x0_pred")
+    p.add_argument("--batch-size", type=int, default=250)
+    p.add_argument("--spacing", default=DEFAULT_SPACING, help=f"timestep spacing (default {DEFAULT_SPACING})")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default=None, help="results path without suffix (default benchmarks/results/TABLE)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave torch's default)")
+
+
+def config_from_args(args: argparse.Namespace, table: str) -> Table1Config | Table2Config:
+    common = {"model": args.model, "batch_size": args.batch_size, "spacing": args.spacing, "device": args.device}
+    opt = {k: getattr(args, k) for k in ("steps", "n", "out") if getattr(args, k, None) is not None}
+    if table == "table1":
+        etas = {"etas": args.etas} if args.etas is not None else {}
+        return Table1Config(**common, **opt, **etas, sigma_hat=args.sigma_hat, n_at=args.n_at, seed=args.seed,
+                            floor=args.floor)
+    return Table2Config(**common, **opt, clip_x0=args.clip_x0)
+
+
+def cmd_eval(args: argparse.Namespace, table: str | None = None) -> None:
+    """Run the table named by ``args.table`` (or ``table``) and print its Markdown."""
+    table = table or args.table
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    cfg = config_from_args(args, table)
+    res = run_table1(cfg) if isinstance(cfg, Table1Config) else run_table2(cfg)
+    print()
+    print(table1_markdown(res) if table == "table1" else table2_markdown(res))
+    print(f"results: {cfg.out}.json and {cfg.out}.md")
+
+
+def _data_shape(model: nn.Module) -> tuple[int, ...]:
+    cfg = getattr(model, "config", None)
+    if hasattr(cfg, "image_size"):
+        return (cfg.in_channels, cfg.image_size, cfg.image_size)
+    raise ValueError(f"Table 1 needs an image model with a config (UNet), got {type(model).__name__}")
