@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 CARD_PACKAGES = {"jupyterlab", "torch", "torchvision", "matplotlib", "ipywidgets", "nbval"}
