@@ -27,7 +27,8 @@ def ddim_invert(
     the steps get smaller, so ``ddim_sample(invert(x0))`` reconstructs x0 better with more steps.
     """
     if not torch.isfinite(x0).all():
-        raise ValueError("x0 must be finite everywhere (allowed: finite values)")
+        bad = int((~torch.isfinite(x0)).sum())
+        raise ValueError(f"x0 must be finite everywhere; it has {bad} NaN/inf entries (allowed: finite values)")
     ts = ddim_timesteps(schedule.T, steps, spacing).flip(0).tolist()  # ascending
     B = x0.shape[0]
     x, abar_from = x0, 1.0

@@ -127,33 +127,42 @@ def ddim_timesteps(T: int, steps: int, spacing: str = DEFAULT_SPACING) -> torch.
     - ``trailing``:  round(T - i·T/S) - 1, starts at T-1  (the default)
     - ``linspace``:  round(linspace(0, T-1, S))
     - ``quadratic``: floor(linspace(0, √(0.8T), S)²), collisions pushed apart (paper's "quad")
+
+    The formulas are evaluated in exact integer arithmetic (round is half-to-even, as in numpy),
+    so a tie such as T - i·T/S = 937.5 is decided by the rule, not by floating-point noise.
     """
     _check_T(T)
     check_steps(steps, T)
     S = steps
-    i = torch.arange(S, dtype=torch.float64)
+    k = torch.arange(S, dtype=torch.long)  # (S,) exact integers
     if spacing == "leading":
-        ts = i * (T // S)
+        ts = k * (T // S)
     elif spacing == "trailing":
-        ts = torch.round(T - i * (T / S)) - 1
+        ts = _round_div(T * (S - k), S) - 1  # round(T - k·T/S) - 1
     elif spacing == "linspace":
-        ts = torch.round(torch.linspace(0, T - 1, S, dtype=torch.float64))
+        ts = _round_div(k * (T - 1), S - 1) if S > 1 else k
     elif spacing == "quadratic":
-        ts = _distinct(torch.floor(torch.linspace(0, math.sqrt(0.8 * T), S, dtype=torch.float64) ** 2), T)
+        # floor((k·√(0.8T)/(S-1))²) = floor(4·T·k² / (5·(S-1)²))
+        ts = _distinct(torch.div(4 * T * k * k, 5 * (S - 1) ** 2, rounding_mode="floor") if S > 1 else k, T)
     else:
         raise ValueError(f"unknown spacing {spacing!r}; allowed: {', '.join(SPACINGS)}")
-    return ts.long().sort(descending=True).values
+    return ts.sort(descending=True).values
+
+
+def _round_div(n: torch.Tensor, d: int) -> torch.Tensor:
+    """round(n / d) for int64 n >= 0 and d > 0, ties to even (numpy's and torch's rule), exactly."""
+    q, r = torch.div(n, d, rounding_mode="floor"), torch.remainder(n, d)
+    return q + ((2 * r > d) | ((2 * r == d) & (q % 2 == 1))).long()
 
 
 def _distinct(ts: torch.Tensor, T: int) -> torch.Tensor:
-    """Make an ascending sequence strictly increasing inside [0, T-1], moving values minimally."""
-    out = ts.tolist()
-    for k in range(1, len(out)):  # push collisions up
-        out[k] = max(out[k], out[k - 1] + 1)
-    out[-1] = min(out[-1], T - 1)
-    for k in range(len(out) - 2, -1, -1):  # and back down below T
-        out[k] = min(out[k], out[k + 1] - 1)
-    return torch.tensor(out, dtype=torch.float64)
+    """Make an ascending int64 sequence strictly increasing inside [0, T-1], moving values minimally.
+
+    Pushing collisions up is out_k = max(ts_k, out_{k-1} + 1), i.e. out_k - k = cummax(ts - k);
+    capping the top at T-1 and pushing back down then caps out_k - k at T - S.
+    """
+    k = torch.arange(ts.numel(), dtype=torch.long)
+    return (ts - k).cummax(0).values.clamp(max=T - ts.numel()) + k
 
 
 def naive_timesteps(T: int, steps: int) -> torch.Tensor:
