@@ -94,6 +94,22 @@ def bare_calls(model: nn.Module, schedule: NoiseSchedule, x: torch.Tensor, steps
     return run
 
 
+def sampler_cost_per_step(x: torch.Tensor, schedule: NoiseSchedule, steps: int, rounds: int,
+                          sync: Callable = lambda f: f, loop: Callable | None = None) -> float:
+    """Seconds per step that a sampling loop (default: ddim_sample) spends outside the model, timed with a
+    stub model that returns a fixed eps, minus the stub's own calls. Setup is included, spread over the steps.
+    This resolves what an end-to-end ratio cannot on a noisy machine."""
+    eps = torch.zeros_like(x)
+
+    def stub(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return eps
+
+    reps = 20  # many runs per round: one run is too short to time alone
+    a, b = sync(loop or ours)(stub, schedule, x, steps), sync(bare_calls)(stub, schedule, x, steps)
+    r = interleaved_ratio("own", lambda: [a() for _ in range(reps)], lambda: [b() for _ in range(reps)], rounds)
+    return statistics.median(ta - tb for ta, tb in zip(r.a_s, r.b_s)) / (reps * steps)
+
+
 def ours(model: nn.Module, schedule: NoiseSchedule, x: torch.Tensor, steps: int) -> Callable[[], torch.Tensor]:
     return lambda: ddim_sample(model, schedule, x, steps=steps, eta=0.0)
 
@@ -180,6 +196,15 @@ def ratio_benchmarks(a: argparse.Namespace, report: dict, device: torch.device) 
         print(f"{label}: {_fmt(r)}  {_verdict(r.median, target)}")
         report["ratios"][r.name] = {"median": r.median, "target": target, "rounds": r.ratios,
                                     "a_s": r.a_s, "b_s": r.b_s, "median_cpu": r.median_cpu}
+    for label, x, steps, r in (("UNet", x_img, a.unet_steps, rows[0][2]), ("MLP", x_2d, a.mlp_steps, rows[1][2])):
+        own = sampler_cost_per_step(x, sched_u, steps, a.rounds, sync)
+        theirs = sampler_cost_per_step(x, sched_u, steps, a.rounds, sync, diffusers_loop)
+        call = statistics.median(r.b_s) / steps
+        print(f"    work outside the model, {label} batch (stub model): ours {own * 1e6:.0f} µs/step "
+              f"= {own / call:.2%} of one {label} call ({call * 1e3:.2f} ms), diffusers {theirs * 1e6:.0f} µs/step; "
+              f"so ours/diffusers should be about {(call + own) / (call + theirs):.3f} with this model and batch")
+        report.setdefault("outside_model_seconds_per_step", {})[label] = {"ours": own, "diffusers": theirs,
+                                                                          "model_call": call}
     same = (ours(mlp, sched_m, x_2d, a.mlp_steps)() - diffusers_loop(mlp, sched_m, x_2d, a.mlp_steps)()).abs().max()
     print(f"    (same sampler: max |ours - diffusers| on the MLP's samples = {float(same):.2e})")
     report["max_abs_diff_vs_diffusers"] = float(same)
@@ -277,7 +302,7 @@ def _train_throughput(dev: torch.device, bf16: bool, compile_: bool, steps: int 
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--rounds", type=int, default=11)
     p.add_argument("--unet-batch", type=int, default=32)
     p.add_argument("--unet-steps", type=int, default=10)
     p.add_argument("--mlp-batch", type=int, default=512, help="the notebooks draw 256-500 points")
