@@ -31,6 +31,7 @@ EXAMPLES = {
     "invert": "ddim-lesson invert --steps 50 --n 8 --out inversion.png",
     "info": "ddim-lesson info fashion-mnist",
     "export": "ddim-lesson export runs/fmnist/checkpoint my-model",
+    "eval": "ddim-lesson eval table1 --steps 10,20,50 --n 500 --out benchmarks/results/table1",
 }
 MAX_N = 10000  # images or points per call; the PNG grid stays a sensible size
 MODEL_HELP = "a shipped model (fashion-mnist, two-moons), a checkpoint NAME[.safetensors], or a run folder"
@@ -292,7 +293,9 @@ def cmd_invert(args: argparse.Namespace) -> None:
         xb = x0[i : i + a.batch_size].to(device)  # (b, C, H, W)
         zb = ddim_invert(model, schedule, xb, steps=a.steps, spacing=a.spacing)
         latents[i : i + len(xb)] = zb.cpu()
-        recon[i : i + len(xb)] = ddim_sample(model, schedule, zb, steps=a.steps, eta=0.0, spacing=a.spacing).cpu()
+        # No clipping on the way back: clipping x0_pred changes the path, so it is no longer the inverse ODE.
+        recon[i : i + len(xb)] = ddim_sample(model, schedule, zb, steps=a.steps, eta=0.0, spacing=a.spacing,
+                                             clip_x0=False).cpu()
     mse = float(((recon - x0) ** 2).mean())
     psnr = 10 * math.log10(4.0 / mse) if mse > 0 else math.inf  # peak-to-peak 2 for pixels in [-1, 1]
     k = min(a.n, 16)
@@ -358,13 +361,22 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote the EMA weights of {src} to {path} and {path.with_suffix('.json')}")
 
 
+def cmd_eval(args: argparse.Namespace) -> None:
+    from .evaluate import cmd_eval as run_eval
+
+    run_eval(args)
+
+
 PARSERS: dict[str, tuple[Callable[[argparse.Namespace], None], str, type | None]] = {
     "train": (cmd_train, "train a denoiser (one GPU, CPU, or torchrun for several GPUs)", None),
     "sample": (cmd_sample, SampleArgs.__doc__ or "", SampleArgs),
     "invert": (cmd_invert, InvertArgs.__doc__ or "", InvertArgs),
     "info": (cmd_info, InfoArgs.__doc__ or "", InfoArgs),
     "export": (cmd_export, ExportArgs.__doc__ or "", ExportArgs),
+    "eval": (cmd_eval, "measure quality: the paper's Table 1 (FID vs S and η) or Table 2 "
+             "(inversion error vs S)", None),
 }
+
 
 
 # -- argparse plumbing ---------------------------------------------------------------------
@@ -436,7 +448,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_, description=help_, epilog=f"example:\n  {EXAMPLES[name]}",
                             formatter_class=argparse.RawDescriptionHelpFormatter)
         sp.set_defaults(func=fn)
-        add_dataclass_args(sp, cls or TrainConfig, skip=("extra",))
+        if name == "eval":
+            from .evaluate import add_eval_args
+
+            add_eval_args(sp)
+        else:
+            add_dataclass_args(sp, cls or TrainConfig, skip=("extra",))
     return p
 
 
