@@ -215,3 +215,23 @@ def test_sample_in_batches_does_not_clip_2d_points():
     moons, schedule = pretrained("two-moons")
     pts = cli.sample_in_batches(moons, schedule, 500, 500, steps=20, seed=0)
     assert pts.abs().max() > 1.5
+
+
+def test_eval_is_wired_and_rejects_an_unknown_table(capsys):
+    assert main(["eval", "table9"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "table1" in err and "table2" in err
+
+
+def test_eval_table2_runs_end_to_end_on_the_cli(tmp_path, capsys):
+    """A tiny Table 2 through the CLI on the shipped model: more steps reconstruct real images better."""
+    from ddim_lesson.data import DEBIAN_DIR
+
+    if not DEBIAN_DIR.exists():
+        pytest.skip("needs the Fashion-MNIST test set (apt-get install dataset-fashion-mnist)")
+    out = tmp_path / "t2"
+    assert main(["eval", "table2", "--n", "2", "--steps", "2,10", "--out", str(out)]) == 0
+    cells = json.loads(out.with_suffix(".json").read_text())["cells"]
+    assert cells["S=10"]["mse"] < cells["S=2"]["mse"]
+    assert cells["S=2"]["mse_unit_range"] == pytest.approx(cells["S=2"]["mse"] / 4)
+    assert "S=10" in out.with_suffix(".md").read_text() or "10" in out.with_suffix(".md").read_text()
