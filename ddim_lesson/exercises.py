@@ -47,6 +47,24 @@ def fashion_mnist_location() -> Path | None:
     return None
 
 
+MIN_TORCH = (2, 2)
+
+
+def _check_versions() -> None:
+    """Fail early, with the fix, on an old torch; say where widgets come from."""
+    major, minor = (int(v) for v in torch.__version__.split("+")[0].split(".")[:2])
+    if (major, minor) < MIN_TORCH:
+        raise RuntimeError(f"torch {torch.__version__} is too old: the course needs torch >= 2.2. Fix: "
+                           "`pip install -U 'torch>=2.2' torchvision` in this environment, or `make clean-venv lab`.")
+    try:
+        import ipywidgets
+
+        print(f"ipywidgets {ipywidgets.__version__}: sliders need JupyterLab from this environment (`make lab`); "
+              "if you see text like VBox(...) instead of sliders, see README > Troubleshooting")
+    except ImportError:
+        raise RuntimeError("ipywidgets is missing: `pip install -e .` in the course repository") from None
+
+
 def check_environment(need: tuple[str, ...] = ()) -> dict[str, Any]:
     """Print what this notebook runs on, and raise RuntimeError, with the fix, if a needed item is missing.
 
@@ -85,6 +103,7 @@ def check_environment(need: tuple[str, ...] = ()) -> dict[str, Any]:
         "on Debian/Ubuntu run `sudo apt-get install dataset-fashion-mnist`. Only the optional cells need it.",
     }
     print(f"python {info['python']}, torch {info['torch']}, device: {device}, CPU threads: {info['cpu_threads']}")
+    _check_versions()
     for key, label in (("weights", "shipped model"), ("samples", "shipped sample images"),
                        ("dataset", "full Fashion-MNIST")):
         status = f"found ({info[key]})" if info[key] is not None else f"MISSING: {fixes[key]}"

@@ -190,3 +190,13 @@ def test_fashion_mnist_location(monkeypatch, tmp_path):
         (tmp_path / (f + ".gz")).write_bytes(b"")
     monkeypatch.setenv("DDIM_LESSON_DATA", str(tmp_path))
     assert E.fashion_mnist_location() == tmp_path
+
+
+def test_check_environment_names_the_fix_for_an_old_torch(monkeypatch):
+    import torch
+
+    from ddim_lesson.exercises import check_environment
+
+    monkeypatch.setattr(torch, "__version__", "2.1.2+cpu")
+    with pytest.raises(RuntimeError, match=r"torch 2\.1\.2\+cpu is too old.*torch>=2\.2"):
+        check_environment()
