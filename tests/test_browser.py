@@ -34,8 +34,9 @@ CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu",
     "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
 ]  # fmt: skip
+NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook"  # the visible notebook only
 ACTIVE_CELL_JS = (
-    "() => Array.from(document.querySelectorAll('.jp-Notebook .jp-Cell'))"
+    f"() => Array.from(document.querySelectorAll('{NOTEBOOK} .jp-Cell'))"
     ".findIndex(c => c.classList.contains('jp-mod-active'))"
 )
 
@@ -165,9 +166,9 @@ def page(lab_url: str, request: pytest.FixtureRequest) -> Iterator:
 def open_notebook(page, lab_url: str, name: str) -> int:  # noqa: ANN001
     """Open a notebook and wait until its kernel is idle and every cell is rendered."""
     n_cells = len(json.loads((ROOT / "notebooks" / name).read_text())["cells"])
-    page.goto(f"{lab_url}/lab/tree/{name}")
+    page.goto(f"{lab_url}/lab/tree/{name}?reset")  # ?reset: no tabs restored from an earlier test
     page.locator(".jp-StatusBar-Widget", has_text="| Idle").first.wait_for()
-    page.wait_for_function(f"() => document.querySelectorAll('.jp-Notebook .jp-Cell').length === {n_cells}")
+    page.wait_for_function(f"() => document.querySelectorAll('{NOTEBOOK} .jp-Cell').length === {n_cells}")
     return n_cells
 
 
@@ -175,7 +176,7 @@ def run_through_cell(page, name: str, marker: str) -> int:  # noqa: ANN001
     """Shift+Enter from the first cell through the first code cell whose source contains ``marker``."""
     cells = json.loads((ROOT / "notebooks" / name).read_text())["cells"]
     target = next(i for i, c in enumerate(cells) if c["cell_type"] == "code" and marker in "".join(c["source"]))
-    page.locator(".jp-Notebook .jp-Cell").first.click()
+    page.locator(f"{NOTEBOOK} .jp-Cell").first.click()
     page.keyboard.press("Escape")  # command mode, as after a click on the prompt
     for i in range(target + 1):
         page.keyboard.press("Shift+Enter")
@@ -209,54 +210,52 @@ def wait_for_image_change(image, before: bytes, timeout_s: float = 90) -> bytes:
     raise AssertionError(f"the image did not change within {timeout_s} s")
 
 
-def _explorer_image(page, marker_cell: int):  # noqa: ANN001, ANN201
-    cell = page.locator(".jp-Notebook .jp-Cell").nth(marker_cell)
+def open_explorer(page, lab_url: str, name: str, marker: str):  # noqa: ANN001, ANN201
+    """Open ``name``, run it through the explorer cell; return (cell, image, readout) locators."""
+    open_notebook(page, lab_url, name)
+    cell = page.locator(f"{NOTEBOOK} .jp-Cell").nth(run_through_cell(page, name, marker))
     image = cell.locator(".widget-image").first
     image.wait_for()
     page.wait_for_timeout(500)  # let the first PNG paint
-    return cell, image
+    return cell, image, cell.locator(".widget-html").first
+
+
+def wait_for_text(page, element, text: str) -> None:  # noqa: ANN001
+    page.wait_for_function("([el, s]) => el.innerText.includes(s)", arg=[element.element_handle(), text])
+
+
+def save_artifact(element, name: str) -> None:  # noqa: ANN001
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    element.screenshot(path=str(ARTIFACTS / name))
 
 
 def test_forward_process_slider_in_jupyterlab(page, lab_url: str) -> None:  # noqa: ANN001
     """Notebook 01: moving the t slider re-noises the images and updates the readout."""
-    name = "01_forward_process.ipynb"
-    open_notebook(page, lab_url, name)
-    target = run_through_cell(page, name, "forward_explorer(")
-    cell, image = _explorer_image(page, target)
-    readout = cell.locator(".widget-html").first
+    cell, image, readout = open_explorer(page, lab_url, "01_forward_process.ipynb", "forward_explorer(")
     t0 = int(widget_box(page, "t").locator(".widget-readout").inner_text())
-    before_img, before_text = image.screenshot(), readout.inner_text()
+    before = image.screenshot()
 
     shown = press_slider(page, "t", "ArrowRight", 25)
     assert int(shown) == t0 + 25, f"the t readout shows {shown}, expected {t0 + 25}"
-    after_img = wait_for_image_change(image, before_img)
-    page.wait_for_function("([el, old]) => el.innerText !== old", arg=[readout.element_handle(), before_text])
-    assert f"t = {t0 + 25}" in readout.inner_text()
-    assert after_img != before_img
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    cell.screenshot(path=str(ARTIFACTS / "forward-explorer.png"))
+    assert wait_for_image_change(image, before) != before
+    wait_for_text(page, readout, f"t = {t0 + 25}")
+    save_artifact(cell, "forward-explorer.png")
 
 
 def test_sampler_explorer_steps_and_eta_in_jupyterlab(page, lab_url: str) -> None:  # noqa: ANN001
     """Notebook 04: moving the steps and η sliders re-samples and updates the readout."""
-    name = "04_eta_and_interpolation.ipynb"
-    open_notebook(page, lab_url, name)
-    target = run_through_cell(page, name, "sampler_explorer(")
-    cell, image = _explorer_image(page, target)
-    readout = cell.locator(".widget-html").first
+    cell, image, readout = open_explorer(page, lab_url, "04_eta_and_interpolation.ipynb", "sampler_explorer(")
     steps0 = int(widget_box(page, "steps").locator(".widget-readout").inner_text())
+    eta0 = float(widget_box(page, "eta").locator(".widget-readout").inner_text())
+    assert eta0 <= 0.5, "the test moves eta up by 0.5"
     first = image.screenshot()
 
-    shown = press_slider(page, "steps", "ArrowRight", 5)
-    assert int(shown) == steps0 + 5
+    assert int(press_slider(page, "steps", "ArrowRight", 5)) == steps0 + 5
     after_steps = wait_for_image_change(image, first)
-    page.wait_for_function("([el, s]) => el.innerText.includes(s)", arg=[readout.element_handle(),
-                                                                           f"steps = {steps0 + 5}"])
+    wait_for_text(page, readout, f"steps = {steps0 + 5}")
 
-    eta_shown = press_slider(page, "eta", "ArrowRight", 5)
-    assert float(eta_shown) == pytest.approx(0.5)
+    assert float(press_slider(page, "eta", "ArrowRight", 5)) == pytest.approx(eta0 + 0.5)
     after_eta = wait_for_image_change(image, after_steps)
-    page.wait_for_function("([el, s]) => el.innerText.includes(s)", arg=[readout.element_handle(), "eta = 0.5"])
+    wait_for_text(page, readout, f"eta = {eta0 + 0.5:.1f}")
     assert len({first, after_steps, after_eta}) == 3, "each slider move must change the rendered samples"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    cell.screenshot(path=str(ARTIFACTS / "sampler-explorer.png"))
+    save_artifact(cell, "sampler-explorer.png")
