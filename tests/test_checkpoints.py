@@ -176,3 +176,21 @@ def test_training_checkpoint_loads_and_exports_its_ema_weights(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), ema.state_dict().values()))
     with pytest.raises(CheckpointError, match="holds no EMA weights"):
         export_ema(tmp_path / "shipped", tmp_path / "again")
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    """mkstemp creates 0600 files; a shipped or shared checkpoint must be readable by others (umask 022)."""
+    import os
+    import stat
+
+    import torch
+
+    from ddim_lesson.checkpoints import save_checkpoint
+
+    old = os.umask(0o022)
+    try:
+        st = save_checkpoint(tmp_path / "ck", {"w": torch.zeros(2)}, {})
+    finally:
+        os.umask(old)
+    for p in (st, st.with_suffix(".json")):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o644
