@@ -171,5 +171,9 @@ def export_ema(checkpoint: str | Path, out: str | Path, **extra: Any) -> Path:
     keep = {k: v for k, v in meta.items() if k not in ("model", "schedule", "losses", "opt_groups", "format",
                                                         "weights_sha256")}
     losses = meta.get("losses", [])
-    history = [round(sum(losses[i : i + 25]) / len(losses[i : i + 25]), 5) for i in range(0, len(losses), 25)]
-    return save_model(out, model, schedule, **keep, loss_history=history, **extra)
+    return save_model(out, model, schedule, **keep, loss_history=downsample_losses(losses), **extra)
+
+
+def downsample_losses(losses: list[float], every: int = 25) -> list[float]:
+    """Mean loss over consecutive windows of ``every`` steps, to keep a shipped JSON small."""
+    return [round(sum(losses[i : i + every]) / len(losses[i : i + every]), 5) for i in range(0, len(losses), every)]

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checkpoints import load_checkpoint, model_from_meta, model_meta, save_checkpoint, save_model
+from .checkpoints import downsample_losses, load_checkpoint, model_from_meta, model_meta, save_checkpoint, save_model
 from .data import IMAGE_DATASETS, TOY_DATASETS, load_dataset
 from .forward import q_sample
 from .models import MLPConfig, UNetConfig, build_model, count_params
@@ -227,7 +227,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     wall += time.perf_counter() - t0
     meta = _run_meta(cfg, model, device, start + len(losses[start:]), wall, losses, world)
     if cfg.out and rank == 0 and meta["steps"] == cfg.steps:
-        save_model(Path(cfg.out) / "model", ema, schedule, **meta, loss_history=_downsample(losses))
+        save_model(Path(cfg.out) / "model", ema, schedule, **meta, loss_history=downsample_losses(losses))
     if world > 1:
         dist.barrier()
     return TrainResult(model, ema, schedule, losses, meta)
@@ -258,10 +258,6 @@ def _run_meta(cfg: TrainConfig, model: nn.Module, device: torch.device, steps: i
         "final_loss": sum(losses[-100:]) / max(1, len(losses[-100:])),
     }
 
-
-def _downsample(losses: list[float], every: int = 25) -> list[float]:
-    """Mean loss over consecutive windows, to keep the shipped JSON small."""
-    return [round(sum(losses[i : i + every]) / len(losses[i : i + every]), 5) for i in range(0, len(losses), every)]
 
 
 def _save_state(path: Path, cfg: TrainConfig, model: nn.Module, ema: nn.Module, opt: torch.optim.Optimizer,
