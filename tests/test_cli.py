@@ -149,6 +149,49 @@ def test_sampling_calls_the_model_one_batch_at_a_time(monkeypatch, tiny_run, tmp
         assert im.size == grid_size(10, nrow=4)
 
 
+def test_n_10000_never_holds_more_than_one_batch_of_model_activations(monkeypatch, tmp_path, capsys):
+    """`sample --n 10000`: when the model is called, no tensor it saw or made for an earlier batch is alive.
+
+    Every input and output of the model is tracked with a weak reference; a loop that kept them
+    (a list of batches on the device, a history of x_t) would leave earlier batches alive.
+    """
+    import weakref
+
+    real_load, calls, alive = cli.load_any, [0], {}  # alive: id -> batch index of a live tensor
+    steps, batch = 3, 500
+
+    class Census(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner, self.config = inner, inner.config
+            self.earlier_alive: list[int] = []  # per call: how many live tensors from earlier batches
+
+        def forward(self, x, t):
+            k = calls[0] // steps
+            calls[0] += 1
+            self.earlier_alive.append(sum(b < k for b in alive.values()))
+            eps = self.inner(x, t)
+            for tensor in (x, eps):
+                if id(tensor) not in alive:
+                    alive[id(tensor)] = k
+                    weakref.finalize(tensor, alive.pop, id(tensor), None)
+            return eps
+
+    census = []
+
+    def load_census(spec, device="cpu"):
+        model, schedule, meta, where = real_load(spec, device)
+        census.append(Census(model))
+        return census[-1], schedule, meta, where
+
+    monkeypatch.setattr(cli, "load_any", load_census)
+    rc, out, _ = run(capsys, "sample", "--model", "two-moons", "--n", "10000", "--batch-size", str(batch),
+                     "--steps", str(steps), "--out", str(tmp_path / "g.png"), "--no-progress")
+    assert rc == 0 and "of 10000 2-D samples" in out
+    assert calls[0] == 10000 // batch * steps
+    assert census[0].earlier_alive == [0] * calls[0]
+
+
 def test_sample_progress_bar_counts_model_calls(tmp_path, capsys):
     args = ["sample", "--model", "two-moons", "--n", "30", "--batch-size", "10", "--steps", "4"]
     rc, _, err = run(capsys, *args, "--out", str(tmp_path / "a.png"))
