@@ -97,6 +97,36 @@ class Table2Config:
             raise ValueError("need at least one S in steps")
 
 
+@dataclass
+class SpreadConfig:
+    """How far Table 1's FID moves with the seed alone: some cells re-sampled with other seeds.
+
+    With ``real``, also the FID of disjoint sets of n held-out real images (one per seed), so the
+    noise of the floor is measured the same way.
+    """
+
+    model: str = "fashion-mnist"
+    cells: tuple[tuple[float | str, int], ...] = ((0.0, 10), (1.0, 10), (0.0, 50), (1.0, 50))  # (η or σ̂, S)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    n: int = 500
+    batch_size: int = 250
+    spacing: str = DEFAULT_SPACING
+    real: bool = True
+    device: str = "cpu"
+    out: str = "benchmarks/results/fid_spread"
+
+    def __post_init__(self) -> None:
+        self.cells = tuple((r if r == SIGMA_HAT else float(r), int(s)) for r, s in self.cells)
+        self.seeds = tuple(int(s) for s in self.seeds)
+        for name, v in (("n", self.n), ("batch_size", self.batch_size)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 2:
+                raise ValueError(f"{name} must be an integer >= 2 (FID needs a covariance), got {v!r}")
+        if len(set(self.seeds)) < 2:
+            raise ValueError(f"seeds must hold at least 2 different seeds to measure a spread, got {self.seeds}")
+        if not self.cells:
+            raise ValueError("cells must hold at least one (eta, S) pair")
+
+
 # -- what every result file records ------------------------------------------------------------
 def model_sha256(model: nn.Module) -> str:
     """SHA-256 of the model's weights serialised as safetensors (equals a checkpoint's weights_sha256)."""
@@ -368,6 +398,98 @@ def table2_markdown(res: dict[str, Any]) -> str:
         "| MSE, pixels in [-1, 1] | " + " | ".join(f"{c['mse']:.5f}" for c in cells) + " |",
         "| MSE, pixels in [0, 1] | " + " | ".join(f"{c['mse_unit_range']:.5f}" for c in cells) + " |",
         "| seconds per image (invert + sample) | " + " | ".join(f"{c['seconds_per_image']:.4f}" for c in cells) + " |",
+        "",
+        _machine_line(res),
+        "",
+    ])
+
+
+# -- the seed-to-seed noise of Table 1 ------------------------------------------------------------
+def run_spread(cfg: SpreadConfig, model: nn.Module | None = None, schedule: NoiseSchedule | None = None,
+               meta: dict[str, Any] | None = None, real_images: torch.Tensor | None = None,
+               log: Callable[[str], None] = print) -> dict[str, Any]:
+    """FID of each cell for each seed (seed 0 is Table 1's own), and of disjoint real sets; resumable.
+
+    ``real_images`` (N, C, H, W) in [-1, 1] replaces the held-out training images (for tests).
+    """
+    if model is None or schedule is None:
+        model, schedule, meta = load_for_eval(cfg.model, cfg.device)
+    model = model.to(cfg.device).eval()
+    clf, clf_sha = classifier_and_sha()
+    ref = reference_stats("test")
+    out = Path(cfg.out)
+    key = {"classifier_sha256": clf_sha, "n": cfg.n, "spacing": cfg.spacing, "batch_size": cfg.batch_size}
+    res = _open_results(_with(out, ".json"), _header("ddim-fid-spread", cfg, model, schedule, meta or {}, key))
+    if cfg.real:
+        _real_spread(res, cfg, real_images, clf, ref, log)
+        _save(out, res, spread_markdown)
+    for row, steps in cfg.cells:
+        for seed in cfg.seeds:
+            k = f"{cell_key(row, steps)} seed={seed}"
+            if k in res["cells"]:
+                continue
+            feats, secs = sample_cell(model, schedule, row, steps, cfg.n, cfg.batch_size, seed, cfg.spacing,
+                                      cfg.device, clf)
+            value = FeatureStats.of(feats).distance(ref)
+            res["cells"][k] = {"eta": row, "steps": steps, "seed": seed, "fid": round(value, 4),
+                               "seconds_per_image": round(secs / cfg.n, 6)}
+            _save(out, res, spread_markdown)
+            log(f"{k}: FID {value:.3f} (n={cfg.n})")
+    _save(out, res, spread_markdown)
+    return res
+
+
+def _real_spread(res: dict[str, Any], cfg: SpreadConfig, images: torch.Tensor | None, clf: nn.Module,
+                 ref: FeatureStats, log: Callable[[str], None]) -> None:
+    """FID of len(seeds) disjoint sets of n real held-out images against the test set."""
+    if len(res.get("real", [])) == len(cfg.seeds):
+        return
+    if images is None:
+        from .metrics import split_images
+
+        images = split_images("train-holdout")
+    if images.shape[0] < cfg.n * len(cfg.seeds):
+        raise ValueError(f"{len(cfg.seeds)} disjoint real sets of n={cfg.n} need {cfg.n * len(cfg.seeds)} images, "
+                         f"got {images.shape[0]}")
+    chunks = images[: cfg.n * len(cfg.seeds)].split(cfg.n)
+    res["real"] = [round(FeatureStats.of(features(c, clf)).distance(ref), 4) for c in chunks]
+    log(f"real sets: FID {res['real']}")
+
+
+def spread_summary(values: list[float]) -> dict[str, float]:
+    """Mean, sample standard deviation, min and max of a list of FIDs."""
+    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values), "min": min(values),
+            "max": max(values)}
+
+
+def spread_markdown(res: dict[str, Any]) -> str:
+    """One row per cell (and one for the real sets): the FID of every seed, mean and standard deviation."""
+    by_cell: dict[str, dict[int, float]] = {}
+    for c in res["cells"].values():
+        row = "σ̂" if c["eta"] == SIGMA_HAT else f"η = {c['eta']:g}"
+        by_cell.setdefault(f"{row}, S = {c['steps']}", {})[c["seed"]] = c["fid"]
+    seeds = sorted({s for v in by_cell.values() for s in v})
+    lines = ["| | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | sd |", "|---|" + "---|" * (len(seeds) + 2)]
+    for k, fids in by_cell.items():
+        vals = [fids.get(s) for s in seeds]
+        done = [v for v in vals if v is not None]
+        st = spread_summary(done) if len(done) >= 2 else None
+        lines.append(f"| {k} | " + " | ".join("–" if v is None else f"{v:.2f}" for v in vals)
+                     + (f" | {st['mean']:.2f} | {st['sd']:.2f} |" if st else " | – | – |"))
+    if res.get("real"):
+        st = spread_summary(res["real"])
+        lines.append("| real held-out images (disjoint sets) | " + " | ".join(f"{v:.2f}" for v in res["real"])
+                     + f" | {st['mean']:.2f} | {st['sd']:.2f} |")
+    cfg = res["config"]
+    return "\n".join([
+        "# How much Table 1's FID moves with the seed",
+        "",
+        f"Each cell re-sampled with other seeds (other x_T and noise; seed 0 is Table 1's own), n = {cfg['n']} "
+        f"samples per FID, model `{res['model']['spec']}` (weights sha256 `{res['model']['sha256'][:16]}…`), "
+        f"spacing `{cfg['spacing']}`. The last row: disjoint sets of {cfg['n']} real held-out training images, "
+        "the same measurement on real data. sd is the sample standard deviation over seeds.",
+        "",
+        *lines,
         "",
         _machine_line(res),
         "",

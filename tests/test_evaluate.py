@@ -146,3 +146,71 @@ def test_configs_reject_bad_values():
         Table1Config(n_at={1000: 0})
     with pytest.raises(ValueError, match="batch_size"):
         Table2Config(batch_size=0)
+
+
+def test_spread_seed_0_is_table1s_cell_and_sd_is_the_sample_sd(tmp_path):
+    """run_spread re-samples cells per seed; its seed-0 FID is Table 1's own cell, bit for bit."""
+    import statistics
+
+    from ddim_lesson.evaluate import SpreadConfig, run_spread, spread_markdown
+
+    model, schedule = Counted(tiny_unet()), NoiseSchedule.linear(T=50)
+    real = torch.rand(40, 1, 28, 28) * 2 - 1
+    cfg = SpreadConfig(model="tiny", cells=((0.0, 2), (SIGMA_HAT, 3)), seeds=(0, 1, 2), n=6, batch_size=4,
+                       out=str(tmp_path / "spread"))
+    res = run_spread(cfg, model, schedule, real_images=real, log=lambda s: None)
+    assert model.calls == 3 * 2 * 2 + 3 * 2 * 3  # 3 seeds x 2 batches x S calls, per cell
+    t1 = run_table1(Table1Config(model="tiny", steps=(2, 3), etas=(0.0,), n=6, batch_size=4, floor=False,
+                                 out=str(tmp_path / "t1")), model, schedule, log=lambda s: None)
+    assert res["cells"]["eta=0.0 S=2 seed=0"]["fid"] == t1["cells"]["eta=0.0 S=2"]["fid"]
+    assert res["cells"]["sigma_hat S=3 seed=0"]["fid"] == t1["cells"]["sigma_hat S=3"]["fid"]
+    fids = [res["cells"][f"eta=0.0 S=2 seed={s}"]["fid"] for s in (0, 1, 2)]
+    assert len(set(fids)) == 3  # other seeds, other samples
+    assert len(res["real"]) == 3 and len(set(res["real"])) == 3
+    md = spread_markdown(res)
+    row = next(line for line in md.splitlines() if line.startswith("| η = 0, S = 2 |"))
+    assert row.endswith(f"| {statistics.fmean(fids):.2f} | {statistics.stdev(fids):.2f} |")
+    assert "| σ̂, S = 3 |" in md and "| real held-out images (disjoint sets) |" in md
+
+    model.calls = 0
+    again = run_spread(cfg, model, schedule, real_images=real, log=lambda s: None)  # resumes: nothing to do
+    assert model.calls == 0 and again["cells"] == res["cells"]
+
+
+def test_spread_config_rejects_bad_values():
+    from ddim_lesson.evaluate import SpreadConfig, run_spread
+
+    with pytest.raises(ValueError, match="seeds must hold at least 2"):
+        SpreadConfig(seeds=(3, 3))
+    with pytest.raises(ValueError, match="n must be an integer >= 2"):
+        SpreadConfig(n=1)
+    with pytest.raises(ValueError, match="cells"):
+        SpreadConfig(cells=())
+    cfg = SpreadConfig(model="tiny", cells=((0.0, 2),), seeds=(0, 1), n=6, batch_size=4, out="/nonexistent/x")
+    with pytest.raises(ValueError, match="need 12 images, got 10"):
+        run_spread(cfg, tiny_unet(), NoiseSchedule.linear(T=50), real_images=torch.zeros(10, 1, 28, 28),
+                   log=lambda s: None)
+
+
+def _spread_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fid_spread.py"
+    spec = importlib.util.spec_from_file_location("bench_fid_spread", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_spread_script_parses_cells_and_rejects_bad_ones_in_one_line(capsys):
+    script = _spread_script()
+    assert script.cells("0:10,1:50,sigma_hat:100") == ((0.0, 10), (1.0, 50), (SIGMA_HAT, 100))
+    for bad in ("0-10", "x:10", "0:ten"):
+        with pytest.raises(argparse.ArgumentTypeError, match="ETA:S pairs"):
+            script.cells(bad)
+    with pytest.raises(SystemExit) as e:
+        script.main(["--seeds", "4", "--out", "/nonexistent/x"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert e.value.code == 2 and err.endswith("seeds must hold at least 2 different seeds to measure a spread, "
+                                              "got (4,)")
