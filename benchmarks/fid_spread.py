@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default=d.device)
     p.add_argument("--out", default=d.out, help="results path without suffix")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave torch's default)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     a = p.parse_args(argv)
     if a.threads > 0:
         torch.set_num_threads(a.threads)
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
                            real=a.real, device=a.device, out=a.out)
     except ValueError as e:
         p.error(str(e))
-    res = run_spread(cfg)
+    res = run_spread(cfg, progress=a.progress)
     print()
     print(spread_markdown(res))
     print(f"results: {cfg.out}.json and {cfg.out}.md")

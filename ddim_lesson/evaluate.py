@@ -215,11 +215,13 @@ def cell_key(eta: float | str, steps: int) -> str:
 @torch.no_grad()
 def sample_cell(model: nn.Module, schedule: NoiseSchedule, eta: float | str, steps: int, n: int,
                 batch_size: int, seed: int, spacing: str, device: str = "cpu",
-                classifier: nn.Module | None = None) -> tuple[torch.Tensor, float]:
+                classifier: nn.Module | None = None,
+                on_batch: Callable[[int], object] | None = None) -> tuple[torch.Tensor, float]:
     """Draw n samples for one cell; returns (their classifier features (n, D), sampling seconds).
 
     Batch b starts from x_T drawn with seed (seed, b), the same in every cell; the noise of
-    η > 0 and σ̂ comes from a second generator with seed (seed, b, 1).
+    η > 0 and σ̂ comes from a second generator with seed (seed, b, 1). ``on_batch(steps)`` is
+    called after each batch with the number of model calls it made (for a progress bar).
     """
     shape = _data_shape(model)
     feats, seconds = [], 0.0
@@ -236,14 +238,18 @@ def sample_cell(model: nn.Module, schedule: NoiseSchedule, eta: float | str, ste
             torch.cuda.synchronize()
         seconds += time.perf_counter() - t0
         feats.append(features(x0.cpu(), classifier))
+        if on_batch is not None:
+            on_batch(steps)
     return torch.cat(feats), seconds
 
 
 def run_table1(cfg: Table1Config, model: nn.Module | None = None, schedule: NoiseSchedule | None = None,
-               meta: dict[str, Any] | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+               meta: dict[str, Any] | None = None, log: Callable[[str], None] = print,
+               progress: bool = True) -> dict[str, Any]:
     """Fill Table 1 cell by cell, cheapest first, saving after each; returns the results dict.
 
     Pass ``model`` and ``schedule`` to evaluate a model in memory (``cfg.model`` is then only a label).
+    The progress bar counts model calls over the cells still to do.
     """
     if model is None or schedule is None:
         model, schedule, meta = load_for_eval(cfg.model, cfg.device)
@@ -256,13 +262,14 @@ def run_table1(cfg: Table1Config, model: nn.Module | None = None, schedule: Nois
     res["reference"] = {"split": "test", "n": ref.n}
     rows: list[float | str] = list(cfg.etas) + ([SIGMA_HAT] if cfg.sigma_hat else [])
     cells = sorted(((s, r) for s in cfg.steps for r in rows), key=lambda c: c[0])
-    for steps, row in cells:
+    todo = [(s, r) for s, r in cells if res["cells"].get(cell_key(r, s), {}).get("n") != cfg.n_for(s)]
+    bar = _bar(sum(s * _batches(cfg.n_for(s), cfg.batch_size) for s, _ in todo), "table1", progress)
+    for steps, row in todo:
         k, n = cell_key(row, steps), cfg.n_for(steps)
-        if res["cells"].get(k, {}).get("n") == n:
-            continue
+        bar.set_postfix(cell=k)
         t0 = time.perf_counter()
         feats, secs = sample_cell(model, schedule, row, steps, n, cfg.batch_size, cfg.seed, cfg.spacing,
-                                  cfg.device, clf)
+                                  cfg.device, clf, on_batch=bar.update)
         value = FeatureStats.of(feats).distance(ref)
         res["cells"][k] = {"eta": row, "steps": steps, "n": n, "fid": round(value, 4),
                            "seconds_per_image": round(secs / n, 6), "wall_s": round(time.perf_counter() - t0, 2)}
@@ -270,8 +277,20 @@ def run_table1(cfg: Table1Config, model: nn.Module | None = None, schedule: Nois
             _add_floor(res, n, log)
         _save(out, res, table1_markdown)
         log(f"{k}: FID {value:.3f} (n={n}), {secs / n:.4f} s/image, cell took {time.perf_counter() - t0:.1f} s")
+    bar.close()
     _save(out, res, table1_markdown)
     return res
+
+
+def _batches(n: int, batch_size: int) -> int:
+    return -(-n // batch_size)
+
+
+def _bar(total: int, desc: str, progress: bool) -> Any:
+    """A tqdm bar over model calls (to stderr); a disabled one when ``progress`` is False."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="call", disable=not progress, dynamic_ncols=True)
 
 
 def _add_floor(res: dict[str, Any], n: int, log: Callable[[str], None]) -> None:
@@ -345,10 +364,11 @@ def _machine_line(res: dict[str, Any]) -> str:
 @torch.no_grad()
 def run_table2(cfg: Table2Config, model: nn.Module | None = None, schedule: NoiseSchedule | None = None,
                meta: dict[str, Any] | None = None, images: torch.Tensor | None = None,
-               log: Callable[[str], None] = print) -> dict[str, Any]:
+               log: Callable[[str], None] = print, progress: bool = True) -> dict[str, Any]:
     """Invert n real test images with S steps and sample them back; the per-pixel MSE for each S.
 
-    ``images`` (N, C, H, W) in [-1, 1] replaces the test set (for tests).
+    ``images`` (N, C, H, W) in [-1, 1] replaces the test set (for tests). The progress bar counts
+    model calls (2·S per batch).
     """
     if model is None or schedule is None:
         model, schedule, meta = load_for_eval(cfg.model, cfg.device)
@@ -361,10 +381,11 @@ def run_table2(cfg: Table2Config, model: nn.Module | None = None, schedule: Nois
     out = Path(cfg.out)
     key = {"n": int(x0_all.shape[0]), "spacing": cfg.spacing, "clip_x0": cfg.clip_x0}
     res = _open_results(_with(out, ".json"), _header("ddim-table2", cfg, model, schedule, meta or {}, key))
-    for steps in sorted(cfg.steps):
+    todo = [s for s in sorted(cfg.steps) if f"S={s}" not in res["cells"]]
+    bar = _bar(sum(2 * s * _batches(x0_all.shape[0], cfg.batch_size) for s in todo), "table2", progress)
+    for steps in todo:
         k = f"S={steps}"
-        if k in res["cells"]:
-            continue
+        bar.set_postfix(cell=k)
         t0, sq_err, count = time.perf_counter(), 0.0, 0
         for start in range(0, x0_all.shape[0], cfg.batch_size):
             x0 = x0_all[start : start + cfg.batch_size].to(cfg.device)
@@ -372,12 +393,14 @@ def run_table2(cfg: Table2Config, model: nn.Module | None = None, schedule: Nois
             x0_rec = ddim_sample(model, schedule, x_T, steps=steps, eta=0.0, spacing=cfg.spacing, clip_x0=cfg.clip_x0)
             sq_err += float(((x0_rec - x0).double() ** 2).sum())
             count += x0.numel()
+            bar.update(2 * steps)
         wall = time.perf_counter() - t0
         mse = sq_err / count
         res["cells"][k] = {"steps": steps, "n": int(x0_all.shape[0]), "mse": mse, "mse_unit_range": mse / 4,
                            "seconds_per_image": round(wall / x0_all.shape[0], 6)}
         _save(out, res, table2_markdown)
         log(f"{k}: MSE {mse:.5f} ([-1, 1] pixels), {mse / 4:.5f} ([0, 1] pixels), {wall / x0_all.shape[0]:.4f} s/image")
+    bar.close()
     _save(out, res, table2_markdown)
     return res
 
@@ -407,7 +430,7 @@ def table2_markdown(res: dict[str, Any]) -> str:
 # -- the seed-to-seed noise of Table 1 ------------------------------------------------------------
 def run_spread(cfg: SpreadConfig, model: nn.Module | None = None, schedule: NoiseSchedule | None = None,
                meta: dict[str, Any] | None = None, real_images: torch.Tensor | None = None,
-               log: Callable[[str], None] = print) -> dict[str, Any]:
+               log: Callable[[str], None] = print, progress: bool = True) -> dict[str, Any]:
     """FID of each cell for each seed (seed 0 is Table 1's own), and of disjoint real sets; resumable.
 
     ``real_images`` (N, C, H, W) in [-1, 1] replaces the held-out training images (for tests).
@@ -423,18 +446,20 @@ def run_spread(cfg: SpreadConfig, model: nn.Module | None = None, schedule: Nois
     if cfg.real:
         _real_spread(res, cfg, real_images, clf, ref, log)
         _save(out, res, spread_markdown)
-    for row, steps in cfg.cells:
-        for seed in cfg.seeds:
-            k = f"{cell_key(row, steps)} seed={seed}"
-            if k in res["cells"]:
-                continue
-            feats, secs = sample_cell(model, schedule, row, steps, cfg.n, cfg.batch_size, seed, cfg.spacing,
-                                      cfg.device, clf)
-            value = FeatureStats.of(feats).distance(ref)
-            res["cells"][k] = {"eta": row, "steps": steps, "seed": seed, "fid": round(value, 4),
-                               "seconds_per_image": round(secs / cfg.n, 6)}
-            _save(out, res, spread_markdown)
-            log(f"{k}: FID {value:.3f} (n={cfg.n})")
+    todo = [(r, s, seed) for r, s in cfg.cells for seed in cfg.seeds
+            if f"{cell_key(r, s)} seed={seed}" not in res["cells"]]
+    bar = _bar(sum(s * _batches(cfg.n, cfg.batch_size) for _, s, _ in todo), "spread", progress)
+    for row, steps, seed in todo:
+        k = f"{cell_key(row, steps)} seed={seed}"
+        bar.set_postfix(cell=k)
+        feats, secs = sample_cell(model, schedule, row, steps, cfg.n, cfg.batch_size, seed, cfg.spacing,
+                                  cfg.device, clf, on_batch=bar.update)
+        value = FeatureStats.of(feats).distance(ref)
+        res["cells"][k] = {"eta": row, "steps": steps, "seed": seed, "fid": round(value, 4),
+                           "seconds_per_image": round(secs / cfg.n, 6)}
+        _save(out, res, spread_markdown)
+        log(f"{k}: FID {value:.3f} (n={cfg.n})")
+    bar.close()
     _save(out, res, spread_markdown)
     return res
 
@@ -541,6 +566,7 @@ def add_eval_args(p: argparse.ArgumentParser, table: str | None = None) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=None, help="results path without suffix (default benchmarks/results/TABLE)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave torch's default)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
 def config_from_args(args: argparse.Namespace, table: str) -> Table1Config | Table2Config:
@@ -559,7 +585,8 @@ def cmd_eval(args: argparse.Namespace, table: str | None = None) -> None:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     cfg = config_from_args(args, table)
-    res = run_table1(cfg) if isinstance(cfg, Table1Config) else run_table2(cfg)
+    progress = getattr(args, "progress", True)
+    res = run_table1(cfg, progress=progress) if isinstance(cfg, Table1Config) else run_table2(cfg, progress=progress)
     print()
     print(table1_markdown(res) if table == "table1" else table2_markdown(res))
     print(f"results: {cfg.out}.json and {cfg.out}.md")

@@ -214,3 +214,16 @@ def test_spread_script_parses_cells_and_rejects_bad_ones_in_one_line(capsys):
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert e.value.code == 2 and err.endswith("seeds must hold at least 2 different seeds to measure a spread, "
                                               "got (4,)")
+
+
+def test_runners_show_a_progress_bar_over_model_calls(tmp_path, capsys):
+    model, schedule = Counted(tiny_unet()), NoiseSchedule.linear(T=50)
+    cfg = Table1Config(model="tiny", steps=(2, 3), etas=(0.0,), sigma_hat=False, n=6, batch_size=4, floor=False,
+                       out=str(tmp_path / "t1"))
+    run_table1(cfg, model, schedule, log=lambda s: None)
+    err = capsys.readouterr().err
+    assert model.calls == 2 * 2 + 2 * 3 and "table1" in err and f"{model.calls}/{model.calls}" in err
+    model.calls = 0
+    run_table2(Table2Config(model="tiny", steps=(2,), n=3, batch_size=2, out=str(tmp_path / "t2")), model, schedule,
+               images=torch.zeros(3, 1, 28, 28), log=lambda s: None, progress=False)
+    assert model.calls == 2 * 2 * 2 and capsys.readouterr().err == ""  # 2 batches x (invert + sample) x S
