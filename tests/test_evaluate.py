@@ -227,3 +227,19 @@ def test_runners_show_a_progress_bar_over_model_calls(tmp_path, capsys):
     run_table2(Table2Config(model="tiny", steps=(2,), n=3, batch_size=2, out=str(tmp_path / "t2")), model, schedule,
                images=torch.zeros(3, 1, 28, 28), log=lambda s: None, progress=False)
     assert model.calls == 2 * 2 * 2 and capsys.readouterr().err == ""  # 2 batches x (invert + sample) x S
+
+
+def test_channels_last_only_moves_samples_by_rounding_and_gives_the_weights_back():
+    from ddim_lesson.evaluate import _sample_batch, channels_last
+
+    model, schedule = tiny_unet(), NoiseSchedule.linear(T=50)
+    conv = next(p for p in model.parameters() if p.dim() == 4 and p.shape[1] > 1)  # C = 1 is both layouts
+    plain, _ = _sample_batch(model, schedule, 0.5, 4, (3, 1, 28, 28), 7, "trailing", "cpu")
+    with channels_last(model):
+        assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+        fast, _ = _sample_batch(model, schedule, 0.5, 4, (3, 1, 28, 28), 7, "trailing", "cpu")
+    assert conv.is_contiguous()
+    torch.testing.assert_close(fast, plain, atol=1e-4, rtol=0)
+    with pytest.raises(RuntimeError, match="boom"), channels_last(model):
+        raise RuntimeError("boom")
+    assert all(p.is_contiguous() for p in model.parameters())
