@@ -6,7 +6,8 @@
 It prints:
   (a) sampler overhead: ddim_sample with S steps / S bare model calls on the same batch
       (targets: <= 1.03 with the shipped UNet, <= 1.10 with the 2-D MLP);
-  (b) our DDIM loop / diffusers' DDIMScheduler loop, same model, batch and steps (target <= 0.9);
+  (b) our DDIM loop / diffusers' DDIMScheduler loop, same model, batch and steps (target <= 0.9),
+      for the MLP also at small batches (--mlp-sweep), where the loop's own work is a larger share;
   (c) DDPM 1000 steps / DDIM 50 steps: the wall-time speedup, beside the FIDs of the committed table;
   on CUDA also images/s at batch 1024, training throughput, and the effect of bf16 and torch.compile.
 Each round runs A then B, or B then A (alternating), so slow drifts of a shared machine cancel.
@@ -192,6 +193,12 @@ def ratio_benchmarks(a: argparse.Namespace, report: dict, device: torch.device) 
          interleaved_ratio("vs_diffusers_mlp", ours_(mlp, sched_m, x_2d, a.mlp_steps),
                            diff_(mlp, sched_m, x_2d, a.mlp_steps), a.rounds)),
     ]
+    for batch in a.mlp_sweep:  # (b) again at smaller MLP batches, where the loop's own work is exposed
+        x_b, reps = torch.randn(batch, 2, generator=g).to(device), max(1, 64 // batch)
+        mine, theirs = ours_(mlp, sched_m, x_b, a.mlp_steps), diff_(mlp, sched_m, x_b, a.mlp_steps)
+        rows.append((f"(b) ours / diffusers DDIMScheduler, MLP batch {batch} ({reps} runs per round)", 0.9,
+                     interleaved_ratio(f"vs_diffusers_mlp_batch{batch}", lambda f=mine, k=reps: [f() for _ in range(k)],
+                                       lambda f=theirs, k=reps: [f() for _ in range(k)], a.rounds)))
     for label, target, r in rows:
         print(f"{label}: {_fmt(r)}  {_verdict(r.median, target)}")
         report["ratios"][r.name] = {"median": r.median, "target": target, "rounds": r.ratios,
@@ -300,6 +307,16 @@ def _train_throughput(dev: torch.device, bf16: bool, compile_: bool, steps: int 
     return steps * 128 / (time.perf_counter() - t0)
 
 
+def _batches(s: str) -> tuple[int, ...]:
+    try:
+        out = tuple(int(v) for v in s.split(",") if v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated batch sizes like 1,32, got {s!r}") from None
+    if any(b < 1 for b in out):
+        raise argparse.ArgumentTypeError(f"batch sizes must be >= 1, got {s!r}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=11)
@@ -307,6 +324,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--unet-steps", type=int, default=10)
     p.add_argument("--mlp-batch", type=int, default=512, help="the notebooks draw 256-500 points")
     p.add_argument("--mlp-steps", type=int, default=50)
+    p.add_argument("--mlp-sweep", type=_batches, default=(1, 32),
+                   help="also compare with diffusers at these MLP batches (comma-separated; '' for none)")
     p.add_argument("--ddpm-batch", type=int, default=4)
     p.add_argument("--ddpm-rounds", type=int, default=2, help="rounds of (c): DDPM's 1000 steps are slow on a CPU")
     p.add_argument("--table1", default=str(RESULTS / "table1.json"), help="where to read FIDs for (c)")
@@ -319,6 +338,7 @@ def main(argv: list[str] | None = None) -> dict:
     if a.quick:
         a.rounds, a.unet_batch, a.unet_steps, a.mlp_batch, a.mlp_steps, a.ddpm_batch, a.ddpm_rounds = (
             3, 8, 4, 256, 10, 1, 1)
+        a.mlp_sweep = a.mlp_sweep[:1]
     dev = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else
                        ("cpu" if a.device == "auto" else a.device))
     device = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({platform.processor() or 'cpu'})"
