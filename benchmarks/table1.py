@@ -17,4 +17,7 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_eval_args(p, table="table1")
-    cmd_eval(p.parse_args(), table="table1")
+    try:
+        cmd_eval(p.parse_args(), table="table1")
+    except ValueError as e:  # a bad value: one line naming it, not a traceback
+        p.error(str(e))

@@ -373,8 +373,8 @@ PARSERS: dict[str, tuple[Callable[[argparse.Namespace], None], str, type | None]
     "invert": (cmd_invert, InvertArgs.__doc__ or "", InvertArgs),
     "info": (cmd_info, InfoArgs.__doc__ or "", InfoArgs),
     "export": (cmd_export, ExportArgs.__doc__ or "", ExportArgs),
-    "eval": (cmd_eval, "measure quality: the paper's Table 1 (FID vs S and η) or Table 2 "
-             "(inversion error vs S)", None),
+    "eval": (cmd_eval, "measure quality: the paper's Table 1 (FID vs S and η), Table 2 "
+             "(inversion error vs S), or how far FID moves with the seed (spread)", None),
 }
 
 

@@ -1,4 +1,5 @@
-"""Replicas of the DDIM paper's Table 1 (FID vs steps S and η) and Table 2 (inversion error vs S).
+"""Replicas of the DDIM paper's Table 1 (FID vs steps S and η) and Table 2 (inversion error vs S),
+and the seed-to-seed spread that tells which differences in Table 1 are real.
 
 Each table is run by a function with a dataclass config. Results go to ``OUT.json`` after
 every cell (so a long run can stop and resume: finished cells are kept) and to ``OUT.md``,
@@ -6,6 +7,7 @@ with the machine, the git commit, the sample counts and the SHA-256 of the model
 
     ddim-lesson eval table1 --n 1000 --out benchmarks/results/table1
     ddim-lesson eval table2 --n 500 --out benchmarks/results/table2
+    ddim-lesson eval spread --n 500          # how far Table 1's FID moves with the seed alone
 
 Every cell of Table 1 starts from the same x_T (one seed per batch), so cells differ only by
 the sampler. Samples are rounded to 8-bit pixels before their features are taken, like the data.
@@ -572,15 +574,28 @@ def _n_at(s: str) -> dict[int, int]:
         raise argparse.ArgumentTypeError(f"expected S=N pairs like 1000=500,100=800, got {s!r}") from None
 
 
+def _cells(s: str) -> tuple[tuple[float | str, int], ...]:
+    """"0:10,1:50,sigma_hat:100" -> ((0.0, 10), (1.0, 50), ("sigma_hat", 100))."""
+    try:
+        pairs = [kv.split(":") for kv in s.split(",")]
+        return tuple((r if r == SIGMA_HAT else float(r), int(steps)) for r, steps in pairs)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected ETA:S pairs like 0:10,1:50,{SIGMA_HAT}:100, got {s!r}") from None
+
+
+TABLES = {"table1": "FID vs S and η", "table2": "inversion MSE vs S", "spread": "how FID moves with the seed"}
+
+
 def add_eval_args(p: argparse.ArgumentParser, table: str | None = None) -> None:
-    """The flags of ``ddim-lesson eval {table1,table2}``; with ``table`` fixed, only that table's flags."""
-    t1, t2 = table in (None, "table1"), table in (None, "table2")
+    """The flags of ``ddim-lesson eval {table1,table2,spread}``; with ``table`` fixed, only that one's flags."""
+    t1, t2, sp = (table in (None, name) for name in TABLES)
     if table is None:
-        p.add_argument("table", choices=("table1", "table2"), help="table1: FID vs S and η; table2: inversion MSE")
+        p.add_argument("table", choices=tuple(TABLES), help="; ".join(f"{k}: {v}" for k, v in TABLES.items()))
     p.add_argument("--model", default="fashion-mnist", help="a shipped model's name or a checkpoint path")
-    p.add_argument("--steps", type=_ints, default=None, help="comma-separated S (default: the paper's)")
-    p.add_argument("--n", type=int, default=None, help="samples per cell (table1, default 1000) or test images "
-                                                       "(table2, default 500)")
+    if t1 or t2:
+        p.add_argument("--steps", type=_ints, default=None, help="comma-separated S (default: the paper's)")
+    p.add_argument("--n", type=int, default=None, help="samples per cell (table1, default 1000; spread, 500) or "
+                                                       "test images (table2, default 500)")
     if t1:
         p.add_argument("--etas", type=_floats, default=None, help="table1: comma-separated η (default 0,0.2,0.5,1)")
         p.add_argument("--no-sigma-hat", dest="sigma_hat", action="store_false", help="table1: skip the σ̂ row")
@@ -590,21 +605,31 @@ def add_eval_args(p: argparse.ArgumentParser, table: str | None = None) -> None:
     if t2:
         p.add_argument("--clip-x0", action="store_true",
                        help="table2: clip x0_pred to [-1, 1] when sampling back (off: the exact reverse ODE)")
+    if sp:
+        p.add_argument("--cells", type=_cells, default=None, help="spread: ETA:S pairs (default 0:10,1:10,0:50,1:50)")
+        p.add_argument("--seeds", type=_ints, default=None, help="spread: seeds (default 0,1,2,3,4; 0 is Table 1's)")
+        p.add_argument("--no-real", dest="real", action="store_false", help="spread: skip the real-image sets")
     p.add_argument("--batch-size", type=int, default=250)
     p.add_argument("--spacing", default=DEFAULT_SPACING, help=f"timestep spacing (default {DEFAULT_SPACING})")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default=None, help="results path without suffix (default benchmarks/results/TABLE)")
+    p.add_argument("--out", default=None, help="results path without suffix (default benchmarks/results/table1, "
+                                                 "table2 or fid_spread)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave torch's default)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
-def config_from_args(args: argparse.Namespace, table: str) -> Table1Config | Table2Config:
+def config_from_args(args: argparse.Namespace, table: str) -> Table1Config | Table2Config | SpreadConfig:
     common = {"model": args.model, "batch_size": args.batch_size, "spacing": args.spacing, "device": args.device}
     opt = {k: getattr(args, k) for k in ("steps", "n", "out") if getattr(args, k, None) is not None}
     if table == "table1":
         etas = {"etas": args.etas} if args.etas is not None else {}
         return Table1Config(**common, **opt, **etas, sigma_hat=args.sigma_hat, n_at=args.n_at, seed=args.seed,
                             floor=args.floor)
+    if table == "spread":
+        if "steps" in opt:
+            raise ValueError("--steps is for table1 and table2; the spread takes --cells ETA:S pairs")
+        picked = {k: getattr(args, k) for k in ("cells", "seeds") if getattr(args, k, None) is not None}
+        return SpreadConfig(**common, **opt, **picked, real=args.real)
     return Table2Config(**common, **opt, clip_x0=args.clip_x0)
 
 
@@ -614,10 +639,11 @@ def cmd_eval(args: argparse.Namespace, table: str | None = None) -> None:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     cfg = config_from_args(args, table)
-    progress = getattr(args, "progress", True)
-    res = run_table1(cfg, progress=progress) if isinstance(cfg, Table1Config) else run_table2(cfg, progress=progress)
+    run, markdown = {"table1": (run_table1, table1_markdown), "table2": (run_table2, table2_markdown),
+                     "spread": (run_spread, spread_markdown)}[table]
+    res = run(cfg, progress=getattr(args, "progress", True))  # type: ignore[operator]
     print()
-    print(table1_markdown(res) if table == "table1" else table2_markdown(res))
+    print(markdown(res))
     print(f"results: {cfg.out}.json and {cfg.out}.md")
 
 

@@ -192,28 +192,33 @@ def test_spread_config_rejects_bad_values():
                    log=lambda s: None)
 
 
-def _spread_script():
-    import importlib.util
-    from pathlib import Path
+def test_eval_spread_parses_cells_and_rejects_bad_values_in_one_line(capsys):
+    from ddim_lesson.cli import main
+    from ddim_lesson.evaluate import _cells
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fid_spread.py"
-    spec = importlib.util.spec_from_file_location("bench_fid_spread", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_spread_script_parses_cells_and_rejects_bad_ones_in_one_line(capsys):
-    script = _spread_script()
-    assert script.cells("0:10,1:50,sigma_hat:100") == ((0.0, 10), (1.0, 50), (SIGMA_HAT, 100))
+    assert _cells("0:10,1:50,sigma_hat:100") == ((0.0, 10), (1.0, 50), (SIGMA_HAT, 100))
     for bad in ("0-10", "x:10", "0:ten"):
         with pytest.raises(argparse.ArgumentTypeError, match="ETA:S pairs"):
-            script.cells(bad)
-    with pytest.raises(SystemExit) as e:
-        script.main(["--seeds", "4", "--out", "/nonexistent/x"])
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert e.value.code == 2 and err.endswith("seeds must hold at least 2 different seeds to measure a spread, "
-                                              "got (4,)")
+            _cells(bad)
+    for argv, msg in ((["--seeds", "4"], "seeds must hold at least 2 different seeds to measure a spread, got (4,)"),
+                      (["--steps", "10"], "--steps is for table1 and table2; the spread takes --cells ETA:S pairs"),
+                      (["--cells", "0-10"], "expected ETA:S pairs like 0:10")):
+        assert main(["eval", "spread", *argv, "--out", "/nonexistent/x"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and msg in err, err
+
+
+def test_benchmark_scripts_turn_a_bad_value_into_one_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "fid_spread.py"
+    r = subprocess.run([sys.executable, str(script), "--seeds", "1", "--out", str(tmp_path / "x")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].endswith("seeds must hold at least 2 different seeds to measure a "
+                                                      "spread, got (1,)")
 
 
 def test_runners_show_a_progress_bar_over_model_calls(tmp_path, capsys):
