@@ -10,17 +10,7 @@ Results go to OUT.json / OUT.md after every FID; run the same command again to r
 Same as ``ddim-lesson eval spread``.
 """
 
-from __future__ import annotations
-
-import argparse
-
-from ddim_lesson.evaluate import add_eval_args, cmd_eval
+from ddim_lesson.evaluate import script_main
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_eval_args(p, table="spread")
-    try:
-        cmd_eval(p.parse_args(), table="spread")
-    except ValueError as e:  # a bad value: one line naming it, not a traceback
-        p.error(str(e))
+    script_main(__doc__, "spread")

@@ -277,14 +277,10 @@ def run_table1(cfg: Table1Config, model: nn.Module | None = None, schedule: Nois
     Pass ``model`` and ``schedule`` to evaluate a model in memory (``cfg.model`` is then only a label).
     The progress bar counts model calls over the cells still to do.
     """
-    if model is None or schedule is None:
-        model, schedule, meta = load_for_eval(cfg.model, cfg.device)
-    model = model.to(cfg.device).eval()
-    clf, clf_sha = classifier_and_sha()
-    ref = reference_stats("test")
+    model, schedule, meta, clf, clf_sha, ref = _fid_setup(cfg, model, schedule, meta)
     out = Path(cfg.out)
     key = {"classifier_sha256": clf_sha, "seed": cfg.seed, "spacing": cfg.spacing, "batch_size": cfg.batch_size}
-    res = _open_results(_with(out, ".json"), _header("ddim-table1", cfg, model, schedule, meta or {}, key))
+    res = _open_results(_with(out, ".json"), _header("ddim-table1", cfg, model, schedule, meta, key))
     res["reference"] = {"split": "test", "n": ref.n}
     rows: list[float | str] = list(cfg.etas) + ([SIGMA_HAT] if cfg.sigma_hat else [])
     cells = sorted(((s, r) for s in cfg.steps for r in rows), key=lambda c: c[0])
@@ -294,9 +290,7 @@ def run_table1(cfg: Table1Config, model: nn.Module | None = None, schedule: Nois
         k, n = cell_key(row, steps), cfg.n_for(steps)
         bar.set_postfix(cell=k)
         t0 = time.perf_counter()
-        feats, secs = sample_cell(model, schedule, row, steps, n, cfg.batch_size, cfg.seed, cfg.spacing,
-                                  cfg.device, clf, on_batch=bar.update)
-        value = FeatureStats.of(feats).distance(ref)
+        value, secs = _fid_of_cell(model, schedule, row, steps, n, cfg.seed, cfg, clf, ref, bar)
         res["cells"][k] = {"eta": row, "steps": steps, "n": n, "fid": round(value, 4),
                            "seconds_per_image": round(secs / n, 6), "wall_s": round(time.perf_counter() - t0, 2),
                            "channels_last": True}
@@ -307,6 +301,24 @@ def run_table1(cfg: Table1Config, model: nn.Module | None = None, schedule: Nois
     bar.close()
     _save(out, res, table1_markdown)
     return res
+
+
+def _fid_setup(cfg: Table1Config | SpreadConfig, model: nn.Module | None, schedule: NoiseSchedule | None,
+               meta: dict[str, Any] | None) -> tuple[nn.Module, NoiseSchedule, dict[str, Any], nn.Module, str,
+                                                     FeatureStats]:
+    """(model on cfg.device in eval mode, schedule, meta, classifier, its sha256, test-set statistics)."""
+    if model is None or schedule is None:
+        model, schedule, meta = load_for_eval(cfg.model, cfg.device)
+    clf, clf_sha = classifier_and_sha()
+    return model.to(cfg.device).eval(), schedule, meta or {}, clf, clf_sha, reference_stats("test")
+
+
+def _fid_of_cell(model: nn.Module, schedule: NoiseSchedule, row: float | str, steps: int, n: int, seed: int,
+                 cfg: Table1Config | SpreadConfig, clf: nn.Module, ref: FeatureStats, bar: Any) -> tuple[float, float]:
+    """Sample one cell and score it: (FID against ``ref``, sampling seconds)."""
+    feats, secs = sample_cell(model, schedule, row, steps, n, cfg.batch_size, seed, cfg.spacing, cfg.device, clf,
+                              on_batch=bar.update)
+    return FeatureStats.of(feats).distance(ref), secs
 
 
 def _batches(n: int, batch_size: int) -> int:
@@ -466,14 +478,10 @@ def run_spread(cfg: SpreadConfig, model: nn.Module | None = None, schedule: Nois
 
     ``real_images`` (N, C, H, W) in [-1, 1] replaces the held-out training images (for tests).
     """
-    if model is None or schedule is None:
-        model, schedule, meta = load_for_eval(cfg.model, cfg.device)
-    model = model.to(cfg.device).eval()
-    clf, clf_sha = classifier_and_sha()
-    ref = reference_stats("test")
+    model, schedule, meta, clf, clf_sha, ref = _fid_setup(cfg, model, schedule, meta)
     out = Path(cfg.out)
     key = {"classifier_sha256": clf_sha, "n": cfg.n, "spacing": cfg.spacing, "batch_size": cfg.batch_size}
-    res = _open_results(_with(out, ".json"), _header("ddim-fid-spread", cfg, model, schedule, meta or {}, key))
+    res = _open_results(_with(out, ".json"), _header("ddim-fid-spread", cfg, model, schedule, meta, key))
     if cfg.real:
         _real_spread(res, cfg, real_images, clf, ref, log)
         _save(out, res, spread_markdown)
@@ -483,9 +491,7 @@ def run_spread(cfg: SpreadConfig, model: nn.Module | None = None, schedule: Nois
     for row, steps, seed in todo:
         k = f"{cell_key(row, steps)} seed={seed}"
         bar.set_postfix(cell=k)
-        feats, secs = sample_cell(model, schedule, row, steps, cfg.n, cfg.batch_size, seed, cfg.spacing,
-                                  cfg.device, clf, on_batch=bar.update)
-        value = FeatureStats.of(feats).distance(ref)
+        value, secs = _fid_of_cell(model, schedule, row, steps, cfg.n, seed, cfg, clf, ref, bar)
         res["cells"][k] = {"eta": row, "steps": steps, "seed": seed, "fid": round(value, 4),
                            "seconds_per_image": round(secs / cfg.n, 6), "channels_last": True}
         _save(out, res, spread_markdown)
@@ -645,6 +651,18 @@ def cmd_eval(args: argparse.Namespace, table: str | None = None) -> None:
     print()
     print(markdown(res))
     print(f"results: {cfg.out}.json and {cfg.out}.md")
+
+
+def script_main(doc: str, table: str, argv: list[str] | None = None) -> None:
+    """The command of benchmarks/table1.py, table2.py and fid_spread.py: one table's flags, with ``doc``
+    (the script's docstring) as help, and a bad value reported in one line rather than a traceback."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0], epilog=doc.split("\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_eval_args(p, table=table)
+    try:
+        cmd_eval(p.parse_args(argv), table=table)
+    except ValueError as e:
+        p.error(str(e))
 
 
 def _data_shape(model: nn.Module) -> tuple[int, ...]:
