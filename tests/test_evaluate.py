@@ -248,3 +248,15 @@ def test_channels_last_only_moves_samples_by_rounding_and_gives_the_weights_back
     with pytest.raises(RuntimeError, match="boom"), channels_last(model):
         raise RuntimeError("boom")
     assert all(p.is_contiguous() for p in model.parameters())
+
+
+def test_table1_markdown_says_which_cells_ran_in_channels_last_when_the_table_mixes_them(tmp_path):
+    from ddim_lesson.evaluate import table1_markdown
+
+    model, schedule = tiny_unet(), NoiseSchedule.linear(T=50)
+    cfg = Table1Config(model="tiny", steps=(2, 3), etas=(0.0,), sigma_hat=False, n=4, batch_size=4, floor=False,
+                       out=str(tmp_path / "t1"))
+    res = run_table1(cfg, model, schedule, log=lambda s: None, progress=False)
+    assert "channels_last" not in table1_markdown(res)  # all cells alike: nothing to say
+    del res["cells"]["eta=0.0 S=2"]["channels_last"]  # as if measured before the layout changed
+    assert "The cells eta=0.0 S=3 ran the model with its weights in channels_last" in table1_markdown(res)
