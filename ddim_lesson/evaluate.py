@@ -390,6 +390,7 @@ def table1_markdown(res: dict[str, Any]) -> str:
             "shared machine single cells are slowed by other jobs (each cell's own time is in the JSON).", "",
             "| | " + " | ".join(f"S = {s}" for s in steps) + " |", "|---|" + "---|" * len(steps),
             "| seconds per image | " + " | ".join(f"{v:.4f}" for v in per_s) + " |", "",
+            *[f"Note: {note}\n" for note in res.get("notes", [])],
             _machine_line(res), ""]
     return "\n".join(out)
 

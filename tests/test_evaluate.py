@@ -260,3 +260,5 @@ def test_table1_markdown_says_which_cells_ran_in_channels_last_when_the_table_mi
     assert "channels_last" not in table1_markdown(res)  # all cells alike: nothing to say
     del res["cells"]["eta=0.0 S=2"]["channels_last"]  # as if measured before the layout changed
     assert "The cells eta=0.0 S=3 ran the model with its weights in channels_last" in table1_markdown(res)
+    res["notes"] = ["the S = 3 cells ran two at a time"]  # a run's own remark, kept in the JSON
+    assert "Note: the S = 3 cells ran two at a time" in table1_markdown(res)
