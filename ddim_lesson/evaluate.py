@@ -37,7 +37,7 @@ from torch import nn
 from .checkpoints import _atomic_write, load_model
 from .inversion import ddim_invert
 from .metrics import FeatureStats, classifier_and_sha, features, fid_floor, reference_stats
-from .samplers import ddim_sample, ddpm_sample
+from .samplers import ddim_progressive, ddim_sample, ddpm_progressive
 from .schedules import DEFAULT_SPACING, NoiseSchedule
 
 SIGMA_HAT = "sigma_hat"  # the row of Table 1 that samples with σ² = β (ddpm_sample(variance="beta"))
@@ -219,36 +219,39 @@ def cell_key(eta: float | str, steps: int) -> str:
 def sample_cell(model: nn.Module, schedule: NoiseSchedule, eta: float | str, steps: int, n: int,
                 batch_size: int, seed: int, spacing: str, device: str = "cpu",
                 classifier: nn.Module | None = None,
-                on_batch: Callable[[int], object] | None = None) -> tuple[torch.Tensor, float]:
+                on_step: Callable[[int], object] | None = None) -> tuple[torch.Tensor, float]:
     """Draw n samples for one cell; returns (their classifier features (n, D), sampling seconds).
 
     Batch b starts from x_T drawn with seed (seed, b), the same in every cell; the noise of
-    η > 0 and σ̂ comes from a second generator with seed (seed, b, 1). ``on_batch(steps)`` is
-    called after each batch with the number of model calls it made (for a progress bar).
+    η > 0 and σ̂ comes from a second generator with seed (seed, b, 1). ``on_step(1)`` is called
+    after every model call (for a progress bar).
     """
     shape = _data_shape(model)
     feats, seconds = [], 0.0
     with channels_last(model):
         for b, start in enumerate(range(0, n, batch_size)):
             x0, secs = _sample_batch(model, schedule, eta, steps, (min(batch_size, n - start), *shape),
-                                     seed * 100_003 + b, spacing, device)
+                                     seed * 100_003 + b, spacing, device, on_step)
             seconds += secs
             feats.append(features(x0.cpu(), classifier))
-            if on_batch is not None:
-                on_batch(steps)
     return torch.cat(feats), seconds
 
 
 def _sample_batch(model: nn.Module, schedule: NoiseSchedule, eta: float | str, steps: int,
-                  shape: tuple[int, ...], seed: int, spacing: str, device: str) -> tuple[torch.Tensor, float]:
+                  shape: tuple[int, ...], seed: int, spacing: str, device: str,
+                  on_step: Callable[[int], object] | None = None) -> tuple[torch.Tensor, float]:
     """One batch of a cell: x0 of ``shape`` from x_T seeded by ``seed``, and the sampling seconds."""
     x_T = torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(device)
     g = torch.Generator(device=device).manual_seed(seed + 1_000_000_007)
     t0 = time.perf_counter()
     if eta == SIGMA_HAT:
-        x0 = ddpm_sample(model, schedule, x_T, generator=g, variance="beta", steps=steps, spacing=spacing)
+        walk = ddpm_progressive(model, schedule, x_T, generator=g, variance="beta", steps=steps, spacing=spacing)
     else:
-        x0 = ddim_sample(model, schedule, x_T, steps=steps, eta=float(eta), spacing=spacing, generator=g)
+        walk = ddim_progressive(model, schedule, x_T, steps=steps, eta=float(eta), spacing=spacing, generator=g)
+    for step in walk:  # the same steps as ddim_sample / ddpm_sample, one model call each
+        x0 = step.x
+        if on_step is not None:
+            on_step(1)
     if x0.device.type == "cuda":
         torch.cuda.synchronize()
     return x0, time.perf_counter() - t0
@@ -317,7 +320,7 @@ def _fid_of_cell(model: nn.Module, schedule: NoiseSchedule, row: float | str, st
                  cfg: Table1Config | SpreadConfig, clf: nn.Module, ref: FeatureStats, bar: Any) -> tuple[float, float]:
     """Sample one cell and score it: (FID against ``ref``, sampling seconds)."""
     feats, secs = sample_cell(model, schedule, row, steps, n, cfg.batch_size, seed, cfg.spacing, cfg.device, clf,
-                              on_batch=bar.update)
+                              on_step=bar.update)
     return FeatureStats.of(feats).distance(ref), secs
 
 

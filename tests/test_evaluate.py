@@ -262,3 +262,20 @@ def test_table1_markdown_says_which_cells_ran_in_channels_last_when_the_table_mi
     assert "The cells eta=0.0 S=3 ran the model with its weights in channels_last" in table1_markdown(res)
     res["notes"] = ["the S = 3 cells ran two at a time"]  # a run's own remark, kept in the JSON
     assert "Note: the S = 3 cells ran two at a time" in table1_markdown(res)
+
+
+@pytest.mark.parametrize("row", [0.0, 0.5, SIGMA_HAT])
+def test_a_table_batch_is_exactly_ddim_sample_or_ddpm_sample_and_reports_every_call(row):
+    from ddim_lesson import ddpm_sample
+    from ddim_lesson.evaluate import _sample_batch
+
+    model, schedule = tiny_unet(), NoiseSchedule.linear(T=50)
+    ticks = []
+    x0, secs = _sample_batch(model, schedule, row, 5, (3, 1, 28, 28), 11, "trailing", "cpu", ticks.append)
+    x_T = torch.randn((3, 1, 28, 28), generator=torch.Generator().manual_seed(11))
+    g = torch.Generator().manual_seed(11 + 1_000_000_007)
+    if row == SIGMA_HAT:
+        ref = ddpm_sample(model, schedule, x_T, generator=g, variance="beta", steps=5, spacing="trailing")
+    else:
+        ref = ddim_sample(model, schedule, x_T, steps=5, eta=row, spacing="trailing", generator=g)
+    assert torch.equal(x0, ref) and ticks == [1] * 5 and secs > 0
