@@ -529,31 +529,45 @@ def spread_summary(values: list[float]) -> dict[str, float]:
 
 
 def spread_markdown(res: dict[str, Any]) -> str:
-    """One row per cell (and one for the real sets): the FID of every seed, mean and standard deviation."""
-    by_cell: dict[str, dict[int, float]] = {}
+    """One row per cell (and one for the real sets): the FID of every seed, mean and standard deviation.
+
+    Then, for two rows at the same S, their difference seed by seed: the cells of one seed share
+    x_T, so the difference is less noisy than either FID, and its sign over seeds says whether
+    the ordering in Table 1 is real.
+    """
+    by_cell: dict[tuple[str, int], dict[int, float]] = {}
     for c in res["cells"].values():
         row = "σ̂" if c["eta"] == SIGMA_HAT else f"η = {c['eta']:g}"
-        by_cell.setdefault(f"{row}, S = {c['steps']}", {})[c["seed"]] = c["fid"]
+        by_cell.setdefault((row, c["steps"]), {})[c["seed"]] = c["fid"]
     seeds = sorted({s for v in by_cell.values() for s in v})
     lines = ["| | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | sd |", "|---|" + "---|" * (len(seeds) + 2)]
-    for k, fids in by_cell.items():
+
+    def add(label: str, fids: dict[int, float]) -> None:
         vals = [fids.get(s) for s in seeds]
         done = [v for v in vals if v is not None]
         st = spread_summary(done) if len(done) >= 2 else None
-        lines.append(f"| {k} | " + " | ".join("–" if v is None else f"{v:.2f}" for v in vals)
+        lines.append(f"| {label} | " + " | ".join("–" if v is None else f"{v:.2f}" for v in vals)
                      + (f" | {st['mean']:.2f} | {st['sd']:.2f} |" if st else " | – | – |"))
+
+    for (row, steps), fids in by_cell.items():
+        add(f"{row}, S = {steps}", fids)
     if res.get("real"):
-        st = spread_summary(res["real"])
-        lines.append("| real held-out images (disjoint sets) | " + " | ".join(f"{v:.2f}" for v in res["real"])
-                     + f" | {st['mean']:.2f} | {st['sd']:.2f} |")
+        add("real held-out images (disjoint sets)", dict(zip(seeds, res["real"])))
+    keys = list(by_cell)
+    for i, (row_a, steps) in enumerate(keys):
+        for row_b, steps_b in keys[i + 1:]:
+            if steps_b == steps:
+                a, b = by_cell[(row_a, steps)], by_cell[(row_b, steps)]
+                add(f"difference ({row_a}) − ({row_b}), S = {steps}", {s: a[s] - b[s] for s in a if s in b})
     cfg = res["config"]
     return "\n".join([
         "# How much Table 1's FID moves with the seed",
         "",
         f"Each cell re-sampled with other seeds (other x_T and noise; seed 0 is Table 1's own), n = {cfg['n']} "
         f"samples per FID, model `{res['model']['spec']}` (weights sha256 `{res['model']['sha256'][:16]}…`), "
-        f"spacing `{cfg['spacing']}`. The last row: disjoint sets of {cfg['n']} real held-out training images, "
-        "the same measurement on real data. sd is the sample standard deviation over seeds.",
+        f"spacing `{cfg['spacing']}`. The real row: disjoint sets of {cfg['n']} real held-out training images, "
+        "the same measurement on real data. A difference row subtracts two cells of the same seed. sd is the "
+        "sample standard deviation over seeds.",
         "",
         *lines,
         "",

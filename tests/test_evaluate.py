@@ -156,10 +156,10 @@ def test_spread_seed_0_is_table1s_cell_and_sd_is_the_sample_sd(tmp_path):
 
     model, schedule = Counted(tiny_unet()), NoiseSchedule.linear(T=50)
     real = torch.rand(40, 1, 28, 28) * 2 - 1
-    cfg = SpreadConfig(model="tiny", cells=((0.0, 2), (SIGMA_HAT, 3)), seeds=(0, 1, 2), n=6, batch_size=4,
+    cfg = SpreadConfig(model="tiny", cells=((0.0, 2), (SIGMA_HAT, 3), (1.0, 2)), seeds=(0, 1, 2), n=6, batch_size=4,
                        out=str(tmp_path / "spread"))
     res = run_spread(cfg, model, schedule, real_images=real, log=lambda s: None)
-    assert model.calls == 3 * 2 * 2 + 3 * 2 * 3  # 3 seeds x 2 batches x S calls, per cell
+    assert model.calls == 3 * 2 * (2 + 3 + 2)  # 3 seeds x 2 batches x S calls, per cell
     t1 = run_table1(Table1Config(model="tiny", steps=(2, 3), etas=(0.0,), n=6, batch_size=4, floor=False,
                                  out=str(tmp_path / "t1")), model, schedule, log=lambda s: None)
     assert res["cells"]["eta=0.0 S=2 seed=0"]["fid"] == t1["cells"]["eta=0.0 S=2"]["fid"]
@@ -171,6 +171,10 @@ def test_spread_seed_0_is_table1s_cell_and_sd_is_the_sample_sd(tmp_path):
     row = next(line for line in md.splitlines() if line.startswith("| η = 0, S = 2 |"))
     assert row.endswith(f"| {statistics.fmean(fids):.2f} | {statistics.stdev(fids):.2f} |")
     assert "| σ̂, S = 3 |" in md and "| real held-out images (disjoint sets) |" in md
+    diffs = [fids[s] - res["cells"][f"eta=1.0 S=2 seed={s}"]["fid"] for s in (0, 1, 2)]  # same S: paired by seed
+    row = next(line for line in md.splitlines() if line.startswith("| difference (η = 0) − (η = 1), S = 2 |"))
+    assert row.endswith(f"| {statistics.fmean(diffs):.2f} | {statistics.stdev(diffs):.2f} |")
+    assert "(σ̂) −" not in md and "− (σ̂)" not in md  # σ̂ has no partner at S = 3
 
     model.calls = 0
     again = run_spread(cfg, model, schedule, real_images=real, log=lambda s: None)  # resumes: nothing to do
