@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from .data import DEBIAN_DIR, IDX_FILES, cache_dir
+from .env import pick_threads
 from .forward import ddim_sigma, q_sample
 from .samplers import apply_step, ddim_step, ddpm_coefs
 from .schedules import NoiseSchedule
@@ -85,11 +86,13 @@ def check_environment(need: tuple[str, ...] = ()) -> dict[str, Any]:
     else:
         device = "cpu"
     weights = WEIGHTS_DIR / "fashion-mnist.safetensors"
+    threads = pick_threads()
     info = {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "device": device,
-        "cpu_threads": torch.get_num_threads(),
+        "cpu_threads": threads.threads,
+        "threads_reason": threads.reason,
         "weights": weights if weights.exists() and weights.with_suffix(".json").exists() else None,
         "samples": SAMPLES_FILE if SAMPLES_FILE.exists() else None,
         "dataset": fashion_mnist_location(),
@@ -102,7 +105,8 @@ def check_environment(need: tuple[str, ...] = ()) -> dict[str, Any]:
         "dataset": "Fashion-MNIST was not found. Set DDIM_LESSON_DATA to a folder with its four IDX .gz files, or "
         "on Debian/Ubuntu run `sudo apt-get install dataset-fashion-mnist`. Only the optional cells need it.",
     }
-    print(f"python {info['python']}, torch {info['torch']}, device: {device}, CPU threads: {info['cpu_threads']}")
+    print(f"python {info['python']}, torch {info['torch']}, device: {device}")
+    print(f"torch uses {threads.reason}")
     _check_versions()
     for key, label in (("weights", "shipped model"), ("samples", "shipped sample images"),
                        ("dataset", "full Fashion-MNIST")):

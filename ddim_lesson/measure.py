@@ -8,11 +8,15 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 
 import torch
+
+from .checks import check_int
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -54,3 +58,31 @@ class Stopwatch:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.seconds = time.perf_counter() - self._t0
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall-clock times of repeated runs of one block, in ms; ``median_ms`` is the figure to quote."""
+
+    runs_ms: tuple[float, ...]
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.runs_ms)
+
+    def per_call(self, calls: int) -> float:
+        """Median ms per model call, for a block that makes ``calls`` model calls."""
+        return self.median_ms / check_int("calls", calls, 1)
+
+
+def timed(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> Timing:
+    """Run ``fn()`` ``warmup`` times untimed, then ``repeats`` times timed; the median resists a busy moment."""
+    repeats, warmup = check_int("repeats", repeats, 1), check_int("warmup", warmup, 0)
+    for _ in range(warmup):
+        fn()
+    runs = []
+    for _ in range(repeats):
+        with Stopwatch() as sw:
+            fn()
+        runs.append(1000 * sw.seconds)
+    return Timing(tuple(runs))
