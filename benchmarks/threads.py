@@ -1,0 +1,37 @@
+"""The thread rule, measured: one UNet call with 1 thread, all cores, and ``pick_threads``' choice, idle and with
+one core kept busy by a spinning process.
+
+    python benchmarks/threads.py                      # writes benchmarks/results/threads.{json,md}
+    python benchmarks/threads.py --rounds 3 --out /tmp/threads
+
+Run it on an otherwise quiet machine: it makes the load it measures under.
+"""
+
+import argparse
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ddim_lesson import pretrained
+from ddim_lesson.checkpoints import _atomic_write
+from ddim_lesson.evaluate import git_commit, machine
+from ddim_lesson.thread_bench import ThreadBenchConfig, run_thread_bench, thread_bench_markdown
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--calls", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "threads"))
+    a = p.parse_args()
+    try:
+        cfg = ThreadBenchConfig(batch=a.batch, calls=a.calls, rounds=a.rounds)
+    except ValueError as e:
+        p.error(str(e))
+    model, _ = pretrained("fashion-mnist")
+    res = run_thread_bench(model, cfg)
+    res.update(machine=machine(), commit=git_commit(), updated=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    md = thread_bench_markdown(res)
+    _atomic_write(Path(a.out + ".json"), json.dumps(res, indent=1).encode())
+    _atomic_write(Path(a.out + ".md"), md.encode())
+    print(md)
