@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from ddim_lesson import NoiseSchedule, ddim_sample, ddim_timesteps, ddpm_sample
+from ddim_lesson.env import pick_threads
 from ddim_lesson.models import MLPConfig, MLPDenoiser, UNet, UNetConfig
 
 RESULTS = Path(__file__).parent / "results"
@@ -339,6 +340,7 @@ def main(argv: list[str] | None = None) -> dict:
         a.rounds, a.unet_batch, a.unet_steps, a.mlp_batch, a.mlp_steps, a.ddpm_batch, a.ddpm_rounds = (
             3, 8, 4, 256, 10, 1, 1)
         a.mlp_sweep = a.mlp_sweep[:1]
+    print(f"torch uses {pick_threads().reason}")
     dev = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else
                        ("cpu" if a.device == "auto" else a.device))
     device = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({platform.processor() or 'cpu'})"

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from .env import pick_threads
 
 WEIGHTS = Path(__file__).parent / "weights" / "classifier"
 HOLDOUT = 10_000  # the last HOLDOUT training images are never seen by the classifier (the FID floor uses them)
@@ -110,6 +111,8 @@ def train_classifier(
 
     if threads > 0:
         torch.set_num_threads(threads)
+    else:
+        pick_threads()
     torch.manual_seed(seed)
     x, y = load_images("fashion-mnist", train=True, with_labels=True)  # (60000, 1, 28, 28), (60000,)
     x_test, y_test = load_images("fashion-mnist", train=False, with_labels=True)

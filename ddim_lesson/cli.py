@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .env import pick_threads
 from .schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule, check_steps
 
 EXAMPLES = {
@@ -461,6 +462,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 a user error, 130 interrupted)."""
     try:
         args = build_parser().parse_args(argv)
+        if args.func in (cmd_train, cmd_sample, cmd_invert):  # eval picks its own (--threads)
+            print(f"torch uses {pick_threads().reason}", file=sys.stderr)
         args.func(args)
     except SystemExit as e:  # --help
         return int(e.code or 0)

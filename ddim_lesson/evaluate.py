@@ -22,6 +22,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,6 +36,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from .checkpoints import _atomic_write, load_model
+from .env import pick_threads
 from .inversion import ddim_invert
 from .metrics import FeatureStats, classifier_and_sha, features, fid_floor, reference_stats
 from .samplers import ddim_progressive, ddim_sample, ddpm_progressive
@@ -662,6 +664,8 @@ def cmd_eval(args: argparse.Namespace, table: str | None = None) -> None:
     table = table or args.table
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    else:
+        print(f"torch uses {pick_threads().reason}", file=sys.stderr)
     cfg = config_from_args(args, table)
     run, markdown = {"table1": (run_table1, table1_markdown), "table2": (run_table2, table2_markdown),
                      "spread": (run_spread, spread_markdown)}[table]
