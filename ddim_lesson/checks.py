@@ -15,6 +15,9 @@ import operator
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+import torch
+
 
 def check_int(name: str, value: Any, lo: int | None = None, hi: int | None = None) -> int:
     """``value`` as a Python int in [lo, hi] (either bound may be None), else ValueError.
@@ -90,3 +93,92 @@ def _interval(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) 
     if hi is not None:
         return f" {'<' if hi_open else '<='} {hi}"
     return ""
+
+
+# --------------------------------------------------------------------------------------
+# Tensors handed to a model: x_T (or x0) against the model, and the model's ε at each step
+# --------------------------------------------------------------------------------------
+class NonFiniteError(ValueError, FloatingPointError):
+    """A tensor that must be finite holds NaN or inf: a ValueError, and a FloatingPointError."""
+
+
+def expected_input_shape(model: Any) -> tuple[int, ...] | None:
+    """The per-sample shape a package model takes: (C, H, W) for a UNet, (dim,) for an MLP; else None.
+
+    Looks through wrappers that keep the model as ``.module`` (DDP) or ``._orig_mod`` (torch.compile).
+    """
+    for attr in ("module", "_orig_mod"):
+        inner = getattr(model, attr, None)
+        if inner is not None and inner is not model:
+            return expected_input_shape(inner)
+    cfg = getattr(model, "config", None)
+    if cfg is None:
+        return None
+    if all(hasattr(cfg, k) for k in ("in_channels", "image_size")):
+        return (int(cfg.in_channels), int(cfg.image_size), int(cfg.image_size))
+    if hasattr(cfg, "dim") and hasattr(cfg, "hidden"):
+        return (int(cfg.dim),)
+    return None
+
+
+def check_model_input(model: Any, x: Any, name: str = "x_T") -> torch.Tensor:
+    """``x`` as a tensor the model can take, else ValueError naming the expected and the received value.
+
+    Checks, for any model: ``x`` is a floating tensor with a batch dimension, batch size >= 1, and
+    finite everywhere (else :class:`NonFiniteError`). For a package model (``UNet``,
+    ``MLPDenoiser``, which carry a ``config``) also: shape (B, C, H, W) or (B, dim) from that
+    config, and the device of the model's weights.
+
+    Accepted on purpose, because it is obviously meant: a numpy array (converted with
+    ``torch.as_tensor``), and a floating dtype other than the model's weights' (e.g. float64 into a
+    float32 model), which is cast to the weights' dtype, so the sample comes back in that dtype.
+    Refused: Python lists, integer/bool/complex tensors, a wrong shape, another device.
+    """
+    if isinstance(x, np.ndarray):
+        x = torch.as_tensor(x)
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor (or numpy array) of {_shape_text(model)}, "
+                         f"got {type(x).__name__}; build it with torch.randn(...)")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a floating tensor (e.g. float32), got dtype {x.dtype}")
+    want = expected_input_shape(model)
+    if want is not None and tuple(x.shape[1:]) != want:
+        hint = f"; add a batch dimension with {name}[None]" if tuple(x.shape) == want else ""
+        raise ValueError(f"{name} must have {_shape_text(model)} for this model, got {tuple(x.shape)}{hint}")
+    if x.ndim < 1 or x.shape[0] < 1:
+        raise ValueError(f"{name} needs a batch dimension with batch size >= 1, got shape {tuple(x.shape)}")
+    weight = _first_weight(model)
+    if weight is not None:
+        if x.device != weight.device:
+            raise ValueError(f"{name} is on {x.device} but the model is on {weight.device}; "
+                             f"move it with {name}.to('{weight.device}')")
+        if x.dtype != weight.dtype and weight.is_floating_point():
+            x = x.to(weight.dtype)
+    if not torch.isfinite(x).all():
+        bad = int((~torch.isfinite(x)).sum())
+        raise NonFiniteError(f"{name} must be finite everywhere; it has {bad} NaN/inf entries "
+                             "(allowed: finite values)")
+    return x
+
+
+def check_eps_finite(eps: torch.Tensor, t: int) -> None:
+    """Raise :class:`NonFiniteError` naming timestep ``t`` unless the model's ε is finite everywhere.
+
+    One reduction per call (cheap beside a model call); called on every step of the sampling loops.
+    """
+    if not bool(torch.isfinite(eps).all()):
+        bad = int((~torch.isfinite(eps)).sum())
+        raise NonFiniteError(
+            f"the model's eps stopped being finite at timestep t={t} ({bad} of {eps.numel()} entries NaN/inf); "
+            "the model or its input x_t overflowed (is x_T a standard normal sample, are the weights finite?)")
+
+
+def _first_weight(model: Any) -> torch.Tensor | None:
+    if not isinstance(model, torch.nn.Module):
+        return None
+    return next(iter(model.parameters()), None)
+
+
+def _shape_text(model: Any) -> str:
+    want = expected_input_shape(model)
+    return "shape (B, ...)" if want is None else f"shape (B, {', '.join(str(d) for d in want)})"
