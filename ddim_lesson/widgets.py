@@ -222,9 +222,15 @@ def png_bytes(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
+def sample_grid_title(run: SampleRun) -> str:
+    """The grid's title: n samples from n different x_T, all drawn from one seed (``seeded_latents``)."""
+    n = run.samples.shape[0]
+    return f"{n} samples from {n} different x_T, all drawn from seed {run.seed}"
+
+
 def render_sample_run(run: SampleRun, ncol: int = 8) -> bytes:
     """PNG: the sample grid, then sample 0's predicted x0 at several timesteps."""
-    grid = _pil_grid(run.samples, ncol, title=f"{run.samples.shape[0]} samples, same x_T (seed {run.seed})")
+    grid = _pil_grid(run.samples, ncol, title=sample_grid_title(run))
     traj = _pil_row(run.x0_traj, [f"t={t}" for t in run.traj_t], title="predicted x0 of sample 1 along the steps")
     return png_bytes(_pil_stack([grid, traj]))
 

@@ -16,6 +16,7 @@ from ddim_lesson.widgets import (
     interpolation_explorer,
     interpolation_run,
     rms_norm,
+    sample_grid_title,
     sample_run,
     sampler_explorer,
     seeded_latents,
@@ -68,6 +69,13 @@ def test_sample_run_matches_ddim_sample(model, sched):
     assert run.traj_t[0] == 999  # the default (trailing) spacing starts at T-1
     assert run.x0_traj.shape == (7, *SHAPE)
     torch.testing.assert_close(run.x0_traj[-1], ref[0])  # the last x0 prediction is the sample
+
+
+def test_grid_title_says_each_sample_has_its_own_x_T(model, sched):
+    run = sample_run(model, sched, steps=2, eta=0.0, seed=5, n=3, shape=SHAPE)
+    x_T = seeded_latents(5, 3, SHAPE)  # what sample_run starts from: one seed, three different draws
+    assert (x_T[0] - x_T[1]).abs().max() > 0.5 and (x_T[1] - x_T[2]).abs().max() > 0.5
+    assert sample_grid_title(run) == "3 samples from 3 different x_T, all drawn from seed 5"
 
 
 def test_sample_run_eta_is_reproducible_and_random(model, sched):
