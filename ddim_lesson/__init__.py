@@ -17,6 +17,7 @@ from .samplers import (
     ddpm_sample,
 )
 from .schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule, ddim_timesteps, naive_timesteps
+from .solvers import SOLVERS, ode_progressive, ode_sample
 
 __version__ = "0.1.0"
 
@@ -26,6 +27,7 @@ __all__ = [
     "sample_images",
     "DEFAULT_SPACING",
     "SPACINGS",
+    "SOLVERS",
     "NoiseSchedule",
     "SamplerStep",
     "ddim_invert",
@@ -38,6 +40,8 @@ __all__ = [
     "ddpm_sample",
     "lerp",
     "naive_timesteps",
+    "ode_progressive",
+    "ode_sample",
     "pretrained",
     "q_posterior",
     "q_sample",

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-SPACINGS = ("leading", "trailing", "linspace", "quadratic")
+SPACINGS = ("leading", "trailing", "linspace", "quadratic", "logsnr")
 DEFAULT_SPACING = "trailing"  # starts at T-1, so sampling begins where x_T is pure noise
 
 
@@ -120,13 +120,17 @@ def check_steps(steps: int, T: int) -> None:
         raise ValueError(f"steps must be an integer in [1, {T}], got {steps!r}")
 
 
-def ddim_timesteps(T: int, steps: int, spacing: str = DEFAULT_SPACING) -> torch.Tensor:
+def ddim_timesteps(T: int, steps: int, spacing: str = DEFAULT_SPACING,
+                   schedule: NoiseSchedule | None = None) -> torch.Tensor:
     """Exactly ``steps`` distinct timesteps in [0, T-1], descending. Shape (steps,), int64.
 
     - ``leading``:   t_i = i·(T//S)                       (DDIM paper's "uniform" skip)
     - ``trailing``:  round(T - i·T/S) - 1, starts at T-1  (the default)
     - ``linspace``:  round(linspace(0, T-1, S))
     - ``quadratic``: floor(linspace(0, √(0.8T), S)²), collisions pushed apart (paper's "quad")
+    - ``logsnr``:    the timesteps nearest to S values uniform in log-SNR from t = T-1 to t = 0,
+                     collisions pushed apart as for quadratic. Log-SNR is the ``schedule``'s
+                     (default: ``NoiseSchedule.linear(T)``, the course's schedule).
 
     The formulas are evaluated in exact integer arithmetic (round is half-to-even, as in numpy),
     so a tie such as T - i·T/S = 937.5 is decided by the rule, not by floating-point noise.
@@ -144,9 +148,25 @@ def ddim_timesteps(T: int, steps: int, spacing: str = DEFAULT_SPACING) -> torch.
     elif spacing == "quadratic":
         # floor((k·√(0.8T)/(S-1))²) = floor(4·T·k² / (5·(S-1)²))
         ts = _distinct(torch.div(4 * T * k * k, 5 * (S - 1) ** 2, rounding_mode="floor") if S > 1 else k, T)
+    elif spacing == "logsnr":
+        ts = _distinct(_logsnr_nearest(schedule if schedule is not None else NoiseSchedule.linear(T), T, S), T)
     else:
         raise ValueError(f"unknown spacing {spacing!r}; allowed: {', '.join(SPACINGS)}")
     return ts.sort(descending=True).values
+
+
+def _logsnr_nearest(schedule: NoiseSchedule, T: int, S: int) -> torch.Tensor:
+    """Ascending (S,) int64: for λ_k uniform from log-SNR(T-1) to log-SNR(0), the t whose log-SNR is nearest."""
+    if schedule.T != T:
+        raise ValueError(f"logsnr spacing: the schedule has T = {schedule.T}, but T = {T} was asked for")
+    neg = -schedule.log_snr  # (T,) ascending in t
+    if T == 1:
+        return torch.zeros(S, dtype=torch.long)
+    # (S,) ascending, uniform in log-SNR; S = 1 gives t = T-1
+    target = torch.linspace(float(neg[-1]), float(neg[0]), S, dtype=torch.float64).flip(0)
+    hi = torch.searchsorted(neg, target).clamp(1, T - 1)  # neg[hi-1] <= target <= neg[hi]
+    lo = hi - 1
+    return torch.where(target - neg[lo] <= neg[hi] - target, lo, hi)
 
 
 def _round_div(n: torch.Tensor, d: int) -> torch.Tensor:

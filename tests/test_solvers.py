@@ -1,0 +1,291 @@
+"""The ODE solver ladder (ddim_lesson.solvers) and the "logsnr" spacing.
+
+Checked against closed forms and an independent implementation, not only shapes:
+- DDIM as a solver equals ddim_sample(eta=0, clip_x0=False) to 1e-10;
+- the order of each solver, fitted on Gaussian data whose probability-flow map is exact;
+- exactly ``steps`` model calls, at the timesteps of the grid, for every solver and spacing;
+- diffusers' DPMSolverMultistepScheduler (dpmsolver++, order 2) and HeunDiscreteScheduler, fed our
+  timesteps through ``set_timesteps(timesteps=...)``. What cannot agree is shown and explained:
+  diffusers' DPM-Solver computes in float32 whatever the input dtype (so agreement is ~1e-6, not
+  1e-12), and Heun's ``init_noise_sigma`` is σ̄_max (the variance-exploding convention) where the
+  exact x̄_T = x_T/√ᾱ_T is √(1 + σ̄_max²)·x_T;
+- diffusers' DDIMScheduler clipping: our clipped step re-derives ε from the clipped x̂0, which is
+  its ``use_clipped_model_output=True``, not its default.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import ddim_lesson as dl
+from ddim_lesson.solvers import SOLVERS, calls_within, make_grid, ode_progressive, ode_sample
+
+T = 1000
+F64 = torch.float64
+NFES = (21, 41, 81, 161)  # odd, so Heun spends them exactly
+
+
+def _x_T(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=F64)
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max())
+
+
+# -- DDIM is the first rung ---------------------------------------------------------------------
+@pytest.mark.parametrize("spacing", dl.SPACINGS)
+@pytest.mark.parametrize("S", [1, 2, 7, 50])
+def test_ddim_solver_equals_ddim_sample(smooth_model, linear_schedule, spacing: str, S: int) -> None:
+    x_T = _x_T((4, 3, 5), S)
+    ours = ode_sample(smooth_model, linear_schedule, x_T, steps=S, solver="ddim", spacing=spacing)
+    ref = dl.ddim_sample(smooth_model, linear_schedule, x_T, steps=S, eta=0.0, spacing=spacing, clip_x0=False)
+    assert _rel(ours, ref) < 1e-10
+
+
+def test_ddim_solver_with_clipping_equals_ddim_sample(smooth_model, linear_schedule) -> None:
+    x_T = _x_T((4, 3, 5), 1)
+    ours = ode_sample(smooth_model, linear_schedule, x_T, steps=10, solver="ddim", clip_x0=True)
+    ref = dl.ddim_sample(smooth_model, linear_schedule, x_T, steps=10, eta=0.0, clip_x0=True)
+    assert float((ours - ref).abs().max()) < 1e-10 and float(ref.abs().max()) <= 1.0 + 1e-12
+
+
+def test_dpmpp_2m_with_one_step_is_ddim(smooth_model, linear_schedule) -> None:
+    """A single step has no history and goes to σ̄ = 0: order 1, exactly DDIM."""
+    x_T = _x_T((4, 3), 2)
+    a = ode_sample(smooth_model, linear_schedule, x_T, steps=1, solver="dpmpp_2m")
+    b = ode_sample(smooth_model, linear_schedule, x_T, steps=1, solver="ddim")
+    assert _rel(a, b) < 1e-12
+
+
+# -- order on Gaussian data, against the exact flow map -------------------------------------------
+def _errors(gaussian, sch, solver: str, spacing: str, nfes=NFES) -> list[float]:
+    x_T = _x_T((512, 3), 5)
+    exact = gaussian.ode_solution(x_T, float(sch.alphas_cumprod[-1]))
+    return [float((ode_sample(gaussian, sch, x_T, steps=n, solver=solver, spacing=spacing) - exact).norm()
+                  / exact.norm()) for n in nfes]
+
+
+def _slope(nfes, errs) -> float:
+    """Fitted -d log(error) / d log(NFE): the order."""
+    return -float(np.polyfit(np.log(nfes), np.log(errs), 1)[0])
+
+
+@pytest.mark.parametrize("solver,lo,hi", [("ddim", 0.9, 1.1), ("heun", 1.7, 2.6), ("dpmpp_2m", 1.7, 2.6)])
+def test_order_on_gaussian_logsnr(gaussian, linear_schedule, solver: str, lo: float, hi: float) -> None:
+    errs = _errors(gaussian, linear_schedule, solver, "logsnr")
+    assert lo <= _slope(NFES, errs) <= hi, (solver, errs)
+    assert errs[-1] < 0.02  # and it converges to the exact map, not to something else
+
+
+def test_dpmpp_2m_order_on_trailing(gaussian, linear_schedule) -> None:
+    errs = _errors(gaussian, linear_schedule, "dpmpp_2m", "trailing")
+    assert _slope(NFES, errs) >= 1.7, errs
+
+
+def test_second_order_beats_ddim_at_equal_calls(gaussian, linear_schedule) -> None:
+    """At 81 calls on log-SNR steps: DPM-Solver++ 2M over 20x closer to the exact map than DDIM, Heun
+    (41 steps for its 81 calls) over 3x (measured: 0.0170, 0.0044, 0.00049)."""
+    e = {s: _errors(gaussian, linear_schedule, s, "logsnr", (81,))[0] for s in SOLVERS}
+    assert e["heun"] * 3 < e["ddim"] and e["dpmpp_2m"] * 20 < e["ddim"], e
+
+
+# -- the cost: exactly `steps` model calls, at the grid's timesteps ---------------------------------
+@pytest.mark.parametrize("spacing", dl.SPACINGS)
+@pytest.mark.parametrize("solver", list(SOLVERS))
+def test_call_counts_and_timesteps(counting, smooth_model, linear_schedule, solver: str, spacing: str) -> None:
+    for steps in (1, 3, 5, 9, 49):
+        m = counting(smooth_model)
+        walk = list(ode_progressive(m, linear_schedule, _x_T((2, 3)), steps=steps, solver=solver, spacing=spacing))
+        assert m.calls == steps
+        n = (steps + 1) // 2 if solver == "heun" else steps
+        grid = make_grid(linear_schedule, n, spacing).ts
+        assert [(s.t, s.t_prev) for s in walk] == list(zip(grid, grid[1:] + [-1]))
+        seen = [int(t[0]) for t in m.ts]
+        want = [grid[0]] + [t for t in grid[1:] for _ in range(2)] if solver == "heun" else grid
+        assert seen == want, (solver, spacing, steps)
+        assert all(bool((t == t[0]).all()) and t.dtype == torch.long for t in m.ts)
+
+
+def test_progressive_last_step_is_ode_sample(smooth_model, linear_schedule) -> None:
+    x_T = _x_T((3, 4), 3)
+    for solver in SOLVERS:
+        walk = list(ode_progressive(smooth_model, linear_schedule, x_T, steps=9, solver=solver, spacing="logsnr"))
+        assert torch.equal(walk[-1].x, ode_sample(smooth_model, linear_schedule, x_T, steps=9, solver=solver,
+                                                  spacing="logsnr"))
+        assert walk[-1].t_prev == -1 and walk[0].t == T - 1
+
+
+def test_calls_within_a_budget() -> None:
+    assert [calls_within("heun", n) for n in (1, 2, 5, 10, 20, 5000)] == [1, 1, 5, 9, 19, 1999]
+    assert [calls_within("dpmpp_2m", n) for n in (1, 10, 5000)] == [1, 10, 1000]
+    with pytest.raises(ValueError, match="budget"):
+        calls_within("heun", 0)
+
+
+# -- bad inputs ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs,match", [
+    ({"steps": 10, "solver": "euler"}, "'euler'"),
+    ({"steps": 10, "solver": "heun"}, "steps=10 .*odd.*9 or 11"),
+    ({"steps": 0, "solver": "ddim"}, "steps.*0"),
+    ({"steps": 1001, "solver": "dpmpp_2m"}, r"steps.*\[1, 1000\].*1001"),
+    ({"steps": 2000, "solver": "heun"}, "2000"),
+    ({"steps": 10.0, "solver": "ddim"}, "10.0"),
+    ({"steps": True, "solver": "ddim"}, "bool"),
+    ({"steps": 10, "spacing": "cosine"}, "'cosine'"),
+])  # fmt: skip
+def test_bad_arguments_name_the_value(smooth_model, linear_schedule, kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        ode_sample(smooth_model, linear_schedule, _x_T((2, 3)), **kwargs)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_x_T_is_refused(smooth_model, linear_schedule, bad: float) -> None:
+    x_T = _x_T((2, 3))
+    x_T[1, 2] = bad
+    with pytest.raises(ValueError, match="finite"):
+        ode_sample(smooth_model, linear_schedule, x_T, steps=5)
+
+
+def test_model_output_shape_is_checked(linear_schedule) -> None:
+    with pytest.raises(ValueError, match="shape"):
+        ode_sample(lambda x, t: x[:, :1], linear_schedule, _x_T((2, 3)), steps=3)
+
+
+# -- the logsnr spacing ----------------------------------------------------------------------------
+@pytest.mark.parametrize("schedule", [dl.NoiseSchedule.linear(T), dl.NoiseSchedule.cosine(T)])
+def test_logsnr_spacing(schedule) -> None:
+    log_snr = schedule.log_snr
+    for S in list(range(1, 60)) + [100, 250, 500, 999, 1000]:
+        ts = dl.ddim_timesteps(T, S, "logsnr", schedule=schedule)
+        assert ts.dtype == torch.long and len(ts) == S and len(set(ts.tolist())) == S, S
+        assert bool((ts[:-1] > ts[1:]).all()) and int(ts[0]) == T - 1, S
+        if S >= 2:
+            assert int(ts[-1]) == 0
+        assert bool((log_snr[ts][1:] > log_snr[ts][:-1]).all())  # monotone in log-SNR
+    if schedule.kind != "linear":
+        return  # the cosine schedule's capped last betas jump 6.9 in log-SNR: S = 10 already collides there
+    ts = dl.ddim_timesteps(T, 10, "logsnr", schedule=schedule)  # no collisions at S = 10: nearest to uniform
+    target = torch.linspace(float(log_snr[-1]), float(log_snr[0]), 10, dtype=F64)
+    gaps = (log_snr[:-1] - log_snr[1:]).abs()  # (T-1,) log-SNR between neighbouring timesteps
+    off = (log_snr[ts] - target).abs()
+    assert bool((off <= 0.5 * torch.maximum(gaps[ts.clamp(max=T - 2)], gaps[(ts - 1).clamp(min=0)]) + 1e-12).all())
+
+
+def test_logsnr_default_schedule_is_the_linear_one() -> None:
+    assert torch.equal(dl.ddim_timesteps(T, 12, "logsnr"),
+                       dl.ddim_timesteps(T, 12, "logsnr", schedule=dl.NoiseSchedule.linear(T)))
+    with pytest.raises(ValueError, match="T = 500"):
+        dl.ddim_timesteps(1000, 5, "logsnr", schedule=dl.NoiseSchedule.linear(500))
+
+
+# -- diffusers: an independent implementation ---------------------------------------------------------
+diffusers = pytest.importorskip("diffusers")
+
+
+def _int_t(model):
+    """diffusers hands timesteps over as float32 or int64; our models take int64."""
+    return lambda x, t: model(x, t.long())
+
+
+def _dpm(sch: dl.NoiseSchedule, ts: list[int]):
+    ds = diffusers.DPMSolverMultistepScheduler(
+        num_train_timesteps=T, beta_start=1e-4, beta_end=0.02, beta_schedule="linear", algorithm_type="dpmsolver++",
+        solver_order=2, solver_type="midpoint", lower_order_final=True, final_sigmas_type="zero")
+    ds.alphas_cumprod = sch.alphas_cumprod.clone()  # share our float64 ᾱ
+    ds.set_timesteps(timesteps=ts)
+    return ds
+
+
+@pytest.mark.parametrize("spacing", ["trailing", "logsnr", "linspace", "leading"])
+@pytest.mark.parametrize("N", [1, 2, 3, 8, 25])
+def test_dpmpp_2m_matches_diffusers(gaussian, linear_schedule, spacing: str, N: int) -> None:
+    ts = dl.ddim_timesteps(T, N, spacing, schedule=linear_schedule).tolist()
+    ds = _dpm(linear_schedule, ts)
+    assert ds.timesteps.tolist() == ts
+    x_T = _x_T((64, 3), N)
+    x = x_T
+    for t in ds.timesteps:
+        x = ds.step(gaussian(x, t.expand(x.shape[0])), t, x).prev_sample.double()
+    ours = ode_sample(gaussian, linear_schedule, x_T, steps=N, solver="dpmpp_2m", spacing=spacing)
+    assert _rel(ours, x) < 1e-5  # diffusers steps in float32 whatever the input dtype (x̄_T is ~157 x_T)
+    if N >= 3:  # and it is not DDIM: the multistep correction is there in both
+        ddim = ode_sample(gaussian, linear_schedule, x_T, steps=N, solver="ddim", spacing=spacing)
+        assert _rel(ddim, x) > 1e-4
+
+
+def _heun(sch: dl.NoiseSchedule, ts: list[int]):
+    hs = diffusers.HeunDiscreteScheduler(num_train_timesteps=T, beta_start=1e-4, beta_end=0.02,
+                                         beta_schedule="linear")
+    hs.alphas_cumprod = sch.alphas_cumprod.clone()
+    hs.set_timesteps(timesteps=ts)
+    sig = [math.sqrt((1 - a) / a) for a in sch.alphas_cumprod[ts].tolist()] + [0.0]  # float64 σ̄, not float32
+    hs.sigmas = torch.tensor([sig[0]] + [s for s in sig[1:-1] for _ in range(2)] + [0.0], dtype=F64)
+    return hs
+
+
+def _heun_loop(hs, model, xbar: torch.Tensor) -> torch.Tensor:
+    for t in hs.timesteps:
+        xbar = hs.step(model(hs.scale_model_input(xbar, t), t.expand(xbar.shape[0])), t, xbar).prev_sample
+    return xbar
+
+
+@pytest.mark.parametrize("spacing", ["trailing", "logsnr", "linspace", "leading"])
+@pytest.mark.parametrize("N", [1, 2, 3, 8, 25])
+def test_heun_matches_diffusers(smooth_model, linear_schedule, spacing: str, N: int) -> None:
+    """Same grid, x̄_T = x_T/√ᾱ_T (exact), float64 σ̄: agreement to float64 round-off, with 2N-1 calls each."""
+    ts = dl.ddim_timesteps(T, N, spacing, schedule=linear_schedule).tolist()
+    hs = _heun(linear_schedule, ts)
+    assert len(hs.timesteps) == 2 * N - 1
+    x_T = _x_T((8, 3), N)
+    ref = _heun_loop(hs, _int_t(smooth_model), x_T / math.sqrt(float(linear_schedule.alphas_cumprod[ts[0]])))
+    ours = ode_sample(smooth_model, linear_schedule, x_T, steps=2 * N - 1, solver="heun", spacing=spacing)
+    assert _rel(ours, ref) < 1e-10
+
+
+def test_heun_init_noise_sigma_is_the_ve_convention(smooth_model, linear_schedule) -> None:
+    """Shown, not matched: diffusers starts from x̄_T = σ̄_max·z (variance exploding). The exact VP start is
+    x_T/√ᾱ = √(1+σ̄_max²)·z. From t = 999 they differ by 2e-5 relative; from leading's t = 900 by ~2e-3."""
+    ts = dl.ddim_timesteps(T, 10, "leading").tolist()
+    hs = _heun(linear_schedule, ts)
+    sig0 = float(hs.sigmas[0])
+    assert float(hs.init_noise_sigma) == pytest.approx(sig0, rel=1e-6)
+    x_T = _x_T((8, 3), 4)
+    theirs = _heun_loop(hs, _int_t(smooth_model), x_T * hs.init_noise_sigma.double())
+    exact = _heun_loop(_heun(linear_schedule, ts), _int_t(smooth_model), x_T * math.sqrt(1 + sig0**2))
+    ours = ode_sample(smooth_model, linear_schedule, x_T, steps=19, solver="heun", spacing="leading")
+    assert _rel(ours, exact) < 1e-10 and _rel(ours, theirs) > 1e-4
+    assert math.sqrt(1 + sig0**2) / sig0 - 1 == pytest.approx(1 / (2 * sig0**2), rel=0.01)
+
+
+# -- DDIM clipping: which diffusers flag our clip_x0 is ---------------------------------------------------
+def _ddim_clip(use_clipped: bool, model, x_T: torch.Tensor, S: int, sch: dl.NoiseSchedule) -> torch.Tensor:
+    ds = diffusers.DDIMScheduler(num_train_timesteps=T, beta_start=1e-4, beta_end=0.02, beta_schedule="linear",
+                                 clip_sample=True, set_alpha_to_one=True, steps_offset=0, timestep_spacing="leading")
+    ds.alphas_cumprod = sch.alphas_cumprod.clone()
+    ds.set_timesteps(S)
+    x = x_T
+    for t in ds.timesteps:
+        x = ds.step(model(x, t.expand(x.shape[0])), int(t), x, eta=0.0,
+                    use_clipped_model_output=use_clipped).prev_sample
+    return x
+
+
+@pytest.mark.parametrize("S", [10, 50])
+def test_clipping_is_diffusers_use_clipped_model_output(linear_schedule, S: int) -> None:
+    """Our clipped step re-derives ε from the clipped x̂0: diffusers' ``use_clipped_model_output=True``.
+    Its default (False) keeps the model's ε in the direction term, and lands elsewhere."""
+    x_T = torch.randn(64, 1, 8, 8, generator=torch.Generator().manual_seed(S))
+
+    def eps_model(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # a network-like ε that overshoots x0
+        return 0.7 * x + 0.3 * torch.sin(3 * x + t.view(-1, 1, 1, 1).float() / 100)
+
+    ours = dl.ddim_sample(eps_model, linear_schedule, x_T, steps=S, spacing="leading", clip_x0=True)
+    flag = _ddim_clip(True, eps_model, x_T, S, linear_schedule)
+    default = _ddim_clip(False, eps_model, x_T, S, linear_schedule)
+    assert float((ours - flag).abs().max()) < 1e-5
+    assert float((ours - default).abs().max()) > 0.5
