@@ -161,15 +161,16 @@ def check_model_input(model: Any, x: Any, name: str = "x_T") -> torch.Tensor:
     return x
 
 
-def check_eps_finite(eps: torch.Tensor, t: int) -> None:
-    """Raise :class:`NonFiniteError` naming timestep ``t`` unless the model's ε is finite everywhere.
+def check_eps_finite(eps: torch.Tensor, t: int, what: str = "the model's eps") -> None:
+    """Raise :class:`NonFiniteError` naming timestep ``t`` unless ``eps`` is finite everywhere.
 
     One reduction per call (cheap beside a model call); called on every step of the sampling loops.
+    ``what`` names the tensor in the message (default: the model's ε prediction).
     """
     if not bool(torch.isfinite(eps).all()):
         bad = int((~torch.isfinite(eps)).sum())
         raise NonFiniteError(
-            f"the model's eps stopped being finite at timestep t={t} ({bad} of {eps.numel()} entries NaN/inf); "
+            f"{what} stopped being finite at timestep t={t} ({bad} of {eps.numel()} entries NaN/inf); "
             "the model or its input x_t overflowed (is x_T a standard normal sample, are the weights finite?)")
 
 

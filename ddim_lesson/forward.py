@@ -9,6 +9,7 @@ import math
 
 import torch
 
+from .checks import check_float
 from .schedules import NoiseSchedule
 
 
@@ -70,7 +71,7 @@ def ddim_sigma(abar_t: float, abar_prev: float, eta: float) -> float:
 
     η = 0 gives DDIM; η = 1 gives DDPM's posterior standard deviation √β̃.
     """
-    check_eta(eta)
+    eta = check_eta(eta)
     if not (0.0 < abar_t < 1.0 and 0.0 < abar_prev <= 1.0):
         raise ValueError(f"need 0 < abar_t < 1 and 0 < abar_prev <= 1, got {abar_t}, {abar_prev}")
     if eta == 0:
@@ -94,10 +95,13 @@ def q_sigma_step(
     return mean + sigma * noise
 
 
-def check_eta(eta: float) -> None:
-    """Raise ValueError unless eta is a finite number >= 0."""
-    if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not math.isfinite(eta) or eta < 0:
-        raise ValueError(f"eta must be a finite number >= 0, got {eta!r}")
+def check_eta(eta: float) -> float:
+    """``eta`` as a float in [0, 1], else ValueError naming the value and [0, 1].
+
+    Above 1, σ² would exceed 1 - ᾱ_prev and the update would leave DDIM's family (eq. 12 needs
+    √(1 - ᾱ_prev - σ²)); it is refused, never clamped. Python/numpy reals and 0-d tensors are accepted.
+    """
+    return check_float("eta", eta, 0.0, 1.0)
 
 
 def _randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from .checks import check_eps_finite, check_int, check_model_input
 from .samplers import Model, apply_step, ddim_coefs
 from .schedules import DEFAULT_SPACING, NoiseSchedule, ddim_timesteps
 
@@ -17,6 +18,7 @@ def ddim_invert(
     x0: torch.Tensor,
     steps: int = 50,
     spacing: str = DEFAULT_SPACING,
+    fixed_point_iters: int = 0,
 ) -> torch.Tensor:
     """Encode x0 into x_T by running the η = 0 DDIM update backwards. x0: (B, ...) -> (B, ...).
 
@@ -25,10 +27,13 @@ def ddim_invert(
     timestep that the matching sampling step uses, and x_{t_prev} stands in for the unknown
     x_t. This costs exactly ``steps`` model calls, and the error of the stand-in shrinks as
     the steps get smaller, so ``ddim_sample(invert(x0))`` reconstructs x0 better with more steps.
+
+    ``fixed_point_iters`` = k > 0 removes the stand-in: each step then re-predicts eps at its own
+    estimate of x_t, k times (x_t ← step(x_{t_prev}, eps(x_t, t))), so that the sampling step from
+    x_t, which uses eps(x_t, t), lands back on x_{t_prev}. Cost: exactly steps·(1 + k) model calls.
     """
-    if not torch.isfinite(x0).all():
-        bad = int((~torch.isfinite(x0)).sum())
-        raise ValueError(f"x0 must be finite everywhere; it has {bad} NaN/inf entries (allowed: finite values)")
+    fixed_point_iters = check_int("fixed_point_iters", fixed_point_iters, 0)
+    x0 = check_model_input(model, x0, name="x0")  # shape, dtype, device against a package model; finite
     ts = ddim_timesteps(schedule.T, steps, spacing).flip(0).tolist()  # ascending
     B = x0.shape[0]
     x, abar_from = x0, 1.0
@@ -37,9 +42,14 @@ def ddim_invert(
         eps = model(x, torch.full((B,), t, dtype=torch.long, device=x0.device))
         if eps.shape != x.shape:
             raise ValueError(f"model output shape {tuple(eps.shape)} must equal x0 shape {tuple(x.shape)}")
+        check_eps_finite(eps, t)
         # eq. 12 with η = 0 read from ᾱ_from to ᾱ_to: x_to = √ᾱ_to·x0_pred + √(1-ᾱ_to)·eps
-        x = _invert_step(x, eps, abar_from, abar_to)
-        abar_from = abar_to
+        x_to = _invert_step(x, eps, abar_from, abar_to)
+        for _ in range(fixed_point_iters):  # fixed point of x_to = step(x, eps(x_to, t))
+            eps = model(x_to, torch.full((B,), t, dtype=torch.long, device=x0.device))
+            check_eps_finite(eps, t)
+            x_to = _invert_step(x, eps, abar_from, abar_to)
+        x, abar_from = x_to, abar_to
     return x
 
 

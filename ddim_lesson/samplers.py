@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .checks import check_eps_finite, check_model_input
 from .forward import _randn_like, check_eta, ddim_sigma
 from .schedules import DEFAULT_SPACING, NoiseSchedule, check_steps, ddim_timesteps
 
@@ -137,8 +138,11 @@ def _denoise_loop(
     clip_x0: bool,
     generator: torch.Generator | None,
 ) -> Iterator[SamplerStep]:
-    """The one sampling loop: a model call and an update per timestep, yielding each step."""
-    _check_finite(x_T)
+    """The one sampling loop: a model call and an update per timestep, yielding each step.
+
+    x_T is already checked (check_model_input); ε is checked finite at every step, so a model that
+    overflows raises naming the timestep instead of returning NaN samples.
+    """
     B = x_T.shape[0]
     t_batches = torch.tensor(timesteps, dtype=torch.long, device=x_T.device)[:, None].expand(-1, B).unbind(0)  # S×(B,)
     x = x_T
@@ -146,9 +150,12 @@ def _denoise_loop(
         eps = model(x, t_batches[i])
         if eps.shape != x.shape:
             raise ValueError(f"model output shape {tuple(eps.shape)} must equal x_T shape {tuple(x.shape)}")
+        check_eps_finite(eps, timesteps[i])
         noise = _randn_like(x, generator) if c.sigma > 0.0 else None
         x, x0_pred = apply_step(x, eps, c, noise, clip_x0)
         t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
+        if t_prev == -1:  # ε was finite at every step; the update itself may still overflow (no clip_x0)
+            check_eps_finite(x, timesteps[i], what="the sample x_0")
         yield SamplerStep(timesteps[i], t_prev, x, x0_pred)
 
 
@@ -171,13 +178,15 @@ def ddim_progressive(
 ) -> Iterator[SamplerStep]:
     """DDIM sampling as a generator of :class:`SamplerStep`; exactly ``steps`` model calls.
 
-    x_T: (B, ...). The final update goes to ᾱ = 1, so the last step's x is the predicted x0.
+    x_T: (B, ...), checked against the model by :func:`~ddim_lesson.checks.check_model_input`
+    (a numpy array or another floating dtype is converted to the model's). eta in [0, 1].
+    The final update goes to ᾱ = 1, so the last step's x is the predicted x0.
     """
-    check_eta(eta)
+    eta = check_eta(eta)
     timesteps = ddim_timesteps(schedule.T, steps, spacing)
     ts, abar_t, abar_prev = _plan(schedule, timesteps)
     coefs = [ddim_coefs(a, ap, eta) for a, ap in zip(abar_t, abar_prev)]
-    _check_finite(x_T)
+    x_T = check_model_input(model, x_T)
     return _denoise_loop(model, x_T, ts, coefs, clip_x0, generator)
 
 
@@ -214,11 +223,10 @@ def ddpm_progressive(
     With fewer steps it runs on a sub-sequence with β = 1 - ᾱ_t/ᾱ_prev; variance "beta" is
     then the DDIM paper's σ̂ sampler.
     """
-    steps = schedule.T if steps is None else steps
-    check_steps(steps, schedule.T)
+    steps = check_steps(schedule.T if steps is None else steps, schedule.T)
     ts, abar_t, abar_prev = _plan(schedule, ddim_timesteps(schedule.T, steps, spacing))
     coefs = [ddpm_coefs(a, ap, variance) for a, ap in zip(abar_t, abar_prev)]
-    _check_finite(x_T)
+    x_T = check_model_input(model, x_T)
     return _denoise_loop(model, x_T, ts, coefs, clip_x0, generator)
 
 
@@ -247,6 +255,5 @@ def _last(steps: Iterator[SamplerStep]) -> torch.Tensor:
 
 
 def _check_finite(x: torch.Tensor) -> None:
-    if not torch.isfinite(x).all():
-        bad = int((~torch.isfinite(x)).sum())
-        raise ValueError(f"x_T must be finite everywhere; it has {bad} NaN/inf entries (allowed: finite values)")
+    """Kept for callers of the old name: prefer checks.check_model_input, which also checks the shape."""
+    check_model_input(None, x)

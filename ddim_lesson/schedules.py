@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from .checks import check_float, check_int
+
 SPACINGS = ("leading", "trailing", "linspace", "quadratic", "logsnr")
 DEFAULT_SPACING = "trailing"  # starts at T-1, so sampling begins where x_T is pure noise
 
@@ -39,7 +41,8 @@ class NoiseSchedule:
     @classmethod
     def linear(cls, T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> NoiseSchedule:
         """DDPM's linear schedule: β_t evenly spaced from ``beta_start`` to ``beta_end``."""
-        _check_T(T)
+        T = _check_T(T)
+        beta_start, beta_end = check_float("beta_start", beta_start), check_float("beta_end", beta_end)
         if not (0.0 < beta_start <= beta_end < 1.0):
             raise ValueError(
                 f"need 0 < beta_start <= beta_end < 1, got beta_start={beta_start}, beta_end={beta_end}"
@@ -53,7 +56,8 @@ class NoiseSchedule:
 
         β_t is capped at 0.999 (as in the improved-DDPM paper) so the last step stays invertible.
         """
-        _check_T(T)
+        T = _check_T(T)
+        s = check_float("s", s)
         if not (0.0 <= s < 1.0):
             raise ValueError(f"cosine offset s must be in [0, 1), got {s}")
         steps = torch.arange(T + 1, dtype=torch.float64)
@@ -109,15 +113,13 @@ class NoiseSchedule:
         return 1.0 if t < 0 else float(self.alphas_cumprod[t])
 
 
-def _check_T(T: int) -> None:
-    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
-        raise ValueError(f"T must be a positive integer, got {T!r}")
+def _check_T(T: int) -> int:
+    return check_int("T", T, 1)
 
 
-def check_steps(steps: int, T: int) -> None:
-    """Raise ValueError unless ``steps`` is an integer in [1, T]."""
-    if isinstance(steps, bool) or not isinstance(steps, int) or not (1 <= steps <= T):
-        raise ValueError(f"steps must be an integer in [1, {T}], got {steps!r}")
+def check_steps(steps: int, T: int) -> int:
+    """``steps`` as an int in [1, T] (any integer: int, numpy, 0-d tensor; not bool or float), else ValueError."""
+    return check_int("steps", steps, 1, T)
 
 
 def ddim_timesteps(T: int, steps: int, spacing: str = DEFAULT_SPACING,
@@ -135,9 +137,8 @@ def ddim_timesteps(T: int, steps: int, spacing: str = DEFAULT_SPACING,
     The formulas are evaluated in exact integer arithmetic (round is half-to-even, as in numpy),
     so a tie such as T - i·T/S = 937.5 is decided by the rule, not by floating-point noise.
     """
-    _check_T(T)
-    check_steps(steps, T)
-    S = steps
+    T = _check_T(T)
+    S = steps = check_steps(steps, T)
     k = torch.arange(S, dtype=torch.long)  # (S,) exact integers
     if spacing == "leading":
         ts = k * (T // S)
@@ -190,7 +191,8 @@ def naive_timesteps(T: int, steps: int) -> torch.Tensor:
 
     Kept only to teach the pitfall: it often returns S+1 timesteps, i.e. S+1 model calls.
     """
-    check_steps(steps, T)
+    T = _check_T(T)
+    steps = check_steps(steps, T)
     ts = list(range(0, T, T // steps))
     if ts[-1] != T - 1:
         ts.append(T - 1)
