@@ -5,6 +5,7 @@ The public API the notebooks and tests rely on is re-exported here.
 
 from .assets import sample_images
 from .forward import ddim_sigma, q_posterior, q_sample, q_sigma_step, q_step
+from .guidance import cfg, sdedit
 from .inversion import ddim_invert, lerp, slerp
 from .measure import CallCounter, Stopwatch
 from .pretrained import pretrained
@@ -25,6 +26,7 @@ __all__ = [
     "CallCounter",
     "Stopwatch",
     "sample_images",
+    "sdedit",
     "DEFAULT_SPACING",
     "SPACINGS",
     "SOLVERS",
@@ -38,6 +40,7 @@ __all__ = [
     "ddim_timesteps",
     "ddpm_progressive",
     "ddpm_sample",
+    "cfg",
     "lerp",
     "naive_timesteps",
     "ode_progressive",

@@ -44,9 +44,12 @@ class UNetConfig:
     groups: int = 8
     attn_heads: int = 4
     dropout: float = 0.0
+    num_classes: int = 0  # > 0: class-conditional, model(x_t, t, y); the label num_classes means "no label"
 
     def __post_init__(self) -> None:
         self.channel_mults = tuple(int(m) for m in self.channel_mults)
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 0:
+            raise ValueError(f"num_classes must be an integer >= 0 (0: unconditional), got {self.num_classes!r}")
         for name in ("base_channels", "num_res_blocks", "groups", "attn_heads"):
             _check_positive_int(name, getattr(self, name))
         if not self.channel_mults or min(self.channel_mults) < 1:
@@ -70,6 +73,8 @@ class UNetConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["channel_mults"] = list(self.channel_mults)
+        if not self.num_classes:
+            del d["num_classes"]  # an unconditional config reads as it did before labels existed
         return d
 
 
@@ -118,7 +123,14 @@ class SelfAttention(nn.Module):
 
 class UNet(nn.Module):
     """ε-prediction UNet: sinusoidal time embedding, ResBlocks with GroupNorm, attention at
-    the lowest resolution. x: (B, C, H, W), t: (B,) int64 -> eps: (B, C, H, W)."""
+    the lowest resolution. x: (B, C, H, W), t: (B,) int64 -> eps: (B, C, H, W).
+
+    With ``config.num_classes = K > 0`` it is class-conditional: ``model(x, t, y)`` with y an
+    int64 (B,) in [0, K], where the label K means "no label" (and is what a missing y means).
+    A label embedding is added to the time embedding. Its "no label" row starts at zero, so a
+    conditional UNet initialised from an unconditional one computes exactly what that one did when
+    given no label; the class rows start random (N(0, 1)), so each label is distinct from step 0.
+    """
 
     def __init__(self, config: UNetConfig | None = None) -> None:
         super().__init__()
@@ -126,6 +138,9 @@ class UNet(nn.Module):
         ch = [cfg.base_channels * m for m in cfg.channel_mults]
         t_dim = 4 * cfg.base_channels
         self.t_mlp = nn.Sequential(nn.Linear(cfg.base_channels, t_dim), nn.SiLU(), nn.Linear(t_dim, t_dim))
+        if cfg.num_classes:
+            self.label_emb = nn.Embedding(cfg.num_classes + 1, t_dim)  # rows ~ N(0, 1), as nn.Embedding does
+            nn.init.zeros_(self.label_emb.weight[cfg.num_classes])  # row num_classes, "no label": adds nothing
         self.stem = nn.Conv2d(cfg.in_channels, ch[0], 3, padding=1)
 
         def block(a: int, b: int) -> ResBlock:
@@ -157,8 +172,12 @@ class UNet(nn.Module):
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         temb = self.t_mlp(timestep_embedding(t, self.config.base_channels))  # (B, t_dim)
+        if self.config.num_classes:
+            temb = temb + self.label_emb(self._labels(y, x.shape[0], x.device))  # (B, t_dim)
+        elif y is not None:
+            raise ValueError("this UNet is unconditional (num_classes=0): call it as model(x_t, t), without y")
         h = self.stem(x)  # (B, ch0, H, W)
         skips = []
         for blocks, down in zip(self.down, self.downsample):
@@ -174,6 +193,20 @@ class UNet(nn.Module):
             if not isinstance(up, nn.Identity):
                 h = up(F.interpolate(h, scale_factor=2.0, mode="nearest"))  # doubles H, W
         return self.head(h)
+
+    def _labels(self, y: torch.Tensor | None, batch: int, device: torch.device) -> torch.Tensor:
+        """y checked against [0, num_classes], or "no label" (num_classes) for all when y is None. -> (B,)."""
+        k = self.config.num_classes
+        if y is None:
+            return torch.full((batch,), k, dtype=torch.long, device=device)
+        if not torch.is_tensor(y) or y.dtype != torch.long or y.shape != (batch,):
+            got = f"{y.dtype} of shape {tuple(y.shape)}" if torch.is_tensor(y) else repr(y)
+            raise ValueError(f"y must be an int64 tensor of shape ({batch},), got {got}")
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi > k:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"label {bad} is outside [0, {k}] ({k} means no label)")
+        return y
 
 
 # --------------------------------------------------------------------------------------

@@ -25,7 +25,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoints import downsample_losses, load_checkpoint, model_from_meta, model_meta, save_checkpoint, save_model
-from .data import IMAGE_DATASETS, TOY_DATASETS, load_dataset
+from .conditional import drop_labels, init_from_weights
+from .data import IMAGE_DATASETS, TOY_DATASETS, load_dataset, load_images
 from .forward import q_sample
 from .models import MLPConfig, UNetConfig, build_model, count_params
 from .schedules import NoiseSchedule
@@ -62,6 +63,9 @@ class TrainConfig:
     progress: bool = True
     n_toy: int = 20000
     n_images: int = 0  # train on the first N images only (0: all); for quick CPU runs and tests
+    num_classes: int = 0  # > 0: class-conditional UNet trained with the dataset's labels
+    label_dropout: float = 0.1  # conditional only: P(label -> "no label"), so one net is also unconditional
+    init_from: str = ""  # start from a saved model's weights (a shipped name or checkpoint path)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -72,7 +76,7 @@ class TrainConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-        for name in ("warmup", "stop_after", "n_images", "seed"):
+        for name in ("warmup", "stop_after", "n_images", "seed", "num_classes"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
@@ -86,6 +90,10 @@ class TrainConfig:
             raise ValueError(f"lr must be in (0, 1), got {self.lr}")
         if not (0 <= self.ema_decay < 1):
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not (0 <= self.label_dropout <= 1):
+            raise ValueError(f"label_dropout must be in [0, 1], got {self.label_dropout}")
+        if self.num_classes and self.dataset in TOY_DATASETS:
+            raise ValueError(f"num_classes must be 0 for the toy dataset {self.dataset!r}; allowed > 0: image sets")
         if self.schedule not in ("linear", "cosine"):
             raise ValueError(f"schedule must be 'linear' or 'cosine', got {self.schedule!r}")
 
@@ -128,7 +136,7 @@ def make_model(cfg: TrainConfig, data_shape: tuple[int, ...]) -> nn.Module:
         return build_model("mlp", MLPConfig(hidden=cfg.mlp_hidden, depth=cfg.mlp_depth).to_dict())
     c, h = data_shape[1], data_shape[2]
     ucfg = UNetConfig(in_channels=c, image_size=h, base_channels=cfg.base_channels,
-                      channel_mults=cfg.channel_mults, num_res_blocks=cfg.num_res_blocks)
+                      channel_mults=cfg.channel_mults, num_res_blocks=cfg.num_res_blocks, num_classes=cfg.num_classes)
     return build_model("unet", ucfg.to_dict())
 
 
@@ -155,12 +163,14 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
         pe.lerp_(pm.detach().to(pe.dtype), 1 - decay)
 
 
-def diffusion_loss(model: nn.Module, x0: torch.Tensor, schedule: NoiseSchedule, g: torch.Generator) -> torch.Tensor:
-    """ε-prediction MSE (DDPM eq. 14): ||ε - ε_θ(√ᾱ_t x0 + √(1-ᾱ_t) ε, t)||². x0: (B, ...)."""
+def diffusion_loss(model: nn.Module, x0: torch.Tensor, schedule: NoiseSchedule, g: torch.Generator,
+                   y: torch.Tensor | None = None) -> torch.Tensor:
+    """ε-prediction MSE (DDPM eq. 14): ||ε - ε_θ(√ᾱ_t x0 + √(1-ᾱ_t) ε, t[, y])||². x0: (B, ...), y: (B,)."""
     t = torch.randint(0, schedule.T, (x0.shape[0],), generator=g).to(x0.device)  # (B,)
     eps = torch.randn(x0.shape, generator=g).to(x0.device, x0.dtype)  # (B, ...)
     x_t = q_sample(x0, t, schedule, noise=eps)
-    return F.mse_loss(model(x_t, t).float(), eps.float())
+    eps_pred = model(x_t, t) if y is None else model(x_t, t, y)
+    return F.mse_loss(eps_pred.float(), eps.float())
 
 
 def train(cfg: TrainConfig) -> TrainResult:
@@ -170,10 +180,15 @@ def train(cfg: TrainConfig) -> TrainResult:
     rank, world = _init_distributed(device)
     torch.manual_seed(cfg.seed)
     data = load_dataset(cfg.dataset, train=True, n_toy=cfg.n_toy, seed=cfg.seed)  # (N, ...)
+    labels = load_images(cfg.dataset, train=True, with_labels=True)[1] if cfg.num_classes else None  # (N,)
     if cfg.n_images and data.ndim == 4:
         data = data[: cfg.n_images]
+        labels = labels[: cfg.n_images] if labels is not None else None
     schedule = NoiseSchedule.linear(cfg.T) if cfg.schedule == "linear" else NoiseSchedule.cosine(cfg.T)
-    model = make_model(cfg, tuple(data.shape)).to(device)
+    model = make_model(cfg, tuple(data.shape))
+    if cfg.init_from:
+        init_from_weights(model, cfg.init_from)  # before the EMA copy, so the EMA starts there too
+    model = model.to(device)
     image = data.ndim == 4
     if image:
         model = model.to(memory_format=torch.channels_last)
@@ -201,8 +216,9 @@ def train(cfg: TrainConfig) -> TrainResult:
             x0 = x0.contiguous(memory_format=torch.channels_last)
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, step)
+        y = None if labels is None else drop_labels(labels[idx], cfg.label_dropout, cfg.num_classes, g).to(device)
         with autocast:
-            loss = diffusion_loss(net, x0, schedule, g)
+            loss = diffusion_loss(net, x0, schedule, g) if y is None else diffusion_loss(net, x0, schedule, g, y)
         loss_mean = _mean_over_ranks(loss.detach(), world)  # the same on every rank, so all stop together
         _check_finite("loss", loss_mean, step, cfg)
         opt.zero_grad(set_to_none=True)

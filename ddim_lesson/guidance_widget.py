@@ -1,0 +1,168 @@
+"""The guidance explorer of notebook 07: a class dropdown and a guidance-scale slider over a
+class-conditional model. The same seeded latents are used at every setting, so what changes
+between two settings is the label or the scale alone. Results are cached by setting.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import ipywidgets as w
+import torch
+from torch import nn
+
+from .checks import check_float, check_int
+from .data import FASHION_CLASSES
+from .guidance import cfg
+from .guidance_eval import classify, seeded_noise
+from .samplers import ddim_sample
+from .schedules import NoiseSchedule
+from .widgets import RunCache, _pil_grid, png_bytes
+
+MAX_SCALE = 7.0
+
+
+@dataclass(frozen=True)
+class GuidedRun:
+    """What one setting of the explorer produced."""
+
+    label: int
+    scale: float
+    steps: int
+    samples: torch.Tensor  # (n, 1, 28, 28) in [-1, 1]
+    on_class: int  # how many of the n samples the course classifier assigns to ``label``
+    seconds: float
+    model_calls: int  # guided calls = steps; each is one forward pass on a batch of 2n
+
+
+@torch.no_grad()
+def guided_run(model: nn.Module, schedule: NoiseSchedule, label: int, scale: float, steps: int = 20, n: int = 8,
+               seed: int = 0) -> GuidedRun:
+    """n DDIM samples (η = 0) of class ``label`` at guidance ``scale``, from latents seeded by ``seed``."""
+    x_T = seeded_noise(n, seed)  # (n, 1, 28, 28): the same at every label and scale
+    t0 = time.perf_counter()
+    x = ddim_sample(cfg(model, label, scale), schedule, x_T, steps=steps)
+    seconds = time.perf_counter() - t0
+    on_class = int((classify(x)[1].argmax(1) == label).sum())
+    return GuidedRun(label, scale, steps, x, on_class, seconds, steps)
+
+
+def guided_readout(run: GuidedRun, cached: bool) -> str:
+    """The text under the controls: class, scale (with w = scale - 1), the classifier's verdict, the cost."""
+    n = run.samples.shape[0]
+    cost = "cached" if cached else f"{run.seconds:.2f} s for {run.model_calls} guided calls"
+    return (f"class = {FASHION_CLASSES[run.label]}, scale = {run.scale:.1f} (w = {run.scale - 1:.1f}), "
+            f"steps = {run.steps}: the classifier says {FASHION_CLASSES[run.label]} for {run.on_class}/{n}; {cost}")
+
+
+@dataclass
+class GuidanceExplorer:
+    ui: w.Widget
+    label: w.Dropdown
+    scale: w.FloatSlider
+    image: w.Image
+    readout: w.HTML
+    cache: RunCache
+    last: GuidedRun | None = None
+    update: Callable[..., None] = lambda *_: None
+
+
+def guidance_explorer(model: nn.Module, schedule: NoiseSchedule, label: int = 0, scale: float = 1.0,
+                      steps: int = 20, n: int = 8, seed: int = 0) -> GuidanceExplorer:
+    """Build the explorer: class in the dropdown, scale in [0, 7] in steps of 0.5."""
+    k = check_int("num_classes", getattr(model.config, "num_classes", 0), 1)
+    label = check_int("label", label, 0, k - 1)
+    scale = check_float("scale", scale, 0.0, MAX_SCALE)
+    n = check_int("n", n, 1, 32)
+    style, layout = {"description_width": "60px"}, w.Layout(width="420px")
+    label_w = w.Dropdown(options=[(name, i) for i, name in enumerate(FASHION_CLASSES[:k])], value=label,
+                         description="class", style=style)
+    scale_w = w.FloatSlider(value=scale, min=0.0, max=MAX_SCALE, step=0.5, description="scale", readout_format=".1f",
+                            continuous_update=False, style=style, layout=layout)
+    image_w, readout_w = w.Image(format="png"), w.HTML()
+    cache = RunCache()
+    ex = GuidanceExplorer(w.VBox([w.HBox([label_w, scale_w]), readout_w, image_w]), label_w, scale_w, image_w,
+                          readout_w, cache)
+
+    def compute(lab: int, sc: float) -> tuple[GuidedRun, bytes]:
+        run = guided_run(model, schedule, lab, sc, steps, n, seed)
+        title = f"{FASHION_CLASSES[lab]}, scale {sc:.1f}: {n} samples from the same {n} x_T (seed {seed})"
+        return run, png_bytes(_pil_grid(run.samples, n, title=title))
+
+    def update(*_: Any) -> None:
+        key = (int(label_w.value), round(float(scale_w.value), 6))
+        run, png, cached = cache.get(key, lambda: compute(*key))
+        ex.last, image_w.value, readout_w.value = run, png, guided_readout(run, cached)
+
+    label_w.observe(update, names="value")
+    scale_w.observe(update, names="value")
+    ex.update = update
+    update()
+    return ex
+
+
+# -- the SDEdit explorer of notebook 08 ---------------------------------------------------------
+@dataclass(frozen=True)
+class SDEditRun:
+    strength: float
+    steps: int  # model calls: round(steps_full · strength), at least 1
+    edits: torch.Tensor  # (n, 1, 28, 28)
+    rmse_to_input: float  # mean over the n images, [-1, 1] scale
+    p_class: float  # the classifier's mean probability of each image's true class
+    seconds: float
+
+
+@torch.no_grad()
+def sdedit_run(model: nn.Module, schedule: NoiseSchedule, x_in: torch.Tensor, labels: torch.Tensor, strength: float,
+               steps_full: int = 20, seed: int = 0) -> SDEditRun:
+    """SDEdit (no label) of every input at ``strength`` with round(steps_full·strength) model calls."""
+    from .guidance import sdedit
+    from .guidance_eval import rmse
+
+    steps = max(1, round(steps_full * strength))
+    t0 = time.perf_counter()
+    out = sdedit(model, schedule, x_in, strength=strength, steps=steps, generator=torch.Generator().manual_seed(seed))
+    seconds = time.perf_counter() - t0
+    p = float(classify(out)[1].gather(1, labels[:, None]).mean())
+    return SDEditRun(strength, steps, out, float(rmse(out, x_in).mean()), p, seconds)
+
+
+@dataclass
+class SDEditExplorer:
+    ui: w.Widget
+    strength: w.FloatSlider
+    image: w.Image
+    readout: w.HTML
+    cache: RunCache
+    last: SDEditRun | None = None
+
+
+def sdedit_explorer(model: nn.Module, schedule: NoiseSchedule, x_in: torch.Tensor, labels: torch.Tensor,
+                    strength: float = 0.5, steps_full: int = 20) -> SDEditExplorer:
+    """A strength slider in [0.05, 1] over SDEdit of the images x_in (n, 1, 28, 28): inputs above, edits below."""
+    strength = check_float("strength", strength, 0.05, 1.0)
+    s_w = w.FloatSlider(value=strength, min=0.05, max=1.0, step=0.05, description="strength", readout_format=".2f",
+                        continuous_update=False, style={"description_width": "60px"}, layout=w.Layout(width="420px"))
+    image_w, readout_w = w.Image(format="png"), w.HTML()
+    ex = SDEditExplorer(w.VBox([s_w, readout_w, image_w]), s_w, image_w, readout_w, RunCache())
+    n = x_in.shape[0]
+
+    def compute(s: float) -> tuple[SDEditRun, bytes]:
+        run = sdedit_run(model, schedule, x_in, labels, s, steps_full)
+        grid = _pil_grid(torch.cat([x_in, run.edits]), n, title=f"inputs (top) and SDEdit at strength {s:.2f}")
+        return run, png_bytes(grid)
+
+    def update(*_: Any) -> None:
+        run, png, cached = ex.cache.get(round(float(s_w.value), 6), lambda: compute(round(float(s_w.value), 6)))
+        ex.last, image_w.value = run, png
+        cost = "cached" if cached else f"{run.seconds:.2f} s"
+        readout_w.value = (f"strength = {run.strength:.2f} (t0 = {round(run.strength * (schedule.T - 1))}, "
+                           f"{run.steps} model calls): distance to input {run.rmse_to_input:.3f}, classifier's "
+                           f"probability of the true class {run.p_class:.2f}; {cost}")
+
+    s_w.observe(update, names="value")
+    update()
+    return ex
