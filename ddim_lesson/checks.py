@@ -53,6 +53,14 @@ def check_float(name: str, value: Any, lo: float | None = None, hi: float | None
     return v
 
 
+SEED_MAX = 2**63 - 1  # torch.Generator.manual_seed takes less than 2**64; room is left for seed offsets
+
+
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """A random seed as an int in [0, 2**63 - 1] (any integer type), else ValueError naming the range."""
+    return check_int(name, seed, 0, SEED_MAX)
+
+
 def check_choice(name: str, value: Any, allowed: Iterable[str]) -> str:
     """``value`` if it is one of ``allowed``, else ValueError listing them."""
     allowed = tuple(allowed)
@@ -159,6 +167,31 @@ def check_model_input(model: Any, x: Any, name: str = "x_T") -> torch.Tensor:
         raise NonFiniteError(f"{name} must be finite everywhere; it has {bad} NaN/inf entries "
                              "(allowed: finite values)")
     return x
+
+
+def check_image_shape(model: Any, shape: Any = None, who: str = "this explorer") -> tuple[int, int, int]:
+    """The (C, H, W) sample shape an image widget draws, checked against the model, else ValueError.
+
+    ``shape`` None: the package model's own shape. A 2-D toy model (samples of shape (dim,)), a shape
+    that is not (C, H, W) with C = 1 or 3, or a shape the model does not take, is refused by name.
+    """
+    want = expected_input_shape(model)
+    if shape is None:
+        if want is None:
+            raise ValueError(f"cannot infer the sample shape of {type(model).__name__}; pass shape=(C, H, W)")
+        shape = want
+    try:
+        shape = tuple(check_int("shape entry", d, 1) for d in shape)
+    except TypeError:
+        raise ValueError(f"shape must be a tuple (C, H, W), got {shape!r}") from None
+    if len(shape) != 3 or shape[0] not in (1, 3):
+        of_model = f"; this model's samples have shape {want}" if want is not None else ""
+        raise ValueError(f"{who} needs an image model, samples of shape (C, H, W) with C = 1 or 3; "
+                         f"got shape {shape}{of_model}")
+    if want is not None and shape != want:
+        raise ValueError(f"{who} needs an image model of shape {shape}, but this model takes {want}; "
+                         f"pass shape={want} or leave shape out")
+    return shape  # type: ignore[return-value]
 
 
 def check_eps_finite(eps: torch.Tensor, t: int, what: str = "the model's eps") -> None:

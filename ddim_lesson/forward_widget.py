@@ -14,17 +14,39 @@ from dataclasses import dataclass
 from typing import Any
 
 import ipywidgets as w
+import numpy as np
 import torch
 
+from .checks import check_int, check_seed
 from .forward import q_sample
 from .plotting import image_png
 from .schedules import NoiseSchedule
 
 
+def check_images(images: Any) -> torch.Tensor:
+    """Images for the explorer as a float32 CPU tensor (B, C, H, W), else ValueError naming what is wrong.
+
+    Needs 1 <= B <= 16, C = 1 or 3, finite values in [-1, 1] (numpy arrays are accepted).
+    """
+    x = torch.as_tensor(images) if isinstance(images, np.ndarray) else images
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        what = f"dtype {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"images must be a floating tensor (B, C, H, W) in [-1, 1], got {what}")
+    if x.ndim != 4 or not 1 <= x.shape[0] <= 16 or x.shape[1] not in (1, 3):
+        raise ValueError(f"images must have shape (B, C, H, W) with 1 <= B <= 16 and C = 1 or 3, got {tuple(x.shape)}")
+    x = x.detach().float().cpu()
+    if not torch.isfinite(x).all():
+        raise ValueError(f"images must be finite; {int((~torch.isfinite(x)).sum())} entries are NaN/inf")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < -1.0 - 1e-6 or hi > 1.0 + 1e-6:
+        raise ValueError(f"images must be in [-1, 1], got values in [{lo:.3g}, {hi:.3g}]; "
+                         "scale [0, 1] images with 2 * x - 1")
+    return x
+
+
 def forward_frame(x0: torch.Tensor, schedule: NoiseSchedule, t: int, noise: torch.Tensor) -> torch.Tensor:
     """x_t = √ᾱ_t x0 + √(1-ᾱ_t) noise for every image at the same t. x0, noise: (B, C, H, W) -> (B, C, H, W)."""
-    if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < schedule.T:
-        raise ValueError(f"t must be an integer in [0, {schedule.T - 1}], got {t!r}")
+    t = check_int("t", t, 0, schedule.T - 1)
     return q_sample(x0, torch.full((x0.shape[0],), t, dtype=torch.long), schedule, noise=noise)
 
 
@@ -53,16 +75,15 @@ def forward_explorer(
     ``schedules`` maps a name to a schedule (default: linear and cosine, T = 1000); all must
     share T. The noise is drawn once from ``seed``, so only t and the schedule change the picture.
     """
-    if images.ndim != 4 or not 1 <= images.shape[0] <= 16:
-        raise ValueError(f"images must have shape (B, C, H, W) with 1 <= B <= 16, got {tuple(images.shape)}")
+    x0 = check_images(images)
     schedules = schedules or {"linear": NoiseSchedule.linear(), "cosine": NoiseSchedule.cosine()}
+    if not isinstance(schedules, dict) or not all(isinstance(s, NoiseSchedule) for s in schedules.values()):
+        raise ValueError(f"schedules must map names to NoiseSchedule objects, got {schedules!r:.200}")
     Ts = {s.T for s in schedules.values()}
     if len(Ts) != 1:
         raise ValueError(f"all schedules must have the same T, got {sorted(Ts)}")
     T = Ts.pop()
-    if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < T:
-        raise ValueError(f"t must be an integer in [0, {T - 1}], got {t!r}")
-    x0 = images.detach().float().cpu()
+    t, seed = check_int("t", t, 0, T - 1), check_seed(seed)
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))  # (B, C, H, W), fixed
     style = {"description_width": "70px"}
     t_w = w.IntSlider(value=t, min=0, max=T - 1, step=1, description="t", continuous_update=True,

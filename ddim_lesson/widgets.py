@@ -22,6 +22,8 @@ import ipywidgets as w
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from . import checks
+from .forward import check_eta
 from .inversion import lerp, slerp
 from .samplers import Model, ddim_progressive, ddim_sample
 from .schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule, check_steps
@@ -50,20 +52,15 @@ class SampleRun:
 
 def sample_shape(model: torch.nn.Module) -> tuple[int, ...]:
     """Shape of one sample for a package model: (C, H, W) for a UNet, (dim,) for the MLP."""
-    cfg = getattr(model, "config", None)
-    if cfg is not None and hasattr(cfg, "image_size"):
-        return (cfg.in_channels, cfg.image_size, cfg.image_size)
-    if cfg is not None and hasattr(cfg, "dim"):
-        return (cfg.dim,)
+    shape = checks.expected_input_shape(model)
+    if shape is not None:
+        return shape
     raise ValueError(f"cannot infer the sample shape of {type(model).__name__}; pass shape=(C, H, W)")
 
 
 def seeded_latents(seed: int, n: int, shape: tuple[int, ...]) -> torch.Tensor:
     """x_T ~ N(0, I) of shape (n, *shape), drawn from ``torch.Generator().manual_seed(seed)``."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    seed, n = checks.check_seed(seed), checks.check_int("n", n, 1)
     return torch.randn((n, *shape), generator=torch.Generator().manual_seed(seed))
 
 
@@ -93,7 +90,7 @@ def sample_run(
     starting noise; with eta > 0 the extra noise comes from a generator seeded with ``seed`` too,
     so each setting is reproducible. Bad values raise ValueError (from the samplers).
     """
-    check_steps(steps, schedule.T)
+    steps, seed = check_steps(steps, schedule.T), checks.check_seed(seed)
     x_T = seeded_latents(seed, n, shape)  # (n, *shape)
     gen = torch.Generator().manual_seed(seed + 1_000_003)  # the η noise, separate from x_T
     keep = set(trajectory_indices(steps, n_traj))
@@ -145,6 +142,8 @@ def interpolation_run(
 
 def _one(z: torch.Tensor, name: str) -> torch.Tensor:
     """One latent as a batch of one: (C, H, W) -> (1, C, H, W), (D,) -> (1, D); (1, ...) stays."""
+    if not isinstance(z, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor latent of shape (C, H, W), got {type(z).__name__}")
     if z.ndim in (1, 3):
         return z[None]
     if z.ndim in (2, 4) and z.shape[0] == 1:
@@ -310,17 +309,12 @@ def sampler_explorer(
     The controls' ranges make invalid settings impossible (ipywidgets clips a value outside
     [min, max] to the range); the factory itself raises ValueError for bad arguments.
     """
-    shape = tuple(shape) if shape is not None else sample_shape(model)  # type: ignore[arg-type]
-    check_steps(max_steps, schedule.T)
-    check_steps(steps, max_steps)
-    if not (0.0 <= eta <= 1.0):
-        raise ValueError(f"eta must be in [0, 1] for the explorer, got {eta!r}")
-    if spacing not in SPACINGS:
-        raise ValueError(f"unknown spacing {spacing!r}; allowed: {', '.join(SPACINGS)}")
-    if not (isinstance(n, int) and 1 <= n <= 64):
-        raise ValueError(f"n must be an integer in [1, 64], got {n!r}")
-    if not (isinstance(seed, int) and 0 <= seed <= max_seed):
-        raise ValueError(f"seed must be an integer in [0, {max_seed}], got {seed!r}")
+    shape = checks.check_image_shape(model, shape, "the sampler explorer")
+    max_steps = check_steps(max_steps, schedule.T)
+    steps, eta = check_steps(steps, max_steps), check_eta(eta)
+    spacing = checks.check_choice("spacing", spacing, SPACINGS)
+    n, max_seed = checks.check_int("n", n, 1, 64), checks.check_seed(max_seed, "max_seed")
+    seed = checks.check_int("seed", seed, 0, max_seed)
     style = {"description_width": "60px"}
     layout = w.Layout(width="420px")
     ctl = dict(continuous_update=False, style=style, layout=layout)
@@ -392,14 +386,15 @@ def interpolation_explorer(
 
     z0, z1: (C, H, W) or (1, C, H, W), e.g. the DDIM inversions of two real images.
     """
-    check_steps(steps, schedule.T)
-    if not (0.0 <= alpha <= 1.0):
-        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+    steps, alpha = check_steps(steps, schedule.T), checks.check_float("alpha", alpha, 0.0, 1.0)
     if z0 is None or z1 is None:
-        shape = tuple(shape) if shape is not None else sample_shape(model)  # type: ignore[arg-type]
+        shape = checks.check_image_shape(model, shape, "the interpolation explorer")
         z0 = seeded_latents(seeds[0], 1, shape) if z0 is None else z0
         z1 = seeded_latents(seeds[1], 1, shape) if z1 is None else z1
     z0, z1 = _one(z0, "z0"), _one(z1, "z1")
+    for name, z in (("z0", z0), ("z1", z1)):
+        checks.check_image_shape(model, tuple(z.shape[1:]), "the interpolation explorer")
+        checks.check_model_input(model, z, name)  # finite, the model's device
     alpha_w = w.FloatSlider(value=alpha, min=0.0, max=1.0, step=0.05, description="alpha", readout_format=".2f",
                             continuous_update=False, style={"description_width": "60px"},
                             layout=w.Layout(width="420px"))
