@@ -7,11 +7,12 @@ import statistics
 
 import pytest
 import torch
-from test_evaluate import Counted, tiny_unet
+from torch import nn
 
 from ddim_lesson import NoiseSchedule, ddim_sample
 from ddim_lesson.evaluate import SpreadConfig, run_spread
 from ddim_lesson.metrics import FeatureStats, features, reference_stats
+from ddim_lesson.models import UNet, UNetConfig
 from ddim_lesson.spacing_fid import (
     SpacingFIDConfig,
     main,
@@ -21,6 +22,27 @@ from ddim_lesson.spacing_fid import (
 )
 
 QUIET = {"log": lambda s: None, "progress": False}
+
+
+class Counted(nn.Module):
+    """A model wrapper that counts forward calls (and keeps the inner model's config)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner, self.config, self.calls = inner, inner.config, 0
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.inner(x, t)
+
+
+def tiny_unet(seed: int = 0) -> UNet:
+    torch.manual_seed(seed)
+    model = UNet(UNetConfig(base_channels=8, channel_mults=(1, 2), groups=4, attn_heads=2))
+    with torch.no_grad():  # the zero-initialised output layers would make eps = 0
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model.eval()
 
 
 def small_cfg(tmp_path, **kw) -> SpacingFIDConfig:
