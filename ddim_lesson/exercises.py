@@ -25,11 +25,21 @@ import torch
 
 from .data import DEBIAN_DIR, IDX_FILES, cache_dir
 from .env import pick_threads
+from .exercise_harness import (  # noqa: F401 - the shared harness; other checker modules import these from here
+    TOL,
+    LearnerError,
+    _as_tensor,
+    _call,
+    _close,
+    _gen,
+    _max_diff,
+    _not_attempted,
+    _NotAttempted,
+    _randn,
+)
 from .forward import ddim_sigma, q_sample
 from .samplers import apply_step, ddim_step, ddpm_coefs
 from .schedules import NoiseSchedule
-
-TOL = 1e-5  # inputs are float64, so only a real mistake is this large
 
 
 # --------------------------------------------------------------------------------------
@@ -119,54 +129,6 @@ def check_environment(need: tuple[str, ...] = ()) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------
-# Shared machinery
-# --------------------------------------------------------------------------------------
-class _NotAttempted(Exception):
-    pass
-
-
-def _call(fn: Callable[..., Any], *args: Any) -> Any:
-    """Call the learner's function on copies of the inputs; NotImplementedError means 'not yet'."""
-    copies = [a.clone() if torch.is_tensor(a) else a for a in args]
-    try:
-        return fn(*copies)
-    except NotImplementedError:
-        raise _NotAttempted() from None
-
-
-def _not_attempted(name: str, what: str) -> bool:
-    print(f"{name}: not attempted yet. {what}\nReplace `raise NotImplementedError` with your code and run the "
-          "checker again.")
-    return False
-
-
-def _as_tensor(out: Any, like: torch.Tensor, what: str) -> torch.Tensor:
-    if not torch.is_tensor(out):
-        raise AssertionError(f"{what} should be a torch.Tensor, got {type(out).__name__}")
-    if out.shape != like.shape:
-        raise AssertionError(f"{what} should have shape {tuple(like.shape)}, got {tuple(out.shape)}")
-    if not torch.isfinite(out).all():
-        raise AssertionError(f"{what} has NaN or inf entries")
-    return out.double()
-
-
-def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a.double() - b.double()).abs().max())
-
-
-def _close(a: float, b: float) -> bool:
-    return abs(a - b) <= TOL * max(1.0, abs(b))
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _randn(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
-    return torch.randn(shape, generator=g, dtype=torch.float64)
-
-
-# --------------------------------------------------------------------------------------
 # Notebook 01: the closed form q(x_t | x_0)
 # --------------------------------------------------------------------------------------
 def reference_q_sample(
@@ -188,8 +150,10 @@ def check_q_sample(fn: Callable[..., torch.Tensor]) -> bool:
         got = _as_tensor(_call(fn, x0, t, schedule, noise), x0, "x_t")
         want = q_sample(x0, t, schedule, noise=noise)
         if _max_diff(got, want) <= TOL:
+            _check_q_sample_channels(fn, schedule, t, g)
             print(f"Correct: x_t matches ddim_lesson.q_sample at t = {t.tolist()} (max difference "
-                  f"{_max_diff(got, want):.1e}).")
+                  f"{_max_diff(got, want):.1e}), on a 1-channel and a 3-channel batch, and leaves its inputs as "
+                  "they were.")
             return True
         ones, zeros = torch.ones_like(x0), torch.zeros_like(x0)
         a = _as_tensor(_call(fn, ones, t, schedule, zeros), x0, "x_t")[:, 0, 0, 0]  # coefficient on x0
@@ -205,6 +169,25 @@ def check_q_sample(fn: Callable[..., torch.Tensor]) -> bool:
     hint = _q_sample_hint(a, b, abar, alpha, schedule, t)
     raise AssertionError(f"x_t does not match q(x_t | x_0) (max difference {_max_diff(got, want):.3g}).\n"
                          f"{hint}\nCoefficients found by probing your function:\n{rows}")
+
+
+def _check_q_sample_channels(fn: Callable[..., torch.Tensor], schedule: NoiseSchedule, t: torch.Tensor,
+                             g: torch.Generator) -> None:
+    """An answer right on (B, 1, H, W) must hold on (B, 3, H, W) too: ᾱ_t broadcasts as (B, 1, 1, 1)."""
+    x0, noise = _randn((6, 3, 4, 4), g), _randn((6, 3, 4, 4), g)
+    hint = ("Hint: ᾱ_t has one value per batch entry. Reshape it to (B, 1, 1, 1), e.g. `abar.view(-1, 1, 1, 1)` or "
+            "`abar[:, None, None, None]`, so that it broadcasts over channels and pixels; `view(B, C, 1, 1)` works "
+            "only while C = 1.")
+    where = "x_t is right for 1-channel images, but not for a 3-channel batch of shape (6, 3, 4, 4)"
+    try:
+        got = _as_tensor(_call(fn, x0, t, schedule, noise), x0, "x_t for the 3-channel batch")
+    except _NotAttempted:
+        raise AssertionError(f"{where}: your function raised NotImplementedError.\n{hint}") from None
+    except AssertionError as e:
+        raise AssertionError(f"{where}: {e}\n{hint}") from None
+    diff = _max_diff(got, q_sample(x0, t, schedule, noise=noise))
+    if diff > TOL:
+        raise AssertionError(f"{where} (max difference {diff:.3g}).\n{hint}")
 
 
 def _q_sample_hint(a: torch.Tensor, b: torch.Tensor, abar: torch.Tensor, alpha: torch.Tensor,
@@ -379,160 +362,18 @@ def show_solution(name: str) -> None:
     print(inspect.getsource(SOLUTIONS[name]))
 
 
-# --- notebooks 04-05
 # --------------------------------------------------------------------------------------
-# Notebook 04: σ for every step of a run (eq. 16), and slerp
+# Notebooks 04-05: their checkers live in exercises_nb45 and are re-exported here
 # --------------------------------------------------------------------------------------
-def reference_step_sigmas(schedule: NoiseSchedule, timesteps: torch.Tensor, eta: float) -> torch.Tensor:
-    """σ_i(η) of each step of a DDIM run over ``timesteps`` (descending, shape (S,)). Returns (S,) float64.
-
-    Step i goes from t_i to t_(i+1), the next entry of the sequence, and the last step to ᾱ = 1.
-    """
-    abar = torch.cumprod(1 - schedule.betas, dim=0)  # (T,)  ᾱ_t
-    abar_t = abar[timesteps]  # (S,)
-    abar_prev = torch.cat([abar[timesteps[1:]], torch.ones(1, dtype=abar.dtype)])  # (S,) ᾱ of the next step
-    return eta * ((1 - abar_prev) / (1 - abar_t)).sqrt() * (1 - abar_t / abar_prev).sqrt()  # eq. 16
-
-
-STEP_SIGMA_CASES = ((10, "trailing", 1.0), (20, "linspace", 0.5), (7, "quadratic", 0.3), (1000, "trailing", 1.0))
-
-
-def check_step_sigmas(fn: Callable[[NoiseSchedule, torch.Tensor, float], torch.Tensor]) -> bool:
-    """Check ``fn(schedule, timesteps, eta) -> σ of shape (S,)`` against ``ddim_lesson.ddim_sigma``, step by step."""
-    from .schedules import ddim_timesteps
-
-    schedule = NoiseSchedule.linear(1000)
-    try:
-        for steps, spacing, eta in STEP_SIGMA_CASES:
-            ts = ddim_timesteps(schedule.T, steps, spacing)
-            got = _call(fn, schedule, ts, eta)
-            if not torch.is_tensor(got) or got.shape != ts.shape:
-                shape = tuple(got.shape) if torch.is_tensor(got) else type(got).__name__
-                raise AssertionError(f"return a tensor of shape ({steps},), one σ per step; got {shape}")
-            t_list = ts.tolist()
-            prev = t_list[1:] + [-1]  # ᾱ_(-1) = 1: the last step lands on clean data
-            want = torch.tensor([ddim_sigma(schedule.abar(t), schedule.abar(p), eta) for t, p in zip(t_list, prev)],
-                                dtype=torch.float64)
-            diff = _max_diff(got, want)
-            if diff > TOL:
-                i = int((got.double() - want).abs().argmax())
-                raise AssertionError(
-                    f"σ is wrong for S = {steps}, spacing = {spacing!r}, η = {eta} (max difference {diff:.3g}, at "
-                    f"step {i}: t = {t_list[i]} -> {prev[i]}, yours {float(got[i]):.5f}, "
-                    f"expected {float(want[i]):.5f})."
-                    f"\n{_step_sigma_hint(got.double(), want, schedule, ts, eta)}")
-    except _NotAttempted:
-        return _not_attempted("check_step_sigmas", "For each i, take ᾱ_t = ᾱ[timesteps[i]] and ᾱ_prev = "
-                              "ᾱ[timesteps[i+1]] (1 for the last step), then σ = η·√((1-ᾱ_prev)/(1-ᾱ_t))·"
-                              "√(1-ᾱ_t/ᾱ_prev).")
-    print(f"Correct: your σ matches ddim_lesson.ddim_sigma at every step of {len(STEP_SIGMA_CASES)} runs "
-          "(trailing, linspace and quadratic spacing; S up to 1000; η in {0.3, 0.5, 1}).")
-    return True
-
-
-def _step_sigma_hint(got: torch.Tensor, want: torch.Tensor, schedule: NoiseSchedule, ts: torch.Tensor,
-                     eta: float) -> str:
-    abar = schedule.alphas_cumprod
-    a_t = abar[ts]
-    one_step = torch.cat([torch.ones(1, dtype=abar.dtype), abar])[ts]  # ᾱ_(t-1), as if all T steps were used
-
-    def sig(a_prev: torch.Tensor) -> torch.Tensor:
-        return eta * ((1 - a_prev) / (1 - a_t)).sqrt() * (1 - a_t / a_prev).clamp(min=0).sqrt()
-
-    if float((got - want**2).abs().max()) <= 1e-6:
-        return "Hint: these are variances σ²; return the standard deviation σ (a square root)."
-    if float((got[:-1] - want[:-1]).abs().max()) <= TOL:
-        return ("Hint: every step is right except the last, which goes to clean data: use ᾱ_prev = 1 there "
-                "(so σ = 0), not ᾱ at timestep 0.")
-    if float((got - sig(one_step)).abs().max()) <= TOL:
-        return ("Hint: you used ᾱ_(t-1), one timestep below t. With S < T steps the previous level is the next "
-                "entry of the sequence, timesteps[i+1].")
-    return "Hint: check eq. 16: σ = η·√((1-ᾱ_prev)/(1-ᾱ_t))·√(1-ᾱ_t/ᾱ_prev), with ᾱ_prev from the next timestep."
-
-
-def reference_slerp(z0: torch.Tensor, z1: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Spherical interpolation of each row: z0, z1 of shape (B, D), α in [0, 1]. Returns (B, D)."""
-    cos = (z0 * z1).sum(-1, keepdim=True) / (z0.norm(dim=-1, keepdim=True) * z1.norm(dim=-1, keepdim=True))
-    theta = torch.arccos(cos.clamp(-1, 1))  # (B, 1) the angle between z0 and z1
-    return (torch.sin((1 - alpha) * theta) * z0 + torch.sin(alpha * theta) * z1) / torch.sin(theta)
-
-
-def check_slerp(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) -> bool:
-    """Check ``fn(z0, z1, alpha) -> z`` on (B, D) Gaussian latents against ``ddim_lesson.slerp``."""
-    from .inversion import lerp, slerp
-
-    g = _gen(4)
-    z0, z1 = _randn((5, 784), g), _randn((5, 784), g)
-    z1[4] = 0.3 * z0[4] + z1[4]  # one pair that is not orthogonal, so the angle matters
-    try:
-        for alpha in (0.0, 0.25, 0.5, 0.9, 1.0):
-            got = _as_tensor(_call(fn, z0, z1, alpha), z0, f"slerp at alpha = {alpha}")
-            want = slerp(z0, z1, alpha)
-            diff = _max_diff(got, want)
-            if diff <= TOL:
-                continue
-            norm = float(got.norm(dim=-1).mean() / want.norm(dim=-1).mean())
-            if _max_diff(got, lerp(z0, z1, alpha)) <= TOL:
-                hint = "that is lerp, (1-α)·z0 + α·z1, whose norm shrinks; weight z0 and z1 by sines of angles."
-            elif _max_diff(got, want / want.norm(dim=-1, keepdim=True)) <= 1e-4:
-                hint = "your result has norm 1; slerp keeps the norm of the latents (about √D = 28 here)."
-            elif abs(norm - 1) < 0.02:
-                hint = ("the norm is right but the direction is not: θ is the angle between z0 and z1, "
-                        "arccos(z0·z1 / (|z0| |z1|)), computed per row, and the weights are "
-                        "sin((1-α)θ)/sin θ and sin(αθ)/sin θ.")
-            else:
-                hint = "slerp(z0, z1, α) = sin((1-α)θ)/sin θ · z0 + sin(αθ)/sin θ · z1, θ the angle between them."
-            raise AssertionError(f"slerp is wrong at alpha = {alpha} (max difference {diff:.3g}; your mean norm is "
-                                 f"{norm:.3f} of the expected one).\nHint: {hint}")
-    except _NotAttempted:
-        return _not_attempted("check_slerp", "Compute θ = arccos(z0·z1 / (|z0| |z1|)) per row, then return "
-                              "sin((1-α)θ)/sin θ · z0 + sin(αθ)/sin θ · z1.")
-    print("Correct: your slerp matches ddim_lesson.slerp at alpha = 0, 0.25, 0.5, 0.9 and 1, "
-          "on orthogonal and on correlated pairs.")
-    return True
-
-
-# --------------------------------------------------------------------------------------
-# Notebook 05: one step of DDIM inversion
-# --------------------------------------------------------------------------------------
-def reference_invert_step(x: torch.Tensor, eps: torch.Tensor, abar_from: float, abar_to: float) -> torch.Tensor:
-    """Move x from noise level ᾱ_from up to ᾱ_to < ᾱ_from with eq. 12 at η = 0. x, eps: (B, ...)."""
-    x0_pred = (x - math.sqrt(1 - abar_from) * eps) / math.sqrt(abar_from)  # eq. 9 (x itself when ᾱ_from = 1)
-    return math.sqrt(abar_to) * x0_pred + math.sqrt(1 - abar_to) * eps
-
-
-INVERT_CASES = ((1.0, 0.99), (0.99, 0.9), (0.9, 0.5), (0.5, 0.02), (0.3, 0.0001))  # (ᾱ_from, ᾱ_to)
-
-
-def check_invert_step(fn: Callable[[torch.Tensor, torch.Tensor, float, float], torch.Tensor]) -> bool:
-    """Check ``fn(x, eps, abar_from, abar_to) -> x at ᾱ_to`` against the step ``ddim_lesson.ddim_invert`` takes."""
-    from .inversion import _invert_step
-
-    g = _gen(5)
-    shape = (3, 1, 4, 4)
-    try:
-        for abar_from, abar_to in INVERT_CASES:
-            x, eps = _randn(shape, g), _randn(shape, g)
-            got = _as_tensor(_call(fn, x, eps, abar_from, abar_to), x, f"x at ᾱ_to = {abar_to}")
-            want = _invert_step(x.clone(), eps, abar_from, abar_to)
-            diff = _max_diff(got, want)
-            if diff > TOL:
-                swapped = abar_from < 1 and _max_diff(got, reference_invert_step(x, eps, abar_to, abar_from)) <= TOL
-                if swapped:
-                    hint = "you went the wrong way: the step starts at ᾱ_from (less noise) and ends at ᾱ_to."
-                elif _max_diff(got, abar_to * (x - (1 - abar_from) * eps) / abar_from + (1 - abar_to) * eps) <= TOL:
-                    hint = "use square roots: √ᾱ and √(1-ᾱ) scale x0 and eps; ᾱ and 1-ᾱ are variances."
-                else:
-                    hint = ("first recover x0_pred = (x - √(1-ᾱ_from)·eps)/√ᾱ_from (eq. 9), then put it at the new "
-                            "level: √ᾱ_to·x0_pred + √(1-ᾱ_to)·eps.")
-                raise AssertionError(f"the inversion step is wrong from ᾱ = {abar_from} to ᾱ = {abar_to} "
-                                     f"(max difference {diff:.3g}).\nHint: {hint}")
-    except _NotAttempted:
-        return _not_attempted("check_invert_step", "Compute x0_pred = (x - √(1-ᾱ_from)·eps)/√ᾱ_from, then return "
-                              "√ᾱ_to·x0_pred + √(1-ᾱ_to)·eps.")
-    print(f"Correct: your step matches the library's inversion step on {len(INVERT_CASES)} cases, from clean "
-          "data (ᾱ = 1) to almost pure noise (ᾱ = 0.0001).")
-    return True
-
+from .exercises_nb45 import (  # noqa: E402, F401 - re-exported; after SOLUTIONS, which it extends
+    INVERT_CASES,
+    STEP_SIGMA_CASES,
+    check_invert_step,
+    check_slerp,
+    check_step_sigmas,
+    reference_invert_step,
+    reference_slerp,
+    reference_step_sigmas,
+)
 
 SOLUTIONS.update(step_sigmas=reference_step_sigmas, slerp=reference_slerp, invert_step=reference_invert_step)

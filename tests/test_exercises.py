@@ -50,13 +50,69 @@ def test_checker_accepts_reference_and_flags_stub(check, ref, capsys):
     assert "not attempted yet" in out and "NotImplementedError" in out
 
 
-def test_checker_does_not_let_inplace_edits_leak():
+def test_check_q_sample_rejects_an_answer_that_overwrites_x0_in_place():
+    # A real answer: right output, but the caller's x0 is gone after the call.
     def in_place(x0, t, schedule, noise):
-        out = E.reference_q_sample(x0, t, schedule, noise)
-        x0.zero_()  # a careless learner mutates the input
-        return out
+        abar = schedule.alphas_cumprod[t].view(-1, 1, 1, 1)
+        return x0.mul_(abar.sqrt()).add_((1 - abar).sqrt() * noise)
 
-    assert E.check_q_sample(in_place) is True
+    with pytest.raises(AssertionError, match=r"changed its input `x0` in place(.|\n)*new tensor"):
+        E.check_q_sample(in_place)
+
+
+def test_check_q_sample_rejects_a_view_that_only_works_for_one_channel():
+    # A real answer: abar.view(B, C, 1, 1) is (B, 1, 1, 1) while C = 1, and fails for C = 3.
+    def view_bc(x0, t, schedule, noise):
+        B, C = x0.shape[:2]
+        abar = schedule.alphas_cumprod[t].view(B, C, 1, 1)
+        return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+
+    with pytest.raises(AssertionError, match=r"3-channel(.|\n)*RuntimeError(.|\n)*view\(-1, 1, 1, 1\)") as info:
+        E.check_q_sample(view_bc)
+    assert "line 3 of view_bc" in str(info.value)  # points at the learner's line
+    assert info.value.__cause__ is None and info.value.__suppress_context__  # no chained traceback
+
+
+def test_an_error_inside_the_learners_function_comes_back_as_a_hint():
+    def typo(x0, t, schedule, noise):
+        return math.sqrt(schedule.alphas_cumprod[t]) * x0  # math.sqrt of a (B,) tensor raises ValueError
+
+    msg = r"your function raised ValueError: only one element(.|\n)*line 2 of typo"
+    with pytest.raises(AssertionError, match=msg) as info:
+        E.check_q_sample(typo)
+    assert isinstance(info.value, E.LearnerError)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert "t = a torch.int64 tensor of shape (6,)" in str(info.value)  # names the inputs
+
+
+def test_check_invert_step_hints_at_sigma_when_the_eta_step_of_03_is_reused():
+    # A real answer: notebook 03's η-aware step at η = 0 divides by 1-ᾱ_from = 0 at ᾱ_from = 1.
+    def reuse_ddim_step(x, eps, abar_from, abar_to):
+        return E.reference_ddim_step(x, eps, abar_from, abar_to, 0.0, torch.zeros_like(x))[0]
+
+    with pytest.raises(AssertionError, match=r"ᾱ_from = 1(.|\n)*ZeroDivisionError(.|\n)*needs no σ"):
+        E.check_invert_step(reuse_ddim_step)
+
+
+def test_check_invert_step_hints_at_sigma_for_a_tensor_version_that_returns_nan():
+    def tensor_sigma(x, eps, abar_from, abar_to):
+        a, ap = torch.tensor(abar_from, dtype=x.dtype), torch.tensor(abar_to, dtype=x.dtype)
+        sigma = 0.0 * ((1 - ap) / (1 - a)).sqrt()  # 0·inf = NaN at ᾱ_from = 1
+        x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+        return ap.sqrt() * x0 + (1 - ap - sigma**2).sqrt() * eps
+
+    with pytest.raises(AssertionError, match=r"ᾱ_from = 1(.|\n)*NaN(.|\n)*needs no σ"):
+        E.check_invert_step(tensor_sigma)
+
+
+def test_every_checker_turns_a_learner_exception_into_a_hint():
+    def broken(*args):
+        return {}["no such key"]
+
+    for check in (E.check_q_sample, E.check_ddpm_step, E.check_ddim_step, E.check_step_sigmas, E.check_slerp,
+                  E.check_invert_step):
+        with pytest.raises(E.LearnerError, match="your function raised KeyError"):
+            check(broken)
 
 
 # -- reject plausible mistakes, naming them -----------------------------------------------------

@@ -1,0 +1,202 @@
+"""Exercise checkers of notebooks 04 and 05: σ for every step of a run, slerp, one step of DDIM inversion.
+
+Each is called through the shared harness (``exercise_harness._call``), like those of notebooks 01-03.
+``ddim_lesson.exercises`` re-exports every name here and lists the solutions in its SOLUTIONS.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from .exercise_harness import (
+    TOL,
+    LearnerError,
+    _as_tensor,
+    _call,
+    _gen,
+    _max_diff,
+    _not_attempted,
+    _NotAttempted,
+    _randn,
+)
+from .forward import ddim_sigma
+from .schedules import NoiseSchedule
+
+
+# --------------------------------------------------------------------------------------
+# Notebook 04: σ for every step of a run (eq. 16), and slerp
+# --------------------------------------------------------------------------------------
+def reference_step_sigmas(schedule: NoiseSchedule, timesteps: torch.Tensor, eta: float) -> torch.Tensor:
+    """σ_i(η) of each step of a DDIM run over ``timesteps`` (descending, shape (S,)). Returns (S,) float64.
+
+    Step i goes from t_i to t_(i+1), the next entry of the sequence, and the last step to ᾱ = 1.
+    """
+    abar = torch.cumprod(1 - schedule.betas, dim=0)  # (T,)  ᾱ_t
+    abar_t = abar[timesteps]  # (S,)
+    abar_prev = torch.cat([abar[timesteps[1:]], torch.ones(1, dtype=abar.dtype)])  # (S,) ᾱ of the next step
+    return eta * ((1 - abar_prev) / (1 - abar_t)).sqrt() * (1 - abar_t / abar_prev).sqrt()  # eq. 16
+
+
+STEP_SIGMA_CASES = ((10, "trailing", 1.0), (20, "linspace", 0.5), (7, "quadratic", 0.3), (1000, "trailing", 1.0))
+
+
+def check_step_sigmas(fn: Callable[[NoiseSchedule, torch.Tensor, float], torch.Tensor]) -> bool:
+    """Check ``fn(schedule, timesteps, eta) -> σ of shape (S,)`` against ``ddim_lesson.ddim_sigma``, step by step."""
+    from .schedules import ddim_timesteps
+
+    schedule = NoiseSchedule.linear(1000)
+    try:
+        for steps, spacing, eta in STEP_SIGMA_CASES:
+            ts = ddim_timesteps(schedule.T, steps, spacing)
+            got = _call(fn, schedule, ts, eta)
+            if not torch.is_tensor(got) or got.shape != ts.shape:
+                shape = tuple(got.shape) if torch.is_tensor(got) else type(got).__name__
+                raise AssertionError(f"return a tensor of shape ({steps},), one σ per step; got {shape}")
+            t_list = ts.tolist()
+            prev = t_list[1:] + [-1]  # ᾱ_(-1) = 1: the last step lands on clean data
+            want = torch.tensor([ddim_sigma(schedule.abar(t), schedule.abar(p), eta) for t, p in zip(t_list, prev)],
+                                dtype=torch.float64)
+            diff = _max_diff(got, want)
+            if diff > TOL:
+                i = int((got.double() - want).abs().argmax())
+                raise AssertionError(
+                    f"σ is wrong for S = {steps}, spacing = {spacing!r}, η = {eta} (max difference {diff:.3g}, at "
+                    f"step {i}: t = {t_list[i]} -> {prev[i]}, yours {float(got[i]):.5f}, "
+                    f"expected {float(want[i]):.5f})."
+                    f"\n{_step_sigma_hint(got.double(), want, schedule, ts, eta)}")
+    except _NotAttempted:
+        return _not_attempted("check_step_sigmas", "For each i, take ᾱ_t = ᾱ[timesteps[i]] and ᾱ_prev = "
+                              "ᾱ[timesteps[i+1]] (1 for the last step), then σ = η·√((1-ᾱ_prev)/(1-ᾱ_t))·"
+                              "√(1-ᾱ_t/ᾱ_prev).")
+    print(f"Correct: your σ matches ddim_lesson.ddim_sigma at every step of {len(STEP_SIGMA_CASES)} runs "
+          "(trailing, linspace and quadratic spacing; S up to 1000; η in {0.3, 0.5, 1}).")
+    return True
+
+
+def _step_sigma_hint(got: torch.Tensor, want: torch.Tensor, schedule: NoiseSchedule, ts: torch.Tensor,
+                     eta: float) -> str:
+    abar = schedule.alphas_cumprod
+    a_t = abar[ts]
+    one_step = torch.cat([torch.ones(1, dtype=abar.dtype), abar])[ts]  # ᾱ_(t-1), as if all T steps were used
+
+    def sig(a_prev: torch.Tensor) -> torch.Tensor:
+        return eta * ((1 - a_prev) / (1 - a_t)).sqrt() * (1 - a_t / a_prev).clamp(min=0).sqrt()
+
+    if float((got - want**2).abs().max()) <= 1e-6:
+        return "Hint: these are variances σ²; return the standard deviation σ (a square root)."
+    if float((got[:-1] - want[:-1]).abs().max()) <= TOL:
+        return ("Hint: every step is right except the last, which goes to clean data: use ᾱ_prev = 1 there "
+                "(so σ = 0), not ᾱ at timestep 0.")
+    if float((got - sig(one_step)).abs().max()) <= TOL:
+        return ("Hint: you used ᾱ_(t-1), one timestep below t. With S < T steps the previous level is the next "
+                "entry of the sequence, timesteps[i+1].")
+    return "Hint: check eq. 16: σ = η·√((1-ᾱ_prev)/(1-ᾱ_t))·√(1-ᾱ_t/ᾱ_prev), with ᾱ_prev from the next timestep."
+
+
+def reference_slerp(z0: torch.Tensor, z1: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Spherical interpolation of each row: z0, z1 of shape (B, D), α in [0, 1]. Returns (B, D)."""
+    cos = (z0 * z1).sum(-1, keepdim=True) / (z0.norm(dim=-1, keepdim=True) * z1.norm(dim=-1, keepdim=True))
+    theta = torch.arccos(cos.clamp(-1, 1))  # (B, 1) the angle between z0 and z1
+    return (torch.sin((1 - alpha) * theta) * z0 + torch.sin(alpha * theta) * z1) / torch.sin(theta)
+
+
+def check_slerp(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) -> bool:
+    """Check ``fn(z0, z1, alpha) -> z`` on (B, D) Gaussian latents against ``ddim_lesson.slerp``."""
+    from .inversion import lerp, slerp
+
+    g = _gen(4)
+    z0, z1 = _randn((5, 784), g), _randn((5, 784), g)
+    z1[4] = 0.3 * z0[4] + z1[4]  # one pair that is not orthogonal, so the angle matters
+    try:
+        for alpha in (0.0, 0.25, 0.5, 0.9, 1.0):
+            got = _as_tensor(_call(fn, z0, z1, alpha), z0, f"slerp at alpha = {alpha}")
+            want = slerp(z0, z1, alpha)
+            diff = _max_diff(got, want)
+            if diff <= TOL:
+                continue
+            norm = float(got.norm(dim=-1).mean() / want.norm(dim=-1).mean())
+            if _max_diff(got, lerp(z0, z1, alpha)) <= TOL:
+                hint = "that is lerp, (1-α)·z0 + α·z1, whose norm shrinks; weight z0 and z1 by sines of angles."
+            elif _max_diff(got, want / want.norm(dim=-1, keepdim=True)) <= 1e-4:
+                hint = "your result has norm 1; slerp keeps the norm of the latents (about √D = 28 here)."
+            elif abs(norm - 1) < 0.02:
+                hint = ("the norm is right but the direction is not: θ is the angle between z0 and z1, "
+                        "arccos(z0·z1 / (|z0| |z1|)), computed per row, and the weights are "
+                        "sin((1-α)θ)/sin θ and sin(αθ)/sin θ.")
+            else:
+                hint = "slerp(z0, z1, α) = sin((1-α)θ)/sin θ · z0 + sin(αθ)/sin θ · z1, θ the angle between them."
+            raise AssertionError(f"slerp is wrong at alpha = {alpha} (max difference {diff:.3g}; your mean norm is "
+                                 f"{norm:.3f} of the expected one).\nHint: {hint}")
+    except _NotAttempted:
+        return _not_attempted("check_slerp", "Compute θ = arccos(z0·z1 / (|z0| |z1|)) per row, then return "
+                              "sin((1-α)θ)/sin θ · z0 + sin(αθ)/sin θ · z1.")
+    print("Correct: your slerp matches ddim_lesson.slerp at alpha = 0, 0.25, 0.5, 0.9 and 1, "
+          "on orthogonal and on correlated pairs.")
+    return True
+
+
+# --------------------------------------------------------------------------------------
+# Notebook 05: one step of DDIM inversion
+# --------------------------------------------------------------------------------------
+def reference_invert_step(x: torch.Tensor, eps: torch.Tensor, abar_from: float, abar_to: float) -> torch.Tensor:
+    """Move x from noise level ᾱ_from up to ᾱ_to < ᾱ_from with eq. 12 at η = 0. x, eps: (B, ...)."""
+    x0_pred = (x - math.sqrt(1 - abar_from) * eps) / math.sqrt(abar_from)  # eq. 9 (x itself when ᾱ_from = 1)
+    return math.sqrt(abar_to) * x0_pred + math.sqrt(1 - abar_to) * eps
+
+
+INVERT_CASES = ((1.0, 0.99), (0.99, 0.9), (0.9, 0.5), (0.5, 0.02), (0.3, 0.0001))  # (ᾱ_from, ᾱ_to)
+
+
+def _invert_output(fn: Callable[..., torch.Tensor], x: torch.Tensor, eps: torch.Tensor, abar_from: float,
+                   abar_to: float) -> torch.Tensor:
+    """The learner's step on one case; at ᾱ_from = 1 a division by zero or a NaN gets the hint about σ's 0/0."""
+    try:
+        return _as_tensor(_call(fn, x, eps, abar_from, abar_to), x, f"x at ᾱ_to = {abar_to}")
+    except _NotAttempted:
+        raise
+    except AssertionError as e:
+        divided_by_zero = (isinstance(e, LearnerError) and isinstance(e.error, ZeroDivisionError)
+                           or "NaN" in str(e))  # raised ZeroDivisionError, or returned 0/0
+        if abar_from < 1.0 or not divided_by_zero:
+            raise
+        raise AssertionError(
+            f"the inversion step fails from clean data (ᾱ_from = 1) to ᾱ_to = {abar_to}: {e}\n"
+            "Hint: inversion is deterministic (η = 0) and needs no σ. If you reused the η-aware DDIM step of "
+            "notebook 03, its σ = η·√((1-ᾱ_prev)/(1-ᾱ_t))·√(1-ᾱ_t/ᾱ_prev) divides by 1-ᾱ_t, which is 0 here "
+            "(0/0 even at η = 0). Drop σ: x0_pred = (x - √(1-ᾱ_from)·eps)/√ᾱ_from, then return "
+            "√ᾱ_to·x0_pred + √(1-ᾱ_to)·eps.") from None
+
+
+def check_invert_step(fn: Callable[[torch.Tensor, torch.Tensor, float, float], torch.Tensor]) -> bool:
+    """Check ``fn(x, eps, abar_from, abar_to) -> x at ᾱ_to`` against the step ``ddim_lesson.ddim_invert`` takes."""
+    from .inversion import _invert_step
+
+    g = _gen(5)
+    shape = (3, 1, 4, 4)
+    try:
+        for abar_from, abar_to in INVERT_CASES:
+            x, eps = _randn(shape, g), _randn(shape, g)
+            got = _invert_output(fn, x, eps, abar_from, abar_to)
+            want = _invert_step(x.clone(), eps, abar_from, abar_to)
+            diff = _max_diff(got, want)
+            if diff > TOL:
+                swapped = abar_from < 1 and _max_diff(got, reference_invert_step(x, eps, abar_to, abar_from)) <= TOL
+                if swapped:
+                    hint = "you went the wrong way: the step starts at ᾱ_from (less noise) and ends at ᾱ_to."
+                elif _max_diff(got, abar_to * (x - (1 - abar_from) * eps) / abar_from + (1 - abar_to) * eps) <= TOL:
+                    hint = "use square roots: √ᾱ and √(1-ᾱ) scale x0 and eps; ᾱ and 1-ᾱ are variances."
+                else:
+                    hint = ("first recover x0_pred = (x - √(1-ᾱ_from)·eps)/√ᾱ_from (eq. 9), then put it at the new "
+                            "level: √ᾱ_to·x0_pred + √(1-ᾱ_to)·eps.")
+                raise AssertionError(f"the inversion step is wrong from ᾱ = {abar_from} to ᾱ = {abar_to} "
+                                     f"(max difference {diff:.3g}).\nHint: {hint}")
+    except _NotAttempted:
+        return _not_attempted("check_invert_step", "Compute x0_pred = (x - √(1-ᾱ_from)·eps)/√ᾱ_from, then return "
+                              "√ᾱ_to·x0_pred + √(1-ᾱ_to)·eps.")
+    print(f"Correct: your step matches the library's inversion step on {len(INVERT_CASES)} cases, from clean "
+          "data (ᾱ = 1) to almost pure noise (ᾱ = 0.0001).")
+    return True
+
