@@ -23,7 +23,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from .checks import check_int, check_seed
+from .cli_checks import check_common_args, error_line, silence_stdout
 from .env import pick_threads
+from .forward import check_eta
+from .info import info_lines
 from .schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule, check_steps
 
 EXAMPLES = {
@@ -43,9 +47,7 @@ class CLIError(Exception):
 
 
 def _check_int(name: str, v: Any, lo: int, hi: int | None = None) -> None:
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
-        allowed = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise ValueError(f"{name} must be an integer {allowed}, got {v!r}")
+    check_int(name, v, lo, hi)
 
 
 def _check_png(name: str, out: str) -> None:
@@ -60,7 +62,7 @@ class SampleArgs:
 
     model: str = field(default="fashion-mnist", metadata={"help": MODEL_HELP})
     steps: int = field(default=50, metadata={"help": "DDIM steps S = model calls per sample, in [1, T]"})
-    eta: float = field(default=0.0, metadata={"help": "η >= 0: 0 is deterministic DDIM, 1 is DDPM-like"})
+    eta: float = field(default=0.0, metadata={"help": "η in [0, 1]: 0 is deterministic DDIM, 1 is DDPM-like"})
     spacing: str = field(default=DEFAULT_SPACING, metadata={"choices": SPACINGS, "help": "timestep spacing"})
     seed: int = field(default=0, metadata={"help": "seed of x_T (and of the noise when η > 0)"})
     n: int | None = field(default=None, metadata={"help": f"how many samples, in [1, {MAX_N}]; "
@@ -75,10 +77,8 @@ class SampleArgs:
         for name in ("n", "batch_size"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), 1, MAX_N)
-        _check_int("seed", self.seed, 0)
-        if isinstance(self.eta, bool) or not isinstance(self.eta, (int, float)) or not math.isfinite(self.eta) \
-                or self.eta < 0:
-            raise ValueError(f"eta must be a finite number >= 0, got {self.eta!r}")
+        check_seed(self.seed)
+        check_eta(self.eta)
         if self.spacing not in SPACINGS:
             raise ValueError(f"spacing must be one of {', '.join(SPACINGS)}, got {self.spacing!r}")
         _check_png("out", self.out)
@@ -102,7 +102,7 @@ class InvertArgs:
     def __post_init__(self) -> None:
         _check_int("n", self.n, 1, MAX_N)
         _check_int("batch_size", self.batch_size, 1, MAX_N)
-        _check_int("seed", self.seed, 0)
+        check_seed(self.seed)
         if self.spacing not in SPACINGS:
             raise ValueError(f"spacing must be one of {', '.join(SPACINGS)}, got {self.spacing!r}")
         _check_png("out", self.out)
@@ -151,9 +151,15 @@ def sample_shape(model: nn.Module) -> tuple[int, ...]:
 
 
 def _device(name: str) -> torch.device:
+    """The CLI's device check: pick_device, plus cuda:N only for a GPU this machine has."""
     from .train import pick_device
 
-    return pick_device(name)
+    dev = pick_device(name)
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise ValueError(f"device {name!r}: this machine has {n} CUDA device(s); allowed: auto, cpu, "
+                         + ", ".join(f"cuda:{i}" for i in range(n)))
+    return dev
 
 
 # -- sampling in batches -------------------------------------------------------------------
@@ -258,6 +264,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     image = len(sample_shape(model)) == 3
     n = a.n or (64 if image else 2000)
     batch = a.batch_size or (64 if image else 2000)
+    say_threads(args)
     t0 = time.perf_counter()
     x = sample_in_batches(model, schedule, n, batch, a.steps, a.eta, a.spacing, a.seed, a.progress)
     secs = time.perf_counter() - t0
@@ -286,6 +293,7 @@ def cmd_invert(args: argparse.Namespace) -> None:
         raise CLIError(f"invert needs an image model trained on one of {', '.join(IMAGE_DATASETS)}; "
                        f"{a.model!r} is a {meta['model']['type']} on {dataset!r}")
     test = load_images(dataset, train=False)  # (N, C, H, W)
+    say_threads(args)
     if a.n > test.shape[0]:
         raise ValueError(f"n must be an integer in [1, {test.shape[0]}] (the test set's size), got {a.n}")
     x0 = test[torch.randperm(test.shape[0], generator=torch.Generator().manual_seed(a.seed))[: a.n]]
@@ -318,37 +326,7 @@ def cmd_info(args: argparse.Namespace) -> None:
         return
     training = "opt_groups" in meta  # only training checkpoints keep the optimizer's settings
     for key, value in info_lines(meta, count_params(model), schedule, where, training):
-        print(f"{key + ':':<12} {value}")
-
-
-def info_lines(meta: dict[str, Any], params: int, schedule: NoiseSchedule, where: str,
-               training: bool) -> list[tuple[str, str]]:
-    """The (field, value) pairs ``ddim-lesson info`` prints."""
-    spec = meta.get("model", {})
-    cfg = " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
-                   for k, v in spec.get("config", {}).items())
-    sched = " ".join(f"{k}={v}" for k, v in schedule.to_dict().items() if k != "kind")
-    losses = meta.get("loss_history") or meta.get("losses") or []
-    metrics = {"final_loss": round(meta["final_loss"], 5)} if "final_loss" in meta else {}
-    metrics |= meta.get("metrics", {})
-    wall = meta.get("wall_time_s")
-    return [
-        ("file", where),
-        ("kind", "training checkpoint (raw + EMA weights + optimizer state: resume it, or export it)"
-         if training else "model (EMA weights, ready to sample)"),
-        ("type", f"{spec.get('type', '?')}"),
-        ("params", f"{params:,}"),
-        ("config", cfg),
-        ("schedule", f"{schedule.kind} {sched}"),
-        ("dataset", str(meta.get("dataset", "?"))),
-        ("steps", str(meta.get("steps", "?"))),
-        ("device", f"{meta.get('device', '?')} (world size {meta.get('world_size', 1)})"),
-        ("wall time", f"{wall} s ({wall / 60:.1f} min)" if isinstance(wall, (int, float)) else "?"),
-        ("command", str(meta.get("command", "?"))),
-        ("metrics", ", ".join(f"{k}={v}" for k, v in metrics.items()) or "none recorded"),
-        ("loss", f"{losses[0]:.4f} -> {losses[-1]:.4f} ({len(losses)} points)" if losses else "no history"),
-        ("torch", str(meta.get("torch", "?"))),
-    ]
+        print(f"{key + ':':<12} {value}")  # values without control characters (info.safe_text)
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -365,6 +343,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     from .evaluate import cmd_eval as run_eval
 
+    args.device = str(_device(args.device))  # the same device check as the other subcommands ("auto" resolved)
     run_eval(args)
 
 
@@ -458,21 +437,53 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _validate_flags(args: argparse.Namespace) -> None:
+    from .train import TrainConfig
+
+    cls = {cmd_sample: SampleArgs, cmd_invert: InvertArgs}.get(args.func, TrainConfig)
+    cfg = _dataclass_from_args(cls, args)  # __post_init__ raises ValueError for a bad value
+    if cls is TrainConfig and not cfg.out:
+        raise CLIError("--out is required: the folder for checkpoints and the final model")
+
+
+def say_threads(args: argparse.Namespace) -> None:
+    """Print main's thread note (env.pick_threads' reason) on stderr, with the progress output, once
+    the flags and the model are checked, so a user error stays the only line printed."""
+    note = getattr(args, "thread_note", None)
+    if note and getattr(args, "progress", True):
+        print(note, file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 a user error, 130 interrupted)."""
     try:
         args = build_parser().parse_args(argv)
+        check_common_args(args, _device)  # seeds, η and device, before any work
         if args.func in (cmd_train, cmd_sample, cmd_invert):  # eval picks its own (--threads)
-            print(f"torch uses {pick_threads().reason}", file=sys.stderr)
+            _validate_flags(args)  # a bad value is the one line printed, before any note
+            args.thread_note = f"torch uses {pick_threads().reason}"  # applied now, said when work starts
+            if args.func is cmd_train:
+                say_threads(args)
         args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the try, not at interpreter exit
     except SystemExit as e:  # --help
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            silence_stdout()
         return int(e.code or 0)
-    except (CLIError, ValueError, OSError, FloatingPointError) as e:  # OSError: missing data, unwritable --out
-        print("ddim-lesson: error: " + " ".join(str(e).split()), file=sys.stderr)
+    except BrokenPipeError:  # the reader went away (`... | head -1`): nothing more to say to it
+        silence_stdout()
         return 2
     except KeyboardInterrupt:
         print("ddim-lesson: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # user errors in one line (cli_checks.error_line); a bug keeps its traceback
+        line = error_line(e)
+        if line is None:
+            raise
+        print("ddim-lesson: error: " + line, file=sys.stderr)
+        return 2
     return 0
 
 

@@ -16,7 +16,9 @@ import hashlib
 import math
 import os
 import shutil
+import struct
 import tempfile
+import zlib
 from pathlib import Path
 
 import torch
@@ -32,6 +34,33 @@ FASHION_CLASSES = (
 
 class DataNotFoundError(FileNotFoundError):
     """Raised when a dataset is in none of the places it is looked for."""
+
+
+class DataFileError(ValueError):
+    """A dataset file that is truncated, damaged, or not the IDX file its name says."""
+
+
+def _damaged(path: Path, why: str) -> DataFileError:
+    fix = ("reinstall it: sudo apt-get install --reinstall dataset-fashion-mnist" if DEBIAN_DIR in path.parents
+           else "replace it with a complete copy, or delete it so that the next place in the search order is used")
+    return DataFileError(f"the dataset file {path} is damaged ({why}); {fix}")
+
+
+def check_idx(path: Path, source: Path | None = None) -> None:
+    """Raise :class:`DataFileError` naming ``source`` (default ``path``) unless ``path`` is a whole IDX file.
+
+    An IDX file is 0x00 0x00 0x08 ndim, ndim big-endian sizes, then exactly their product in bytes.
+    """
+    with open(path, "rb") as f:
+        head = f.read(4)
+        ok = len(head) == 4 and head[:3] == bytes([0, 0, 8]) and 1 <= head[3] <= 4
+        raw_dims = f.read(4 * head[3]) if ok else b""
+    if not ok or len(raw_dims) != 4 * head[3]:
+        raise _damaged(source or path, f"not an IDX file: it starts with bytes {head.hex() or 'none'}")
+    dims = struct.unpack(f">{head[3]}I", raw_dims)
+    want, size = 4 + 4 * len(dims) + math.prod(dims), path.stat().st_size
+    if size != want:
+        raise _damaged(source or path, f"{size} bytes where its header promises {want}: truncated or padded")
 
 
 def cache_dir() -> Path:
@@ -54,6 +83,8 @@ def _fashion_root(root: str | Path | None) -> Path | None:
     candidates = [Path(p) for p in (root, os.environ.get("DDIM_LESSON_DATA")) if p] + [DEBIAN_DIR, cache_dir()]
     for c in candidates:
         if all((c / "FashionMNIST" / "raw" / f).exists() for f in IDX_FILES):
+            for f in IDX_FILES:
+                check_idx(c / "FashionMNIST" / "raw" / f)
             return c
         if all((c / (f + ".gz")).exists() for f in IDX_FILES) or all((c / f).exists() for f in IDX_FILES):
             return _lay_out_raw(c)
@@ -75,13 +106,18 @@ def _lay_out_raw(src: Path) -> Path:
             continue
         fd, tmp = tempfile.mkstemp(dir=raw, prefix=f".{f}.", suffix=".tmp")  # unique: safe if run concurrently
         try:
+            source = src / f if (src / f).exists() else src / (f + ".gz")
             with os.fdopen(fd, "wb") as fout:
-                if (src / f).exists():
-                    with open(src / f, "rb") as fin:
+                if source.suffix != ".gz":
+                    with open(source, "rb") as fin:
                         shutil.copyfileobj(fin, fout)
                 else:
-                    with gzip.open(src / (f + ".gz"), "rb") as fin:
-                        shutil.copyfileobj(fin, fout)
+                    try:
+                        with gzip.open(source, "rb") as fin:
+                            shutil.copyfileobj(fin, fout)
+                    except (EOFError, OSError, zlib.error) as e:  # truncated, or not gzip at all
+                        raise _damaged(source, f"cannot gunzip it: {e}") from None
+            check_idx(Path(tmp), source)  # a damaged copy never gets the real name
             os.replace(tmp, dst)  # atomic: a half-written file is never seen under the real name
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

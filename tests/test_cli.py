@@ -70,8 +70,8 @@ def test_python_dash_m_runs_the_same_command():
     [
         (["sample", "--model", "two-moons", "--steps", "0"], "steps must be an integer in [1, 1000], got 0"),
         (["sample", "--model", "two-moons", "--steps", "1001"], "steps must be an integer in [1, 1000], got 1001"),
-        (["sample", "--eta", "-0.5"], "eta must be a finite number >= 0, got -0.5"),
-        (["sample", "--eta", "nan"], "eta must be a finite number >= 0, got nan"),
+        (["sample", "--eta", "-0.5"], "eta must be a finite number in [0.0, 1.0], got -0.5"),
+        (["sample", "--eta", "nan"], "eta must be a finite number in [0.0, 1.0], got nan"),
         (["sample", "--spacing", "even"], "invalid choice: 'even' (choose from 'leading', 'trailing'"),
         (["sample", "--n", "0"], "n must be an integer in [1, 10000], got 0"),
         (["sample", "--batch-size", "-3"], "batch_size must be an integer in [1, 10000], got -3"),
