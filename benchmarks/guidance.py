@@ -8,7 +8,8 @@ Parts (results go to OUT.json / OUT.md after every cell; run again to resume, ce
 - tradeoff:  for each guidance scale, n_per_class DDIM samples per class (S steps, η = 0) from the same
              seeded latents: on-class accuracy, FID against the test set, within-class diversity; one row per
              seed, plus real held-out images as the yardstick;
-- sdedit:    blocky (4×4-block) test images edited by SDEdit at each strength: distance to the input and FID;
+- sdedit:    blocky (4×4-block) test images edited by SDEdit (towards their label) at each strength: distance to
+             the input, FID and accuracy;
              beside it, the same inputs inverted without a label and decoded with their label at a scale;
 - edit:      "this shirt as a dress": invert test images with their label, decode with another;
 - inversion: reconstruction error against the guidance scale (plain and fixed-point inversion), and against
@@ -58,6 +59,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=20, help="DDIM steps for sampling, inversion and full-strength SDEdit")
     p.add_argument("--strengths", default="0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0")
     p.add_argument("--edit-scales", default="1,3")
+    p.add_argument("--invert-scales", default="0,1,3", help="sdedit: decode the inverted inputs at these scales")
     p.add_argument("--n-edit", type=int, default=50, help="edit: source images per class pair")
     p.add_argument("--n-invert", type=int, default=20, help="inversion: test images (2 per class)")
     p.add_argument("--out", default="benchmarks/results/guidance")
@@ -66,8 +68,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     bad = [s for s in a.parts if s not in PARTS]
     if bad:
         p.error(f"unknown part {bad[0]!r}; allowed: {', '.join(PARTS)}")
-    a.scales, a.strengths, a.edit_scales = (tuple(float(v) for v in s.split(",")) for s in
-                                             (a.scales, a.strengths, a.edit_scales))
+    a.scales, a.strengths, a.edit_scales, a.invert_scales = (
+        tuple(float(v) for v in s.split(",")) for s in (a.scales, a.strengths, a.edit_scales, a.invert_scales))
     a.seeds = tuple(int(v) for v in a.seeds.split(","))
     return a
 
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
             save()
     if "sdedit" in a.parts:
         res["settings"]["sdedit"] = {"n_per_class": a.n_per_class, "steps_full": a.steps, "corruption": "4x4 blocks",
-                                     "model_label": "none (the model's unconditional half)"}
+                                     "model_label": "the true label, scale 1 (conditional)"}
         src, lab = per_class(test_x, test_y, a.n_per_class)
         x_in = blocky(src)
         rows = res.setdefault("sdedit", {})
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         for s in tqdm(todo, desc="sdedit"):
             rows[f"strength={s}"] = sdedit_point(model, schedule, x_in, lab, s, max(1, round(a.steps * s)), 0, ref)
             save()
-        todo = [w for w in a.scales if f"invert scale={w}" not in rows]
+        todo = [w for w in a.invert_scales if f"invert scale={w}" not in rows]
         x_T = ddim_invert(model, schedule, x_in, steps=a.steps) if todo else None  # no label: y = None
         for w in tqdm(todo, desc="inversion edit"):
             rows[f"invert scale={w}"] = inversion_edit_point(model, schedule, x_T, x_in, lab, w, a.steps, ref)
@@ -150,10 +152,6 @@ def main(argv: list[str] | None = None) -> None:
             save()
     save()
     print(markdown(res))
-
-
-def _f(v: float, d: int = 3) -> str:
-    return f"{v:.{d}f}" if abs(v) >= 10 ** -d else f"{v:.1e}"
 
 
 def markdown(res: dict) -> str:
@@ -186,8 +184,8 @@ def markdown(res: dict) -> str:
         lines += ["## SDEdit against editing through inversion", "",
                   "Inputs: test images reduced to 4×4-pixel blocks. Distance: RMSE to the blocky input on the [-1, 1] "
                   "scale (faithfulness). FID against the test set and the classifier's accuracy on the true class "
-                  "(realism). SDEdit uses the model without a label; 'invert' rows invert the input without a label "
-                  "and decode it with its true label at that guidance scale.", "",
+                  "(realism). SDEdit uses the conditional model with the true label (scale 1); 'invert' rows invert "
+                  "the input without a label and decode it with its true label at that guidance scale.", "",
                   "| edit | model calls | RMSE to input | FID | accuracy |", "|---|---|---|---|---|"]
         for k, r in res["sdedit"].items():
             lines.append(f"| {k} | {r.get('steps', 0) * (1 if 'strength' in k else 2)} | {r['rmse_to_input']:.3f} | "
@@ -212,13 +210,13 @@ def markdown(res: dict) -> str:
                   "| scale | plain | fixed-point k = 3 |", "|---|---|---|"]
         for w in sorted({r["scale"] for k, r in inv.items() if k.startswith("scale")}):
             cell = {r["k"]: r for k, r in inv.items() if k.startswith(f"scale scale={w} ")}
-            lines.append(f"| {w:g} (S = {cell[0]['steps']}) | {_f(cell[0]['mse'], 4)} | "
-                         f"{_f(cell[3]['mse'], 4) if 3 in cell else '-'} |")
+            lines.append(f"| {w:g} (S = {cell[0]['steps']}) | {cell[0]['mse']:.2e} | "
+                         f"{format(cell[3]['mse'], '.2e') if 3 in cell else '-'} |")
         lines += ["", "| scale | inversion | model calls | MSE |", "|---|---|---|---|"]
         for k, r in inv.items():
             if k.startswith("calls"):
                 kind = f"plain S = {r['steps']}" if r["k"] == 0 else f"fixed-point S = {r['steps']}, k = {r['k']}"
-                lines.append(f"| {r['scale']:g} | {kind} | {r['calls']} | {_f(r['mse'], 5)} |")
+                lines.append(f"| {r['scale']:g} | {kind} | {r['calls']} | {r['mse']:.2e} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -88,9 +88,11 @@ def rmse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def sdedit_point(model: nn.Module, schedule: NoiseSchedule, x_in: torch.Tensor, labels: torch.Tensor,
                  strength: float, steps: int, seed: int, ref: FeatureStats | None = None) -> dict[str, float]:
-    """SDEdit every input at one strength: distance to the input (faithfulness) and FID, the classifier's
-    accuracy on the input's true class and confidence (realism). x_in: (B, 1, 28, 28)."""
-    out = sdedit(model, schedule, x_in, strength=strength, steps=steps, generator=torch.Generator().manual_seed(seed))
+    """SDEdit every input towards its own label (the conditional model, scale 1) at one strength: distance to
+    the input (faithfulness), and FID and the classifier's accuracy on the true class (realism).
+    x_in: (B, 1, 28, 28)."""
+    out = sdedit(cfg(model, labels, 1.0), schedule, x_in, strength=strength, steps=steps,
+                 generator=torch.Generator().manual_seed(seed))
     return {"strength": strength, "steps": steps, "rmse_to_input": float(rmse(out, x_in).mean()),
             **quality(out, labels, ref)}
 

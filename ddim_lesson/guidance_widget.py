@@ -117,14 +117,16 @@ class SDEditRun:
 
 @torch.no_grad()
 def sdedit_run(model: nn.Module, schedule: NoiseSchedule, x_in: torch.Tensor, labels: torch.Tensor, strength: float,
-               steps_full: int = 20, seed: int = 0) -> SDEditRun:
-    """SDEdit (no label) of every input at ``strength`` with round(steps_full·strength) model calls."""
+               steps_full: int = 20, seed: int = 0, scale: float = 1.0) -> SDEditRun:
+    """SDEdit of every input towards its own label (``cfg(model, labels, scale)``; scale 1 is the conditional
+    model) at ``strength``, with round(steps_full·strength) guided model calls."""
     from .guidance import sdedit
     from .guidance_eval import rmse
 
     steps = max(1, round(steps_full * strength))
     t0 = time.perf_counter()
-    out = sdedit(model, schedule, x_in, strength=strength, steps=steps, generator=torch.Generator().manual_seed(seed))
+    out = sdedit(cfg(model, labels, scale), schedule, x_in, strength=strength, steps=steps,
+                 generator=torch.Generator().manual_seed(seed))
     seconds = time.perf_counter() - t0
     p = float(classify(out)[1].gather(1, labels[:, None]).mean())
     return SDEditRun(strength, steps, out, float(rmse(out, x_in).mean()), p, seconds)
@@ -142,7 +144,8 @@ class SDEditExplorer:
 
 def sdedit_explorer(model: nn.Module, schedule: NoiseSchedule, x_in: torch.Tensor, labels: torch.Tensor,
                     strength: float = 0.5, steps_full: int = 20) -> SDEditExplorer:
-    """A strength slider in [0.05, 1] over SDEdit of the images x_in (n, 1, 28, 28): inputs above, edits below."""
+    """A strength slider in [0.05, 1] over SDEdit of the images x_in (n, 1, 28, 28), each towards its label
+    (the conditional model, scale 1): inputs above, edits below."""
     strength = check_float("strength", strength, 0.05, 1.0)
     s_w = w.FloatSlider(value=strength, min=0.05, max=1.0, step=0.05, description="strength", readout_format=".2f",
                         continuous_update=False, style={"description_width": "60px"}, layout=w.Layout(width="420px"))

@@ -17,6 +17,7 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 PRETRAINED = {
     "fashion-mnist": "fashion-mnist",  # UNet, 28×28×1, linear schedule T=1000
     "two-moons": "two-moons",  # MLP for the 2-D toy set
+    "fashion-mnist-cond": "fashion-mnist-cond",  # class-conditional UNet (10 classes + "no label"), for guidance
 }
 
 
@@ -41,7 +42,8 @@ def load_pretrained(name: str = "fashion-mnist") -> tuple[nn.Module, NoiseSchedu
 def pretrained(name: str = "fashion-mnist") -> tuple[nn.Module, NoiseSchedule]:
     """Load a shipped model (EMA weights, eval mode, CPU) and the schedule it was trained with.
 
-    ``name``: one of ``PRETRAINED`` ("fashion-mnist", "two-moons"). Image models take
+    ``name``: one of ``PRETRAINED`` ("fashion-mnist", "two-moons", "fashion-mnist-cond"). The last is
+    class-conditional: ``model(x_t, t, y)``, wrapped by :func:`ddim_lesson.cfg` for guidance. Image models take
     x_t of shape (B, 1, 28, 28); the 2-D model takes (B, 2). Both return the ε prediction.
     """
     model, schedule, _ = load_pretrained(name)

@@ -259,3 +259,17 @@ def test_sampler_explorer_steps_and_eta_in_jupyterlab(page, lab_url: str) -> Non
     wait_for_text(page, readout, f"eta = {eta0 + 0.5:.1f}")
     assert len({first, after_steps, after_eta}) == 3, "each slider move must change the rendered samples"
     save_artifact(cell, "sampler-explorer.png")
+
+
+def test_guidance_scale_slider_in_jupyterlab(page, lab_url: str) -> None:  # noqa: ANN001
+    """Notebook 07: moving the guidance-scale slider re-samples the class and updates the readout."""
+    cell, image, readout = open_explorer(page, lab_url, "07_guidance.ipynb", "guidance_explorer(")
+    scale0 = float(widget_box(page, "scale").locator(".widget-readout").inner_text())
+    assert scale0 <= 5.0, "the test moves the scale up by 2"
+    before = image.screenshot()
+
+    shown = press_slider(page, "scale", "ArrowRight", 4)  # step 0.5
+    assert float(shown) == pytest.approx(scale0 + 2.0), f"the scale readout shows {shown}, expected {scale0 + 2.0}"
+    assert wait_for_image_change(image, before) != before, "a new scale must change the rendered samples"
+    wait_for_text(page, readout, f"scale = {scale0 + 2.0:.1f}")
+    save_artifact(cell, "guidance-explorer.png")

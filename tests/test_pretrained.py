@@ -62,4 +62,4 @@ def test_fashion_mnist_loads():
 def test_unknown_name_lists_the_allowed_ones():
     with pytest.raises(ValueError, match="unknown pretrained model 'cifar'; allowed: fashion-mnist, two-moons"):
         pretrained("cifar")
-    assert set(PRETRAINED) == {"fashion-mnist", "two-moons"}
+    assert set(PRETRAINED) == {"fashion-mnist", "two-moons", "fashion-mnist-cond"}
