@@ -273,3 +273,24 @@ def test_guidance_scale_slider_in_jupyterlab(page, lab_url: str) -> None:  # noq
     assert wait_for_image_change(image, before) != before, "a new scale must change the rendered samples"
     wait_for_text(page, readout, f"scale = {scale0 + 2.0:.1f}")
     save_artifact(cell, "guidance-explorer.png")
+
+
+def test_solver_explorer_nfe_and_solver_in_jupyterlab(page, lab_url: str) -> None:  # noqa: ANN001
+    """Notebook 06: moving the NFE slider and picking Heun re-solve; the readout says what Heun could spend."""
+    cell, image, readout = open_explorer(page, lab_url, "06_solvers.ipynb", "solver_explorer(")
+    nfe0 = int(widget_box(page, "NFE").locator(".widget-readout").inner_text())
+    assert nfe0 <= 20, "the test moves NFE up by 10"
+    first = image.screenshot()
+
+    assert int(press_slider(page, "NFE", "ArrowRight", 10)) == nfe0 + 10
+    after_nfe = wait_for_image_change(image, first)
+    wait_for_text(page, readout, f"NFE = {nfe0 + 10}")
+
+    solver = cell.locator(".widget-dropdown", has=page.locator(".widget-label", has_text="solver")).locator("select")
+    solver.select_option("heun")  # as a person picks from the list
+    after_heun = wait_for_image_change(image, after_nfe)
+    wait_for_text(page, readout, "solver = heun")
+    if (nfe0 + 10) % 2 == 0:
+        wait_for_text(page, readout, f"so it ran {nfe0 + 9}")
+    assert len({first, after_nfe, after_heun}) == 3, "each change must re-render the samples"
+    save_artifact(cell, "solver-explorer.png")
