@@ -50,7 +50,7 @@ def solver_run(model: Model, schedule: NoiseSchedule, x_T: torch.Tensor, referen
 
 
 def render_solver_run(run: SolverRun, reference: torch.Tensor) -> bytes:
-    """PNG: the samples (with their errors), the reference, and |difference| × 2 (grey 0 = none)."""
+    """PNG: the samples (labelled with their errors), the reference, and |difference| (black 0, white >= 0.5)."""
     diff = ((run.samples - reference).abs() * 4 - 1).clamp(-1, 1)  # |d| = 0 -> black, |d| >= 0.5 -> white
     rows = [
         _pil_row(run.samples, [f"{e:.3f}" for e in run.per_sample],
