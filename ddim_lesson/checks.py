@@ -197,9 +197,13 @@ def check_image_shape(model: Any, shape: Any = None, who: str = "this explorer")
 def check_eps_finite(eps: torch.Tensor, t: int, what: str = "the model's eps") -> None:
     """Raise :class:`NonFiniteError` naming timestep ``t`` unless ``eps`` is finite everywhere.
 
-    One reduction per call (cheap beside a model call); called on every step of the sampling loops.
+    Called on every step of the sampling loops, so it is one sum and one read: a NaN or inf entry
+    makes the sum non-finite (1.3-1.9 µs on a CPU, where isfinite().all() takes 5-28 µs). Only when
+    the sum is not finite are the entries themselves checked (a sum of finite values can overflow).
     ``what`` names the tensor in the message (default: the model's ε prediction).
     """
+    if math.isfinite(float(eps.sum())):
+        return
     if not bool(torch.isfinite(eps).all()):
         bad = int((~torch.isfinite(eps)).sum())
         raise NonFiniteError(
