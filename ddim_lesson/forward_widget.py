@@ -19,7 +19,7 @@ import torch
 
 from .checks import check_int, check_seed
 from .forward import q_sample
-from .plotting import image_png
+from .images import image_png
 from .schedules import NoiseSchedule
 
 

@@ -12,7 +12,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .plotting import plot_paths_2d
+from .figures_points import plot_paths_2d
 
 
 def _check_paths(xs: torch.Tensor) -> None:
@@ -40,7 +40,7 @@ def plot_sampler_paths(
     panels: dict[str, torch.Tensor], data: torch.Tensor | None = None, data_label: str = "data",
     n_paths: int = 6, lim: float = 2.6,
 ) -> Figure:
-    """``plotting.plot_paths_2d`` with a legend that names every mark: the data, the start x_T (×) and end (o).
+    """``figures_points.plot_paths_2d`` with a legend that names every mark: the data, the start x_T (×) and end (o).
 
     panels[name]: (K+1, P, 2). ``data_label`` says what the grey dots are (e.g. a fresh draw of the set).
     """

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 
 import matplotlib
@@ -13,7 +12,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from ddim_lesson import NoiseSchedule, SamplerStep  # noqa: E402
 from ddim_lesson import plotting as P  # noqa: E402
@@ -30,44 +28,6 @@ def sched() -> NoiseSchedule:
     return NoiseSchedule.linear(100, 1e-3, 0.05)
 
 
-def test_image_grid_places_each_image_and_pads_white():
-    x = torch.tensor([-1.0, 0.0, 1.0]).view(3, 1, 1, 1).expand(3, 1, 2, 2)  # three flat 2×2 images
-    grid = P.image_grid(x, nrow=2, pad=1)
-    assert grid.shape == (2 * 3 - 1, 2 * 3 - 1)
-    assert np.all(grid[0:2, 0:2] == 0.0)  # -1 -> black
-    assert np.all(grid[0:2, 3:5] == 0.5)  # 0 -> mid grey
-    assert np.all(grid[3:5, 0:2] == 1.0)  # 1 -> white
-    assert np.all(grid[2, :] == 1.0) and np.all(grid[:, 2] == 1.0)  # the gaps are white
-    assert np.all(grid[3:5, 3:5] == 1.0)  # the missing 4th slot is blank (white)
-
-
-def test_image_grid_rgb_and_clamps():
-    x = torch.full((2, 3, 4, 5), 3.0)  # out of range: shown as white, not wrapped
-    x[1, 0] = -7.0
-    grid = P.image_grid(x, nrow=8, pad=0)
-    assert grid.shape == (4, 10, 3)
-    assert np.all(grid[:, :5] == 1.0)
-    assert np.all(grid[:, 5:, 0] == 0.0) and np.all(grid[:, 5:, 1:] == 1.0)
-
-
-@pytest.mark.parametrize("shape", [(4, 28, 28), (2, 2, 8, 8), (1, 1, 1, 4, 4)])
-def test_image_grid_rejects_bad_shapes(shape):
-    with pytest.raises(ValueError, match="shape"):
-        P.image_grid(torch.zeros(shape))
-
-
-def test_image_png_decodes_to_the_scaled_grid():
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(3, 1, 5, 5, generator=g) * 2 - 1
-    png = P.image_png(x, nrow=3, scale=2, pad=1)
-    img = np.asarray(Image.open(io.BytesIO(png)))
-    expect = np.round(P.image_grid(x, 3, 1) * 255).astype(np.uint8).repeat(2, 0).repeat(2, 1)
-    assert img.shape == ((5) * 2, (3 * 6 - 1) * 2)
-    assert np.array_equal(img, expect)
-    with pytest.raises(ValueError, match="scale"):
-        P.image_png(x, scale=0)
-
-
 def test_show_images_titles():
     x = torch.zeros(5, 1, 4, 4)
     fig = P.show_images(x, nrow=3, titles=list("abcde"), title="T")
@@ -80,8 +40,9 @@ def test_show_images_titles():
 
 
 def test_show_rows_labels_rows():
-    fig = P.show_rows({"first": torch.zeros(3, 1, 4, 4), "second": torch.ones(2, 1, 4, 4)})
-    assert [ax.get_ylabel() for ax in fig.axes] == ["first", "second"]
+    fig = P.show_rows({"first": torch.zeros(3, 1, 4, 4), "second": torch.ones(2, 1, 4, 4)}, title="T")
+    assert [ax.get_ylabel() for ax in fig.axes] == ["first", "", "", "second", "", ""]  # plot_image_rows' layout
+    assert not fig.axes[5].axison and fig._suptitle.get_text() == "T"  # row "second" has only 2 images
     with pytest.raises(ValueError):
         P.show_rows({})
 
