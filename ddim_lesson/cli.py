@@ -134,7 +134,8 @@ def load_any(spec: str, device: str | torch.device = "cpu") -> tuple[nn.Module, 
         path = weights_path(spec)
     else:
         path = Path(spec)
-        candidates = [path, path.with_name(path.name + ".json"), path.with_suffix(".json")]
+        candidates = [path, path.with_name(path.name + ".json"), path.with_suffix(".json"),
+                      path.with_name(path.name + ".safetensors"), path.with_name(path.name + ".prev.safetensors")]
         if not any(p.exists() for p in candidates):
             raise CLIError(f"model {spec!r} is neither a shipped model ({', '.join(PRETRAINED)}) "
                            "nor an existing checkpoint; pass a NAME[.safetensors] path or a run folder")
@@ -245,11 +246,16 @@ def save_scatter(points: torch.Tensor, out: str | Path, dataset: str | None = No
 # -- subcommands ---------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> None:
     from .train import TrainConfig, train
+    from .train_state import TrainingInterrupted
 
     cfg = _dataclass_from_args(TrainConfig, args)
     if not cfg.out:
         raise CLIError("--out is required: the folder for checkpoints and the final model")
-    res = train(cfg)
+    try:
+        res = train(cfg)
+    except TrainingInterrupted as e:  # SIGINT/SIGTERM: the run stopped after a complete step and checkpoint
+        print(f"ddim-lesson: {e}", file=sys.stderr)
+        raise SystemExit(e.exit_code) from None
     if res.meta["steps"] == cfg.steps:
         print(f"trained {res.meta['params']:,} parameters for {cfg.steps} steps in {res.meta['wall_time_s']} s "
               f"on {res.meta['device']}; final loss {res.meta['final_loss']:.4f}; model in {cfg.out}/model.*")
@@ -258,7 +264,10 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
+    from .outputs import check_writable
+
     a = _dataclass_from_args(SampleArgs, args)
+    check_writable(a.out)  # before sampling, not after
     model, schedule, meta, _ = load_any(a.model, _device(a.device))
     check_steps(a.steps, schedule.T)
     image = len(sample_shape(model)) == 3
@@ -282,9 +291,11 @@ def cmd_invert(args: argparse.Namespace) -> None:
 
     from .data import IMAGE_DATASETS, load_images
     from .inversion import ddim_invert
+    from .outputs import check_writable
     from .samplers import ddim_sample
 
     a = _dataclass_from_args(InvertArgs, args)
+    check_writable(a.out)  # before inverting, not after
     device = _device(a.device)
     model, schedule, meta, _ = load_any(a.model, device)
     check_steps(a.steps, schedule.T)
@@ -331,12 +342,14 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 def cmd_export(args: argparse.Namespace) -> None:
     from .checkpoints import export_ema
+    from .outputs import check_writable
 
     a = _dataclass_from_args(ExportArgs, args)
+    check_writable(a.out, what="the destination")
     src = Path(a.checkpoint)
     if src.is_dir():
         src = src / "checkpoint"
-    path = export_ema(src, a.out)
+    path = export_ema(src, a.out)  # refuses a destination that is the source or any training checkpoint
     print(f"wrote the EMA weights of {src} to {path} and {path.with_suffix('.json')}")
 
 

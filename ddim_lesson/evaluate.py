@@ -9,6 +9,9 @@ with the machine, the git commit, the sample counts and the SHA-256 of the model
     ddim-lesson eval table2 --n 500 --out benchmarks/results/table2
     ddim-lesson eval spread --n 500          # how far Table 1's FID moves with the seed alone
 
+Default ``--out``: runs/eval/. benchmarks/results/ (committed) is written only when named, and only by
+a run whose resume key (every setting that moves a number, n included) matches the file's.
+
 Every cell of Table 1 starts from the same x_T (one seed per batch), so cells differ only by
 the sampler. Samples are rounded to 8-bit pixels before their features are taken, like the data.
 """
@@ -39,6 +42,7 @@ from .checkpoints import _atomic_write, load_model
 from .env import pick_threads
 from .inversion import ddim_invert
 from .metrics import FeatureStats, classifier_and_sha, features, fid_floor, reference_stats
+from .outputs import check_writable
 from .samplers import ddim_progressive, ddim_sample, ddpm_progressive
 from .schedules import DEFAULT_SPACING, NoiseSchedule
 
@@ -61,7 +65,7 @@ class Table1Config:
     spacing: str = DEFAULT_SPACING
     floor: bool = True  # also the FID of held-out real images at the same n (needs the dataset)
     device: str = "cpu"
-    out: str = "benchmarks/results/table1"
+    out: str = "runs/eval/table1"  # benchmarks/results/table1 holds the committed table: named explicitly
 
     def __post_init__(self) -> None:
         self.steps = tuple(int(s) for s in self.steps)
@@ -91,7 +95,7 @@ class Table2Config:
     spacing: str = DEFAULT_SPACING
     clip_x0: bool = False  # the exact reverse of the inversion; clipping x0_pred at high noise breaks it
     device: str = "cpu"
-    out: str = "benchmarks/results/table2"
+    out: str = "runs/eval/table2"
 
     def __post_init__(self) -> None:
         self.steps = tuple(int(s) for s in self.steps)
@@ -118,7 +122,7 @@ class SpreadConfig:
     spacing: str = DEFAULT_SPACING
     real: bool = True
     device: str = "cpu"
-    out: str = "benchmarks/results/fid_spread"
+    out: str = "runs/eval/fid_spread"
 
     def __post_init__(self) -> None:
         self.cells = tuple((r if r == SIGMA_HAT else float(r), int(s)) for r, s in self.cells)
@@ -171,7 +175,8 @@ def _open_results(path: Path, header: dict[str, Any]) -> dict[str, Any]:
     """Previous results if they match this run's model, classifier and settings, else a fresh record."""
     if path.exists():
         old = json.loads(path.read_text())
-        mismatch = [k for k in header["resume_key"] if old.get("resume_key", {}).get(k) != header["resume_key"][k]]
+        old_key = {**old.get("config", {}), **old.get("resume_key", {})}  # a key added later: the old run's config
+        mismatch = [k for k in header["resume_key"] if old_key.get(k) != header["resume_key"][k]]
         if mismatch:
             raise ValueError(f"{path} holds results for other settings ({', '.join(mismatch)} differ); "
                              "pass another --out or delete it")
@@ -284,7 +289,8 @@ def run_table1(cfg: Table1Config, model: nn.Module | None = None, schedule: Nois
     """
     model, schedule, meta, clf, clf_sha, ref = _fid_setup(cfg, model, schedule, meta)
     out = Path(cfg.out)
-    key = {"classifier_sha256": clf_sha, "seed": cfg.seed, "spacing": cfg.spacing, "batch_size": cfg.batch_size}
+    key = {"classifier_sha256": clf_sha, "seed": cfg.seed, "spacing": cfg.spacing, "batch_size": cfg.batch_size,
+           "n": cfg.n, "n_at": {str(k): v for k, v in cfg.n_at.items()}, "device": cfg.device}  # all that moves a FID
     res = _open_results(_with(out, ".json"), _header("ddim-table1", cfg, model, schedule, meta, key))
     res["reference"] = {"split": "test", "n": ref.n}
     rows: list[float | str] = list(cfg.etas) + ([SIGMA_HAT] if cfg.sigma_hat else [])
@@ -638,8 +644,8 @@ def add_eval_args(p: argparse.ArgumentParser, table: str | None = None) -> None:
     p.add_argument("--batch-size", type=int, default=250)
     p.add_argument("--spacing", default=DEFAULT_SPACING, help=f"timestep spacing (default {DEFAULT_SPACING})")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default=None, help="results path without suffix (default benchmarks/results/table1, "
-                                                 "table2 or fid_spread)")
+    p.add_argument("--out", default=None, help="results path without suffix (default runs/eval/table1, table2 or "
+                                                 "fid_spread; the committed ones in benchmarks/results/ only if named)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave torch's default)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
@@ -667,6 +673,7 @@ def cmd_eval(args: argparse.Namespace, table: str | None = None) -> None:
     else:
         print(f"torch uses {pick_threads().reason}", file=sys.stderr)
     cfg = config_from_args(args, table)
+    check_writable(f"{cfg.out}.json")  # before the run, not after it
     run, markdown = {"table1": (run_table1, table1_markdown), "table2": (run_table2, table2_markdown),
                      "spread": (run_spread, spread_markdown)}[table]
     res = run(cfg, progress=getattr(args, "progress", True))  # type: ignore[operator]

@@ -24,12 +24,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checkpoints import downsample_losses, load_checkpoint, model_from_meta, model_meta, save_checkpoint, save_model
+from .checkpoints import downsample_losses, save_model
 from .conditional import drop_labels, init_from_weights
 from .data import IMAGE_DATASETS, TOY_DATASETS, load_dataset, load_images
 from .forward import q_sample
 from .models import MLPConfig, UNetConfig, build_model, count_params
 from .schedules import NoiseSchedule
+from .train_state import SignalGuard, open_run, restore_state, save_state
 
 
 @dataclass
@@ -175,9 +176,20 @@ def diffusion_loss(model: nn.Module, x0: torch.Tensor, schedule: NoiseSchedule, 
 
 def train(cfg: TrainConfig) -> TrainResult:
     """Train a denoiser. Writes ``checkpoint.*`` every ``ckpt_every`` steps and ``model.*``
-    (EMA weights for sampling) at the end, when ``cfg.out`` is set."""
+    (EMA weights for sampling) at the end, when ``cfg.out`` is set.
+
+    ``cfg.out`` is checked before any work; ``cfg.resume`` continues the newest complete checkpoint
+    there after comparing the config with it. SIGINT or SIGTERM stop the run after the current step,
+    with a checkpoint, by raising :class:`~ddim_lesson.train_state.TrainingInterrupted`.
+    """
+    with SignalGuard() as guard:
+        return _train(cfg, guard)
+
+
+def _train(cfg: TrainConfig, guard: SignalGuard) -> TrainResult:
     device = pick_device(cfg.device)
     rank, world = _init_distributed(device)
+    resumed = open_run(cfg, rank)  # before any work: --out writable, --resume flags match the checkpoint
     torch.manual_seed(cfg.seed)
     data = load_dataset(cfg.dataset, train=True, n_toy=cfg.n_toy, seed=cfg.seed)  # (N, ...)
     labels = load_images(cfg.dataset, train=True, with_labels=True)[1] if cfg.num_classes else None  # (N,)
@@ -197,8 +209,8 @@ def train(cfg: TrainConfig) -> TrainResult:
     g = torch.Generator().manual_seed(cfg.seed * 7919 + rank)  # timesteps and noise
     start, losses, wall = 0, [], 0.0
     ckpt = Path(cfg.out) / "checkpoint" if cfg.out else None
-    if cfg.resume and ckpt is not None and ckpt.with_suffix(".json").exists():
-        start, losses, wall = _restore(ckpt, model, ema, opt, g, rank)
+    if resumed is not None:
+        start, losses, wall = restore_state(resumed, model, ema, opt, g, rank)
     net = model
     if world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -232,18 +244,24 @@ def train(cfg: TrainConfig) -> TrainResult:
             bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}", lr=f"{lr_at(cfg, step):.1e}")
         done = step + 1
         stopping = cfg.stop_after > 0 and done - start >= cfg.stop_after
-        if ckpt is not None and (done % cfg.ckpt_every == 0 or done == cfg.steps or stopping):
+        signalled = guard.requested(world, device)  # SIGINT/SIGTERM: checkpoint this step, then stop
+        if ckpt is not None and (done % cfg.ckpt_every == 0 or done == cfg.steps or stopping or signalled):
             rngs = _gather_rng_states(g, world)  # every rank takes part; rank 0 writes
             if rank == 0:
-                _save_state(ckpt, cfg, model, ema, opt, rngs, schedule, done, losses,
-                            wall + time.perf_counter() - t0, device, world)
+                run_meta = _run_meta(cfg, model, device, done, wall + time.perf_counter() - t0, losses, world)
+                with guard.writing():  # a signal never cuts a checkpoint write short
+                    save_state(ckpt, model, ema, opt, rngs, schedule, run_meta, losses)
+        if signalled and done < cfg.steps:
+            bar.close()
+            raise guard.interrupted(done, cfg.steps, ckpt)
         if stopping:
             break
     bar.close()
     wall += time.perf_counter() - t0
     meta = _run_meta(cfg, model, device, start + len(losses[start:]), wall, losses, world)
     if cfg.out and rank == 0 and meta["steps"] == cfg.steps:
-        save_model(Path(cfg.out) / "model", ema, schedule, **meta, loss_history=downsample_losses(losses))
+        with guard.writing():
+            save_model(Path(cfg.out) / "model", ema, schedule, **meta, loss_history=downsample_losses(losses))
     if world > 1:
         dist.barrier()
     return TrainResult(model, ema, schedule, losses, meta)
@@ -274,42 +292,6 @@ def _run_meta(cfg: TrainConfig, model: nn.Module, device: torch.device, steps: i
         "final_loss": sum(losses[-100:]) / max(1, len(losses[-100:])),
     }
 
-
-
-def _save_state(path: Path, cfg: TrainConfig, model: nn.Module, ema: nn.Module, opt: torch.optim.Optimizer,
-                rngs: list[torch.Tensor], schedule: NoiseSchedule, step: int, losses: list[float], wall: float,
-                device: torch.device, world: int = 1) -> None:
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    tensors |= {f"ema.{k}": v for k, v in ema.state_dict().items()}
-    opt_state = opt.state_dict()
-    for pid, st in opt_state["state"].items():
-        tensors |= {f"opt.{pid}.{k}": (v if torch.is_tensor(v) else torch.tensor(v)) for k, v in st.items()}
-    tensors |= {f"rng.noise.{r}": state for r, state in enumerate(rngs)}
-    meta = {**model_meta(model, schedule), **_run_meta(cfg, model, device, step, wall, losses, world),
-            "losses": losses, "opt_groups": [{k: v for k, v in grp.items() if k != "params"}
-                                             for grp in opt_state["param_groups"]]}
-    save_checkpoint(path, tensors, meta)
-
-
-def _restore(path: Path, model: nn.Module, ema: nn.Module, opt: torch.optim.Optimizer, g: torch.Generator,
-             rank: int) -> tuple[int, list[float], float]:
-    tensors, meta = load_checkpoint(path)
-    model.load_state_dict(model_from_meta(tensors, meta, "model.").state_dict())
-    ema.load_state_dict(model_from_meta(tensors, meta, "ema.").state_dict())
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for k, v in tensors.items():
-        if k.startswith("opt."):
-            _, pid, name = k.split(".", 2)
-            state.setdefault(int(pid), {})[name] = v
-    groups = opt.state_dict()["param_groups"]
-    for grp, saved in zip(groups, meta["opt_groups"]):
-        grp.update({k: v for k, v in saved.items() if k != "params"})
-    opt.load_state_dict({"state": state, "param_groups": groups})
-    key = f"rng.noise.{rank}"
-    if key not in tensors:
-        raise ValueError(f"{path} was written by a run with fewer processes; resume with the same world size")
-    g.set_state(tensors[key])
-    return int(meta["steps"]), list(meta["losses"]), float(meta["wall_time_s"])
 
 
 def _init_distributed(device: torch.device) -> tuple[int, int]:

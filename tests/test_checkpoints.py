@@ -1,4 +1,5 @@
-"""Checkpoints: exact round trips, atomic writes, and clear errors for bad files. Never unpickles."""
+"""Checkpoints: exact round trips, one atomic file, the previous checkpoint as a fallback, the older
+pair format, and clear errors for bad files. Never unpickles. (Crafted files: test_checkpoint_faults.py.)"""
 
 import hashlib
 import json
@@ -7,19 +8,25 @@ import pickle
 
 import pytest
 import torch
+from safetensors.torch import save as st_save
 
-from ddim_lesson import checkpoints
+from ddim_lesson import ckpt_files
 from ddim_lesson.checkpoints import (
     FORMAT,
+    PAIR_FORMAT,
     CheckpointError,
+    CheckpointWarning,
     export_ema,
     load_checkpoint,
     load_model,
+    load_newest,
     model_meta,
+    read_checkpoint,
     save_checkpoint,
     save_model,
 )
 from ddim_lesson.models import MLPConfig, MLPDenoiser, UNet, UNetConfig
+from ddim_lesson.pretrained import WEIGHTS_DIR
 from ddim_lesson.schedules import NoiseSchedule
 
 TINY_UNET = UNetConfig(base_channels=8, channel_mults=(1, 2), groups=4, attn_heads=2)
@@ -60,24 +67,92 @@ def test_round_trip_is_exact(tmp_path, kind):
         assert torch.equal(load_model(spelling)[0].state_dict()[next(iter(want))], want[next(iter(want))])
 
 
+def _write_pair(path, tensors, meta):
+    """A checkpoint in the older format: NAME.safetensors without metadata, NAME.json beside it."""
+    blob = st_save(tensors)
+    path.with_suffix(".safetensors").write_bytes(blob)
+    meta = {"format": PAIR_FORMAT, **meta, "weights_sha256": hashlib.sha256(blob).hexdigest()}
+    path.with_suffix(".json").write_text(json.dumps(meta))
+
+
 def test_writes_are_atomic_and_leave_no_temp_files(tmp_path):
     save_model(tmp_path / "m", _tiny_mlp(), NoiseSchedule.linear(100))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.safetensors"]
 
 
-def test_a_failing_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
+def test_one_file_holds_weights_and_metadata_and_the_json_is_only_a_copy(tmp_path):
+    """The loader trusts the header: losing or editing the readable JSON copy changes nothing."""
+    save_model(tmp_path / "m", _tiny_mlp(), NoiseSchedule.linear(100), dataset="two-moons")
+    (tmp_path / "m.json").write_text(json.dumps({"format": "something else"}))
+    assert load_model(tmp_path / "m")[2]["dataset"] == "two-moons"
+    (tmp_path / "m.json").unlink()
+    assert load_model(tmp_path / "m")[2]["dataset"] == "two-moons"
+
+
+@pytest.mark.parametrize("fail_at", ["write", "replace"])
+def test_a_failing_write_leaves_the_old_file_intact(tmp_path, monkeypatch, fail_at):
+    """A disk that fills up half way through the data, or a rename that fails: the old file stays."""
     save_model(tmp_path / "m", _tiny_mlp(0), NoiseSchedule.linear(100))
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    real_fdopen = os.fdopen
 
-    def broken_replace(src, dst):
-        raise OSError("disk full (simulated)")
+    class HalfWriter:
+        def __init__(self, f):
+            self.f = f
 
-    monkeypatch.setattr(checkpoints.os, "replace", broken_replace)
-    with pytest.raises(OSError, match="disk full"):
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data[: len(data) // 2])
+            raise OSError(28, "No space left on device (simulated)")
+
+    if fail_at == "write":
+        monkeypatch.setattr(ckpt_files.os, "fdopen", lambda fd, mode: HalfWriter(real_fdopen(fd, mode)))
+    else:
+        monkeypatch.setattr(ckpt_files.os, "replace", lambda src, dst: (_ for _ in ()).throw(OSError("rename failed")))
+    with pytest.raises(OSError):
         save_model(tmp_path / "m", _tiny_mlp(1), NoiseSchedule.linear(100))
-    monkeypatch.setattr(checkpoints.os, "replace", os.replace)
+    monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # old files, and no .tmp left
     load_model(tmp_path / "m")
+
+
+def test_the_previous_checkpoint_is_kept_and_used_when_the_newest_is_damaged(tmp_path):
+    path = tmp_path / "checkpoint"
+    save_checkpoint(path, {"w": torch.zeros(3)}, {"steps": 1}, keep_previous=True)
+    assert not (tmp_path / "checkpoint.prev.safetensors").exists()  # nothing to keep yet
+    save_checkpoint(path, {"w": torch.ones(3)}, {"steps": 2}, keep_previous=True)
+    assert read_checkpoint(tmp_path / "checkpoint.prev")[1]["steps"] == 1
+    loaded = load_newest(path)
+    assert loaded.meta["steps"] == 2 and not loaded.skipped and loaded.note().endswith("(step 2)")
+    st = tmp_path / "checkpoint.safetensors"
+    st.write_bytes(st.read_bytes()[:-5])  # the newest one damaged
+    loaded = load_newest(path)
+    assert loaded.meta["steps"] == 1 and loaded.path.name == "checkpoint.prev.safetensors"
+    assert "truncated" in loaded.note() and "using the previous checkpoint" in loaded.note()
+    with pytest.warns(CheckpointWarning, match="using the previous checkpoint .*checkpoint.prev.safetensors"):
+        tensors, meta = load_checkpoint(path)
+    assert torch.equal(tensors["w"], torch.zeros(3))
+    st.unlink()  # killed between the two renames: only the previous one is there
+    assert load_newest(path).meta["steps"] == 1
+
+
+def test_the_older_pair_format_still_loads_and_the_shipped_checksums_are_unchanged(tmp_path):
+    raw = (WEIGHTS_DIR / "two-moons.safetensors").read_bytes()
+    tensors, meta = load_checkpoint(WEIGHTS_DIR / "two-moons")
+    assert meta["format"] == PAIR_FORMAT and meta["weights_sha256"] == hashlib.sha256(raw).hexdigest()
+    model = _tiny_mlp()
+    _write_pair(tmp_path / "old", model.state_dict(), model_meta(model, NoiseSchedule.linear(100)))
+    loaded = load_model(tmp_path / "old")[0]
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    # a new checkpoint records the same checksum as the pair would: SHA-256 of the plain safetensors bytes
+    save_model(tmp_path / "new", model, NoiseSchedule.linear(100))
+    assert read_checkpoint(tmp_path / "new")[1]["weights_sha256"] == json.loads(
+        (tmp_path / "old.json").read_text())["weights_sha256"]
 
 
 def test_truncated_weights(tmp_path):
@@ -85,7 +160,20 @@ def test_truncated_weights(tmp_path):
     st.write_bytes(st.read_bytes()[: st.stat().st_size // 2])
     with pytest.raises(CheckpointError) as err:
         load_model(tmp_path / "m")
-    _assert_clear(err, "truncated", "m.safetensors", "copy both files again or retrain")
+    _assert_clear(err, "truncated", "m.safetensors", "copy it again or retrain")
+
+
+@pytest.mark.parametrize("where", ["data", "metadata"])
+def test_a_flipped_byte_is_caught(tmp_path, where):
+    st = save_model(tmp_path / "m", _tiny_mlp(), NoiseSchedule.linear(100), dataset="two-moons")
+    blob = bytearray(st.read_bytes())
+    i = len(blob) - 7 if where == "data" else blob.index(b"two-moons")
+    blob[i] ^= 0x01
+    st.write_bytes(bytes(blob))
+    with pytest.raises(CheckpointError) as err:
+        load_model(tmp_path / "m")
+    _assert_clear(err, "do not match their checksum" if where == "data" else "does not match its checksum",
+                  "corrupted")
 
 
 def test_random_bytes_are_not_a_checkpoint(tmp_path):
@@ -95,11 +183,12 @@ def test_random_bytes_are_not_a_checkpoint(tmp_path):
                                                 .numpy().tobytes())
     with pytest.raises(CheckpointError) as err:
         load_model(tmp_path / "junk")
-    _assert_clear(err, "junk.json is not valid JSON", "retrain")
+    _assert_clear(err, "junk.safetensors is truncated or not a safetensors file", "retrain")
 
 
-def test_json_without_the_format_marker(tmp_path):
-    save_model(tmp_path / "m", _tiny_mlp(), NoiseSchedule.linear(100))
+def test_a_pair_json_without_the_format_marker(tmp_path):
+    model = _tiny_mlp()
+    _write_pair(tmp_path / "m", model.state_dict(), model_meta(model, NoiseSchedule.linear(100)))
     meta = json.loads((tmp_path / "m.json").read_text())
     del meta["format"]
     (tmp_path / "m.json").write_text(json.dumps(meta))
@@ -108,10 +197,19 @@ def test_json_without_the_format_marker(tmp_path):
     _assert_clear(err, "is not a ddim_lesson checkpoint", "ddim-lesson train")
 
 
+def test_a_pair_without_its_json(tmp_path):
+    model = _tiny_mlp()
+    _write_pair(tmp_path / "m", model.state_dict(), model_meta(model, NoiseSchedule.linear(100)))
+    (tmp_path / "m.json").unlink()
+    with pytest.raises(CheckpointError) as err:
+        load_model(tmp_path / "m")
+    _assert_clear(err, "m.json does not exist", "copy both files together")
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(CheckpointError) as err:
         load_model(tmp_path / "nothing")
-    _assert_clear(err, "nothing.safetensors does not exist", "NAME.json beside it")
+    _assert_clear(err, "nothing.safetensors does not exist", "a run folder")
 
 
 def test_config_that_does_not_match_the_weights(tmp_path):
@@ -148,7 +246,7 @@ def test_a_pickle_is_never_unpickled(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "load", forbidden)
     with pytest.raises(CheckpointError) as err:
         load_model(tmp_path / "m")
-    _assert_clear(err, "is not a readable safetensors file", "retrain")
+    _assert_clear(err, "truncated or not a safetensors file", "retrain")
 
 
 def _training_checkpoint(path):
