@@ -8,19 +8,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import ipywidgets as w
 import torch
 from torch import nn
 
-from .checks import check_float, check_int
+from .checks import check_float, check_int, check_model_input
 from .data import FASHION_CLASSES
+from .explorer_kit import STYLE, RunCache, connect, slider_args
 from .guidance import cfg
 from .guidance_eval import classify, seeded_noise
+from .images import labelled_grid, png_bytes
+from .measure import CallCounter
 from .samplers import ddim_sample
 from .schedules import NoiseSchedule
-from .widgets import RunCache, _pil_grid, png_bytes
 
 MAX_SCALE = 7.0
 
@@ -35,19 +36,21 @@ class GuidedRun:
     samples: torch.Tensor  # (n, 1, 28, 28) in [-1, 1]
     on_class: int  # how many of the n samples the course classifier assigns to ``label``
     seconds: float
-    model_calls: int  # guided calls = steps; each is one forward pass on a batch of 2n
+    model_calls: int  # guided calls, counted (= steps); each is one forward pass on a batch of 2n
 
 
 @torch.no_grad()
 def guided_run(model: nn.Module, schedule: NoiseSchedule, label: int, scale: float, steps: int = 20, n: int = 8,
                seed: int = 0) -> GuidedRun:
     """n DDIM samples (η = 0) of class ``label`` at guidance ``scale``, from latents seeded by ``seed``."""
-    x_T = seeded_noise(n, seed)  # (n, 1, 28, 28): the same at every label and scale
+    guided = cfg(model, label, scale)
+    x_T = check_model_input(guided, seeded_noise(n, seed))  # (n, 1, 28, 28): the same at every label and scale
+    counted = CallCounter(guided)
     t0 = time.perf_counter()
-    x = ddim_sample(cfg(model, label, scale), schedule, x_T, steps=steps)
+    x = ddim_sample(counted, schedule, x_T, steps=steps)
     seconds = time.perf_counter() - t0
     on_class = int((classify(x)[1].argmax(1) == label).sum())
-    return GuidedRun(label, scale, steps, x, on_class, seconds, steps)
+    return GuidedRun(label, scale, steps, x, on_class, seconds, counted.calls)
 
 
 def guided_readout(run: GuidedRun, cached: bool) -> str:
@@ -60,6 +63,8 @@ def guided_readout(run: GuidedRun, cached: bool) -> str:
 
 @dataclass
 class GuidanceExplorer:
+    """The explorer's controls and output (``.ui`` to display)."""
+
     ui: w.Widget
     label: w.Dropdown
     scale: w.FloatSlider
@@ -77,36 +82,32 @@ def guidance_explorer(model: nn.Module, schedule: NoiseSchedule, label: int = 0,
     label = check_int("label", label, 0, k - 1)
     scale = check_float("scale", scale, 0.0, MAX_SCALE)
     n = check_int("n", n, 1, 32)
-    style, layout = {"description_width": "60px"}, w.Layout(width="420px")
     label_w = w.Dropdown(options=[(name, i) for i, name in enumerate(FASHION_CLASSES[:k])], value=label,
-                         description="class", style=style)
+                         description="class", style=STYLE)
     scale_w = w.FloatSlider(value=scale, min=0.0, max=MAX_SCALE, step=0.5, description="scale", readout_format=".1f",
-                            continuous_update=False, style=style, layout=layout)
+                            **slider_args())
     image_w, readout_w = w.Image(format="png"), w.HTML()
-    cache = RunCache()
     ex = GuidanceExplorer(w.VBox([w.HBox([label_w, scale_w]), readout_w, image_w]), label_w, scale_w, image_w,
-                          readout_w, cache)
+                          readout_w, RunCache())
 
-    def compute(lab: int, sc: float) -> tuple[GuidedRun, bytes]:
+    def compute(key: tuple[int, float]) -> tuple[GuidedRun, bytes]:
+        lab, sc = key
         run = guided_run(model, schedule, lab, sc, steps, n, seed)
         title = f"{FASHION_CLASSES[lab]}, scale {sc:.1f}: {n} samples from the same {n} x_T (seed {seed})"
-        return run, png_bytes(_pil_grid(run.samples, n, title=title))
+        return run, png_bytes(labelled_grid(run.samples, n, title=title))
 
-    def update(*_: Any) -> None:
-        key = (int(label_w.value), round(float(scale_w.value), 6))
-        run, png, cached = cache.get(key, lambda: compute(*key))
-        ex.last, image_w.value, readout_w.value = run, png, guided_readout(run, cached)
+    def key() -> tuple[int, float]:
+        return (int(label_w.value), round(float(scale_w.value), 6))
 
-    label_w.observe(update, names="value")
-    scale_w.observe(update, names="value")
-    ex.update = update
-    update()
+    connect(ex, (label_w, scale_w), key, compute, guided_readout)
     return ex
 
 
 # -- the SDEdit explorer of notebook 08 ---------------------------------------------------------
 @dataclass(frozen=True)
 class SDEditRun:
+    """What one strength of the SDEdit explorer produced."""
+
     strength: float
     steps: int  # model calls: round(steps_full · strength), at least 1
     edits: torch.Tensor  # (n, 1, 28, 28)
@@ -134,12 +135,15 @@ def sdedit_run(model: nn.Module, schedule: NoiseSchedule, x_in: torch.Tensor, la
 
 @dataclass
 class SDEditExplorer:
+    """The explorer's controls and output (``.ui`` to display)."""
+
     ui: w.Widget
     strength: w.FloatSlider
     image: w.Image
     readout: w.HTML
     cache: RunCache
     last: SDEditRun | None = None
+    update: Callable[..., None] = lambda *_: None
 
 
 def sdedit_explorer(model: nn.Module, schedule: NoiseSchedule, x_in: torch.Tensor, labels: torch.Tensor,
@@ -148,24 +152,21 @@ def sdedit_explorer(model: nn.Module, schedule: NoiseSchedule, x_in: torch.Tenso
     (the conditional model, scale 1): inputs above, edits below."""
     strength = check_float("strength", strength, 0.05, 1.0)
     s_w = w.FloatSlider(value=strength, min=0.05, max=1.0, step=0.05, description="strength", readout_format=".2f",
-                        continuous_update=False, style={"description_width": "60px"}, layout=w.Layout(width="420px"))
+                        **slider_args())
     image_w, readout_w = w.Image(format="png"), w.HTML()
     ex = SDEditExplorer(w.VBox([s_w, readout_w, image_w]), s_w, image_w, readout_w, RunCache())
     n = x_in.shape[0]
 
     def compute(s: float) -> tuple[SDEditRun, bytes]:
         run = sdedit_run(model, schedule, x_in, labels, s, steps_full)
-        grid = _pil_grid(torch.cat([x_in, run.edits]), n, title=f"inputs (top) and SDEdit at strength {s:.2f}")
+        grid = labelled_grid(torch.cat([x_in, run.edits]), n, title=f"inputs (top) and SDEdit at strength {s:.2f}")
         return run, png_bytes(grid)
 
-    def update(*_: Any) -> None:
-        run, png, cached = ex.cache.get(round(float(s_w.value), 6), lambda: compute(round(float(s_w.value), 6)))
-        ex.last, image_w.value = run, png
+    def readout(run: SDEditRun, cached: bool) -> str:
         cost = "cached" if cached else f"{run.seconds:.2f} s"
-        readout_w.value = (f"strength = {run.strength:.2f} (t0 = {round(run.strength * (schedule.T - 1))}, "
-                           f"{run.steps} model calls): distance to input {run.rmse_to_input:.3f}, classifier's "
-                           f"probability of the true class {run.p_class:.2f}; {cost}")
+        return (f"strength = {run.strength:.2f} (t0 = {round(run.strength * (schedule.T - 1))}, "
+                f"{run.steps} model calls): distance to input {run.rmse_to_input:.3f}, classifier's "
+                f"probability of the true class {run.p_class:.2f}; {cost}")
 
-    s_w.observe(update, names="value")
-    update()
+    connect(ex, (s_w,), lambda: round(float(s_w.value), 6), compute, readout)
     return ex

@@ -1,8 +1,8 @@
 """Notebook 06's solver explorer: pick a solver, a budget of model calls and a spacing; see the
 samples, a converged reference from the same x_T, and how far apart they are.
 
-Built like the explorers in ``widgets`` (and reusing its cache and drawing): a pure, cached
-``solver_run`` does the maths, the widget only draws. Heun spends 2N-1 calls, so for an even budget
+Built like the other explorers (``explorer_kit``, ``images``): a pure, cached ``solver_run`` does
+the maths, the widget only draws. Heun spends 2N-1 calls, so for an even budget
 it runs with one call fewer and the readout says so.
 """
 
@@ -11,17 +11,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import ipywidgets as w
 import torch
 
-from .checks import check_choice, check_int
+from .checks import check_choice, check_int, check_model_input
+from .explorer_kit import STYLE, RunCache, connect, slider_args
+from .images import labelled_row, png_bytes, stack
+from .measure import CallCounter
 from .samplers import Model
 from .schedules import SPACINGS, NoiseSchedule
 from .solver_study import rel_error
 from .solvers import SOLVERS, calls_within, ode_sample
-from .widgets import RunCache, _pil_row, _pil_stack, png_bytes
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class SolverRun:
 
     solver: str
     budget: int  # the NFE asked for
-    calls: int  # the model calls spent (== budget except Heun with an even budget)
+    calls: int  # the model calls spent, counted (== budget except Heun with an even budget)
     spacing: str
     samples: torch.Tensor  # (n, C, H, W)
     error: float  # ‖samples - reference‖/‖reference‖ over the batch
@@ -42,23 +43,25 @@ def solver_run(model: Model, schedule: NoiseSchedule, x_T: torch.Tensor, referen
                budget: int, spacing: str) -> SolverRun:
     """Solve from x_T (n, C, H, W) with at most ``budget`` calls; compare with ``reference`` (n, C, H, W)."""
     calls = calls_within(solver, budget, schedule.T)
+    counted = CallCounter(model)
+    x_T = check_model_input(model, x_T)  # checked against the model itself, not the counter
     t0 = time.perf_counter()
-    x0 = ode_sample(model, schedule, x_T, steps=calls, solver=solver, spacing=spacing)
+    x0 = ode_sample(counted, schedule, x_T, steps=calls, solver=solver, spacing=spacing)
     seconds = time.perf_counter() - t0
     per = tuple(rel_error(a, b) for a, b in zip(x0, reference))
-    return SolverRun(solver, budget, calls, spacing, x0, rel_error(x0, reference), per, seconds)
+    return SolverRun(solver, budget, counted.calls, spacing, x0, rel_error(x0, reference), per, seconds)
 
 
 def render_solver_run(run: SolverRun, reference: torch.Tensor) -> bytes:
     """PNG: the samples (labelled with their errors), the reference, and |difference| (black 0, white >= 0.5)."""
     diff = ((run.samples - reference).abs() * 4 - 1).clamp(-1, 1)  # |d| = 0 -> black, |d| >= 0.5 -> white
     rows = [
-        _pil_row(run.samples, [f"{e:.3f}" for e in run.per_sample],
+        labelled_row(run.samples, [f"{e:.3f}" for e in run.per_sample],
                  title=f"{run.solver}, {run.calls} model calls, {run.spacing} spacing (label: error vs reference)"),
-        _pil_row(reference, title="reference: the same x_T, solved to convergence"),
-        _pil_row(diff, title="|sample - reference| (white: 0.5 or more)"),
+        labelled_row(reference, title="reference: the same x_T, solved to convergence"),
+        labelled_row(diff, title="|sample - reference| (white: 0.5 or more)"),
     ]
-    return png_bytes(_pil_stack(rows))
+    return png_bytes(stack(rows))
 
 
 def solver_readout(run: SolverRun, cached: bool) -> str:
@@ -95,28 +98,19 @@ def solver_explorer(model: Model, schedule: NoiseSchedule, x_T: torch.Tensor, re
     nfe = check_int("nfe", nfe, 1, max_nfe)
     if x_T.shape != reference.shape:
         raise ValueError(f"reference shape {tuple(reference.shape)} must equal x_T shape {tuple(x_T.shape)}")
-    style = {"description_width": "60px"}
-    solver_w = w.Dropdown(options=list(SOLVERS), value=solver, description="solver", style=style)
-    nfe_w = w.IntSlider(value=nfe, min=1, max=max_nfe, step=1, description="NFE", continuous_update=False,
-                        style=style, layout=w.Layout(width="420px"))
-    spacing_w = w.Dropdown(options=list(SPACINGS), value=spacing, description="spacing", style=style)
-    image_w, readout_w, cache = w.Image(format="png"), w.HTML(), RunCache()
+    solver_w = w.Dropdown(options=list(SOLVERS), value=solver, description="solver", style=STYLE)
+    nfe_w = w.IntSlider(value=nfe, min=1, max=max_nfe, step=1, description="NFE", **slider_args())
+    spacing_w = w.Dropdown(options=list(SPACINGS), value=spacing, description="spacing", style=STYLE)
+    image_w, readout_w = w.Image(format="png"), w.HTML()
     ui = w.VBox([w.HBox([solver_w, spacing_w]), nfe_w, readout_w, image_w])
-    ex = SolverExplorer(ui, solver_w, nfe_w, spacing_w, image_w, readout_w, cache)
+    ex = SolverExplorer(ui, solver_w, nfe_w, spacing_w, image_w, readout_w, RunCache())
 
-    def compute(so: str, n: int, sp: str) -> tuple[SolverRun, bytes]:
-        run = solver_run(model, schedule, x_T, reference, so, n, sp)
+    def compute(key: tuple[str, int, str]) -> tuple[SolverRun, bytes]:
+        run = solver_run(model, schedule, x_T, reference, *key)
         return run, render_solver_run(run, reference)
 
-    def update(*_: Any) -> None:
-        key = (solver_w.value, int(nfe_w.value), spacing_w.value)
-        run, png, cached = cache.get(key, lambda: compute(*key))
-        ex.last = run
-        image_w.value = png
-        readout_w.value = solver_readout(run, cached)
+    def key() -> tuple[str, int, str]:
+        return (solver_w.value, int(nfe_w.value), spacing_w.value)
 
-    for c in (solver_w, nfe_w, spacing_w):
-        c.observe(update, names="value")
-    ex.update = update
-    update()
+    connect(ex, (solver_w, nfe_w, spacing_w), key, compute, solver_readout)
     return ex

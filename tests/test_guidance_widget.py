@@ -9,7 +9,7 @@ import torch
 from ddim_lesson.exercises import reference_invert_step
 from ddim_lesson.exercises_guidance import check_fixed_point_step, reference_fixed_point_step
 from ddim_lesson.guidance_eval import blocky, class_samples, diversity, rmse
-from ddim_lesson.guidance_widget import guidance_explorer, sdedit_explorer
+from ddim_lesson.guidance_widget import guidance_explorer, guided_run, sdedit_explorer
 from ddim_lesson.models import UNet, UNetConfig
 from ddim_lesson.schedules import NoiseSchedule
 
@@ -34,6 +34,17 @@ def test_guidance_explorer_resamples_on_a_new_scale_or_class_and_caches(tiny):
     assert "class = Sneaker" in ex.readout.value and ex.last.label == 7
     ex.label.value, ex.scale.value = 3, 1.0
     assert ex.image.value == first and "cached" in ex.readout.value and ex.cache.misses == 3
+
+
+def test_guided_run_counts_the_model_calls(tiny):
+    net, sched = tiny
+    batches = []  # the batch size of every forward pass of the conditional UNet
+    hook = net.register_forward_hook(lambda m, args, out: batches.append(args[0].shape[0]))
+    try:
+        run = guided_run(net, sched, label=3, scale=2.0, steps=4, n=2)
+    finally:
+        hook.remove()
+    assert run.model_calls == len(batches) == 4 and batches == [4] * 4  # one pass on 2n per guided call
 
 
 def test_guidance_explorer_refuses_an_unconditional_model_and_bad_settings(tiny):

@@ -63,9 +63,9 @@ def pixels(png: bytes) -> torch.Tensor:
 # -- the pure functions ---------------------------------------------------------------------
 def test_sample_run_matches_ddim_sample(model, sched):
     run = sample_run(model, sched, steps=7, eta=0.0, seed=3, n=4, shape=SHAPE)
+    assert run.model_calls == model.calls == 7 and run.seconds > 0  # counted, and what the model itself saw
     ref = ddim_sample(model, sched, seeded_latents(3, 4, SHAPE), steps=7)
     torch.testing.assert_close(run.samples, ref)
-    assert run.model_calls == 7 and run.seconds > 0
     assert run.traj_t[0] == 999  # the default (trailing) spacing starts at T-1
     assert run.x0_traj.shape == (7, *SHAPE)
     torch.testing.assert_close(run.x0_traj[-1], ref[0])  # the last x0 prediction is the sample
