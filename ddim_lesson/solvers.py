@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .checks import check_choice, check_int
-from .samplers import Model, SamplerStep, _check_finite, _last
+from .checks import check_choice, check_eps_finite, check_int, check_model_input
+from .samplers import Model, SamplerStep, _last
 from .schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule, ddim_timesteps
 
 
@@ -78,6 +78,7 @@ def denoiser(model: Model, grid: Grid, batch: int, device: torch.device, clip_x0
         eps = model(x, t_batches[i])
         if eps.shape != x.shape:
             raise ValueError(f"model output shape {tuple(eps.shape)} must equal x_T shape {tuple(x.shape)}")
+        check_eps_finite(eps, grid.ts[i])
         x0 = xbar - grid.sigma[i] * eps  # DDIM eq. 9, divided by √ᾱ
         if clip_x0:
             x0 = x0.clamp(-1.0, 1.0)
@@ -188,7 +189,7 @@ def ode_progressive(
     steps = check_int("steps", steps, 1, None)
     rung = SOLVERS[solver]
     n = rung.grid_steps(steps, schedule.T)
-    _check_finite(x_T)
+    x_T = check_model_input(model, x_T)  # a tensor the model takes, finite everywhere
     grid = make_grid(schedule, n, spacing)
     den = denoiser(model, grid, x_T.shape[0], x_T.device, clip_x0)
     return torch.no_grad()(rung.fn)(den, grid, x_T)
