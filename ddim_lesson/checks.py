@@ -27,6 +27,8 @@ def check_int(name: str, value: Any, lo: int | None = None, hi: int | None = Non
     """
     if isinstance(value, bool):
         raise ValueError(f"{name} must be an integer{_range(lo, hi)}, got the bool {value!r}")
+    if getattr(value, "ndim", 0) != 0:  # operator.index takes a one-element tensor; one number is meant
+        raise ValueError(f"{name} must be an integer{_range(lo, hi)}, got {value!r}")
     try:
         v = operator.index(value)
     except TypeError:
@@ -209,6 +211,19 @@ def check_eps_finite(eps: torch.Tensor, t: int, what: str = "the model's eps") -
         raise NonFiniteError(
             f"{what} stopped being finite at timestep t={t} ({bad} of {eps.numel()} entries NaN/inf); "
             "the model or its input x_t overflowed (is x_T a standard normal sample, are the weights finite?)")
+
+
+def check_sample_finite(x: torch.Tensor, t_last: int) -> None:
+    """After the last update: raise :class:`NonFiniteError` unless the sample is finite (one sum, as above).
+
+    ε was finite at every step (:func:`check_eps_finite`), so a non-finite sample means an update
+    overflowed; with ``clip_x0`` True, x0_pred is bounded and this cannot happen.
+    """
+    if math.isfinite(float(x.sum())) or bool(torch.isfinite(x).all()):
+        return
+    raise NonFiniteError(
+        f"the sample is not finite after the last step (t={t_last}), although the model's eps was finite at "
+        "every step: an update overflowed (x_T or eps too large?); clip_x0=True bounds the predicted x0")
 
 
 def _first_weight(model: Any) -> torch.Tensor | None:

@@ -22,7 +22,7 @@ MAX_FIELD = 300  # characters shown per field
 
 def safe_text(value: Any, limit: int = MAX_FIELD) -> str:
     """``str(value)`` on one line, without control characters, at most ``limit`` characters."""
-    s = _CONTROL.sub("", str(value)).replace("\t", " ").replace("\n", " ").replace("\r", " ")
+    s = _CONTROL.sub("", re.sub(r"[\t\n\r]", " ", str(value)))
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .checks import check_eps_finite, check_model_input
+from .checks import check_eps_finite, check_model_input, check_sample_finite
 from .forward import _randn_like, check_eta, ddim_sigma
 from .schedules import DEFAULT_SPACING, NoiseSchedule, check_steps, ddim_timesteps
 
@@ -155,7 +155,7 @@ def _denoise_loop(
         x, x0_pred = apply_step(x, eps, c, noise, clip_x0)
         t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
         if t_prev == -1:  # ε was finite at every step; the update itself may still overflow (no clip_x0)
-            check_eps_finite(x, timesteps[i], what="the sample x_0")
+            check_sample_finite(x, timesteps[i])
         yield SamplerStep(timesteps[i], t_prev, x, x0_pred)
 
 
@@ -252,8 +252,3 @@ def _last(steps: Iterator[SamplerStep]) -> torch.Tensor:
     if x is None:  # unreachable: steps >= 1 is validated
         raise RuntimeError("sampler produced no steps")
     return x
-
-
-def _check_finite(x: torch.Tensor) -> None:
-    """Kept for callers of the old name: prefer checks.check_model_input, which also checks the shape."""
-    check_model_input(None, x)
