@@ -70,7 +70,7 @@ class Loaded:
         step = f" (step {self.meta['steps']})" if "steps" in self.meta else ""
         if not self.skipped:
             return f"{self.path}{step}"
-        return f"{'; '.join(self.skipped)}; using the previous checkpoint {self.path}{step} instead"
+        return f"the previous checkpoint {self.path}{step}, because {'; '.join(self.skipped)}"
 
 
 def _paths(path: str | Path) -> tuple[Path, Path]:
@@ -167,7 +167,7 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     with advice; warns (CheckpointWarning) when it had to fall back to the previous checkpoint."""
     loaded = load_newest(path)
     if loaded.skipped:
-        warnings.warn(loaded.note(), CheckpointWarning, stacklevel=2)
+        warnings.warn(f"using {loaded.note()}", CheckpointWarning, stacklevel=2)
     return loaded.tensors, loaded.meta
 
 
@@ -233,7 +233,7 @@ def export_ema(checkpoint: str | Path, out: str | Path, **extra: Any) -> Path:
     ``out`` that is the source, or any training checkpoint, so a run's resumable state is never replaced."""
     loaded = load_newest(checkpoint)
     if loaded.skipped:
-        warnings.warn(loaded.note(), CheckpointWarning, stacklevel=2)
+        warnings.warn(f"exporting {loaded.note()}", CheckpointWarning, stacklevel=2)
     tensors, meta = loaded.tensors, loaded.meta
     if not is_training_checkpoint(tensors):
         raise CheckpointError(f"{checkpoint} holds no EMA weights: export needs a training checkpoint (checkpoint.*)")

@@ -133,7 +133,8 @@ def test_the_previous_checkpoint_is_kept_and_used_when_the_newest_is_damaged(tmp
     st.write_bytes(st.read_bytes()[:-5])  # the newest one damaged
     loaded = load_newest(path)
     assert loaded.meta["steps"] == 1 and loaded.path.name == "checkpoint.prev.safetensors"
-    assert "truncated" in loaded.note() and "using the previous checkpoint" in loaded.note()
+    assert loaded.note().startswith("the previous checkpoint ") and "(step 1), because " in loaded.note()
+    assert "checkpoint.safetensors is truncated" in loaded.note()
     with pytest.warns(CheckpointWarning, match="using the previous checkpoint .*checkpoint.prev.safetensors"):
         tensors, meta = load_checkpoint(path)
     assert torch.equal(tensors["w"], torch.zeros(3))
