@@ -12,19 +12,26 @@ faster (about 1.5× with 2 on 2 cores). So the rule is: one thread per core that
 The idle cores are measured from /proc/stat over a short window (Linux); elsewhere from the
 1-minute load average, else all cores are taken as idle. ``DDIM_LESSON_THREADS`` overrides it.
 ``benchmarks/threads.py`` measures the rule against fixed thread counts, idle and under load.
+
+:func:`check_environment`, which every notebook runs first, prints the versions, the device and
+this thread choice, and says, with the fix, what is missing: the shipped model, the shipped
+images or the full Fashion-MNIST.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from .checks import check_int
+from .data import DEBIAN_DIR, IDX_FILES, cache_dir
 
 ENV_VAR = "DDIM_LESSON_THREADS"
 WINDOW_S = 0.25  # how long /proc/stat is watched; long enough to see a busy core, short enough to go unnoticed
@@ -100,3 +107,89 @@ def _cpu_times(stat: Path) -> tuple[int, int]:
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
     total = sum(fields[:8])  # user nice system idle iowait irq softirq steal (guest is inside user)
     return total - idle, total
+
+
+# --------------------------------------------------------------------------------------
+# What the course needs here: torch, ipywidgets, the shipped files, the dataset
+# --------------------------------------------------------------------------------------
+def fashion_mnist_location() -> Path | None:
+    """The folder holding the Fashion-MNIST IDX files, searched as ``ddim_lesson.data`` does, or None.
+
+    Only looks; unlike loading, it never unpacks anything.
+    """
+    roots = [Path(p) for p in (os.environ.get("DDIM_LESSON_DATA"),) if p] + [DEBIAN_DIR, cache_dir()]
+    for r in roots:
+        for folder in (r / "FashionMNIST" / "raw", r):
+            if all((folder / f).exists() or (folder / (f + ".gz")).exists() for f in IDX_FILES):
+                return folder
+    return None
+
+
+MIN_TORCH = (2, 2)
+
+
+def _check_versions() -> None:
+    """Fail early, with the fix, on an old torch; say where widgets come from."""
+    major, minor = (int(v) for v in torch.__version__.split("+")[0].split(".")[:2])
+    if (major, minor) < MIN_TORCH:
+        raise RuntimeError(f"torch {torch.__version__} is too old: the course needs torch >= 2.2. Fix: "
+                           "`pip install -U 'torch>=2.2' torchvision` in this environment, or `make clean-venv lab`.")
+    try:
+        import ipywidgets
+
+        print(f"ipywidgets {ipywidgets.__version__}: sliders need JupyterLab from this environment (`make lab`); "
+              "if you see text like VBox(...) instead of sliders, see README > Troubleshooting")
+    except ImportError:
+        raise RuntimeError("ipywidgets is missing: `pip install -e .` in the course repository") from None
+
+
+def check_environment(need: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Print what this notebook runs on, and raise RuntimeError, with the fix, if a needed item is missing.
+
+    ``need`` may hold "weights" (the shipped Fashion-MNIST model), "samples" (the shipped
+    images) and "dataset" (the full Fashion-MNIST). Returns what it found, as a dict.
+    """
+    from .assets import SAMPLES_FILE
+    from .pretrained import WEIGHTS_DIR
+
+    allowed = ("weights", "samples", "dataset")
+    for item in need:
+        if item not in allowed:
+            raise ValueError(f"unknown requirement {item!r}; allowed: {', '.join(allowed)}")
+    if torch.cuda.is_available():
+        device = f"cuda ({torch.cuda.get_device_name(0)})"
+    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        device = "mps"
+    else:
+        device = "cpu"
+    weights = WEIGHTS_DIR / "fashion-mnist.safetensors"
+    threads = pick_threads()
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": device,
+        "cpu_threads": threads.threads,
+        "threads_reason": threads.reason,
+        "weights": weights if weights.exists() and weights.with_suffix(".json").exists() else None,
+        "samples": SAMPLES_FILE if SAMPLES_FILE.exists() else None,
+        "dataset": fashion_mnist_location(),
+    }
+    fixes = {
+        "weights": f"the shipped model is missing from {WEIGHTS_DIR}. Reinstall the package from the course "
+        "repository (`pip install -e .` in its root), or retrain it: see the model card in ddim_lesson/weights/.",
+        "samples": f"the shipped sample images are missing ({SAMPLES_FILE}). Reinstall the package from the course "
+        "repository (`pip install -e .`).",
+        "dataset": "Fashion-MNIST was not found. Set DDIM_LESSON_DATA to a folder with its four IDX .gz files, or "
+        "on Debian/Ubuntu run `sudo apt-get install dataset-fashion-mnist`. Only the optional cells need it.",
+    }
+    print(f"python {info['python']}, torch {info['torch']}, device: {device}")
+    print(f"torch uses {threads.reason}")
+    _check_versions()
+    for key, label in (("weights", "shipped model"), ("samples", "shipped sample images"),
+                       ("dataset", "full Fashion-MNIST")):
+        status = f"found ({info[key]})" if info[key] is not None else f"MISSING: {fixes[key]}"
+        print(f"{label:22s} {status}")
+    missing = [k for k in need if info[k] is None]
+    if missing:
+        raise RuntimeError("This notebook needs: " + " ".join(fixes[k] for k in missing))
+    return info

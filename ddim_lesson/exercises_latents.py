@@ -1,7 +1,7 @@
-"""Exercise checkers of notebooks 04 and 05: σ for every step of a run, slerp, one step of DDIM inversion.
+"""Exercise checkers of notebooks 04-05, the latent space: slerp between two latents, one step of DDIM inversion.
 
-Each is called through the shared harness (``exercise_harness._call``), like those of notebooks 01-03.
-``ddim_lesson.exercises`` re-exports every name here and lists the solutions in its SOLUTIONS.
+Called through the shared harness (``exercise_harness._call``), like every checker; each
+``reference_*`` is written from the paper's equations, not by calling the library.
 """
 
 from __future__ import annotations
@@ -22,78 +22,7 @@ from .exercise_harness import (
     _NotAttempted,
     _randn,
 )
-from .forward import ddim_sigma
-from .schedules import NoiseSchedule
-
-
-# --------------------------------------------------------------------------------------
-# Notebook 04: σ for every step of a run (eq. 16), and slerp
-# --------------------------------------------------------------------------------------
-def reference_step_sigmas(schedule: NoiseSchedule, timesteps: torch.Tensor, eta: float) -> torch.Tensor:
-    """σ_i(η) of each step of a DDIM run over ``timesteps`` (descending, shape (S,)). Returns (S,) float64.
-
-    Step i goes from t_i to t_(i+1), the next entry of the sequence, and the last step to ᾱ = 1.
-    """
-    abar = torch.cumprod(1 - schedule.betas, dim=0)  # (T,)  ᾱ_t
-    abar_t = abar[timesteps]  # (S,)
-    abar_prev = torch.cat([abar[timesteps[1:]], torch.ones(1, dtype=abar.dtype)])  # (S,) ᾱ of the next step
-    return eta * ((1 - abar_prev) / (1 - abar_t)).sqrt() * (1 - abar_t / abar_prev).sqrt()  # eq. 16
-
-
-STEP_SIGMA_CASES = ((10, "trailing", 1.0), (20, "linspace", 0.5), (7, "quadratic", 0.3), (1000, "trailing", 1.0))
-
-
-def check_step_sigmas(fn: Callable[[NoiseSchedule, torch.Tensor, float], torch.Tensor]) -> bool:
-    """Check ``fn(schedule, timesteps, eta) -> σ of shape (S,)`` against ``ddim_lesson.ddim_sigma``, step by step."""
-    from .schedules import ddim_timesteps
-
-    schedule = NoiseSchedule.linear(1000)
-    try:
-        for steps, spacing, eta in STEP_SIGMA_CASES:
-            ts = ddim_timesteps(schedule.T, steps, spacing)
-            got = _call(fn, schedule, ts, eta)
-            if not torch.is_tensor(got) or got.shape != ts.shape:
-                shape = tuple(got.shape) if torch.is_tensor(got) else type(got).__name__
-                raise AssertionError(f"return a tensor of shape ({steps},), one σ per step; got {shape}")
-            t_list = ts.tolist()
-            prev = t_list[1:] + [-1]  # ᾱ_(-1) = 1: the last step lands on clean data
-            want = torch.tensor([ddim_sigma(schedule.abar(t), schedule.abar(p), eta) for t, p in zip(t_list, prev)],
-                                dtype=torch.float64)
-            diff = _max_diff(got, want)
-            if diff > TOL:
-                i = int((got.double() - want).abs().argmax())
-                raise AssertionError(
-                    f"σ is wrong for S = {steps}, spacing = {spacing!r}, η = {eta} (max difference {diff:.3g}, at "
-                    f"step {i}: t = {t_list[i]} -> {prev[i]}, yours {float(got[i]):.5f}, "
-                    f"expected {float(want[i]):.5f})."
-                    f"\n{_step_sigma_hint(got.double(), want, schedule, ts, eta)}")
-    except _NotAttempted:
-        return _not_attempted("check_step_sigmas", "For each i, take ᾱ_t = ᾱ[timesteps[i]] and ᾱ_prev = "
-                              "ᾱ[timesteps[i+1]] (1 for the last step), then σ = η·√((1-ᾱ_prev)/(1-ᾱ_t))·"
-                              "√(1-ᾱ_t/ᾱ_prev).")
-    print(f"Correct: your σ matches ddim_lesson.ddim_sigma at every step of {len(STEP_SIGMA_CASES)} runs "
-          "(trailing, linspace and quadratic spacing; S up to 1000; η in {0.3, 0.5, 1}).")
-    return True
-
-
-def _step_sigma_hint(got: torch.Tensor, want: torch.Tensor, schedule: NoiseSchedule, ts: torch.Tensor,
-                     eta: float) -> str:
-    abar = schedule.alphas_cumprod
-    a_t = abar[ts]
-    one_step = torch.cat([torch.ones(1, dtype=abar.dtype), abar])[ts]  # ᾱ_(t-1), as if all T steps were used
-
-    def sig(a_prev: torch.Tensor) -> torch.Tensor:
-        return eta * ((1 - a_prev) / (1 - a_t)).sqrt() * (1 - a_t / a_prev).clamp(min=0).sqrt()
-
-    if float((got - want**2).abs().max()) <= 1e-6:
-        return "Hint: these are variances σ²; return the standard deviation σ (a square root)."
-    if float((got[:-1] - want[:-1]).abs().max()) <= TOL:
-        return ("Hint: every step is right except the last, which goes to clean data: use ᾱ_prev = 1 there "
-                "(so σ = 0), not ᾱ at timestep 0.")
-    if float((got - sig(one_step)).abs().max()) <= TOL:
-        return ("Hint: you used ᾱ_(t-1), one timestep below t. With S < T steps the previous level is the next "
-                "entry of the sequence, timesteps[i+1].")
-    return "Hint: check eq. 16: σ = η·√((1-ᾱ_prev)/(1-ᾱ_t))·√(1-ᾱ_t/ᾱ_prev), with ᾱ_prev from the next timestep."
+from .inversion import lerp
 
 
 def reference_slerp(z0: torch.Tensor, z1: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -105,7 +34,7 @@ def reference_slerp(z0: torch.Tensor, z1: torch.Tensor, alpha: float) -> torch.T
 
 def check_slerp(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) -> bool:
     """Check ``fn(z0, z1, alpha) -> z`` on (B, D) Gaussian latents against ``ddim_lesson.slerp``."""
-    from .inversion import lerp, slerp
+    from .inversion import slerp
 
     g = _gen(4)
     z0, z1 = _randn((5, 784), g), _randn((5, 784), g)
@@ -199,4 +128,3 @@ def check_invert_step(fn: Callable[[torch.Tensor, torch.Tensor, float, float], t
     print(f"Correct: your step matches the library's inversion step on {len(INVERT_CASES)} cases, from clean "
           "data (ᾱ = 1) to almost pure noise (ᾱ = 0.0001).")
     return True
-
