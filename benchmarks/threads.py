@@ -1,8 +1,8 @@
 """The thread rule, measured: one UNet call with 1 thread, all cores, and ``pick_threads``' choice, idle and with
 one core kept busy by a spinning process.
 
-    python benchmarks/threads.py                      # writes benchmarks/results/threads.{json,md}
-    python benchmarks/threads.py --rounds 3 --out /tmp/threads
+    python benchmarks/threads.py --out benchmarks/results/threads   # the committed result
+    python benchmarks/threads.py --rounds 3                          # a look: writes runs/eval/threads.{json,md}
 
 Run it on an otherwise quiet machine: it makes the load it measures under.
 """
@@ -22,7 +22,7 @@ if __name__ == "__main__":
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--calls", type=int, default=10)
     p.add_argument("--rounds", type=int, default=7)
-    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "threads"))
+    p.add_argument("--out", default="runs/eval/threads", help="results path without suffix")
     a = p.parse_args()
     try:
         cfg = ThreadBenchConfig(batch=a.batch, calls=a.calls, rounds=a.rounds)
@@ -32,6 +32,7 @@ if __name__ == "__main__":
     res = run_thread_bench(model, cfg)
     res.update(machine=machine(), commit=git_commit(), updated=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     md = thread_bench_markdown(res)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(Path(a.out + ".json"), json.dumps(res, indent=1).encode())
     _atomic_write(Path(a.out + ".md"), md.encode())
     print(md)

@@ -74,7 +74,7 @@ def test_two_gloo_ranks_stay_identical(tmp_path):
     assert m0["world_size"] == 2
     # rank 0 alone wrote checkpoint.* and model.*; rank 1's folder stays empty
     assert sorted(p.name for p in (tmp_path / "out0").iterdir()) == [
-        "checkpoint.json", "checkpoint.safetensors", "model.json", "model.safetensors"]
+        "checkpoint.json", "checkpoint.prev.safetensors", "checkpoint.safetensors", "model.json", "model.safetensors"]
     assert not (tmp_path / "out1").exists() or not any((tmp_path / "out1").iterdir())
     ckpt = json.loads((tmp_path / "out0" / "checkpoint.json").read_text())
     assert ckpt["world_size"] == 2 and ckpt["steps"] == 6
