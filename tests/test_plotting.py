@@ -142,3 +142,29 @@ def test_format_table():
     assert lines[3].split() == ["100", "3", "x"]
     assert len({len(line) for line in lines}) == 1  # aligned columns
     assert P.format_table([]) == "(no rows)"
+
+
+def test_plot_image_rows():
+    rows = {"a": torch.zeros(3, 1, 28, 28), "b": torch.ones(2, 1, 28, 28)}
+    fig = P.plot_image_rows(rows, col_titles=["x", "y", "z"], title="t")
+    axes = fig.axes
+    assert len(axes) == 6
+    assert axes[0].get_ylabel() == "a" and axes[3].get_ylabel() == "b" and axes[2].get_title() == "z"
+    assert not axes[5].axison  # row b has only 2 images
+    plt.close(fig)
+    with pytest.raises(ValueError, match="column title"):
+        P.plot_image_rows(rows, col_titles=["x"])
+    with pytest.raises(ValueError, match="empty"):
+        P.plot_image_rows({})
+
+
+def test_plot_curves_and_paths():
+    fig = P.plot_curves({"c": ([1, 2, 3], [3.0, 2.0, 1.0])}, "x", "y", logx=True, hlines={"ref": 0.5})
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "x"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["c", "ref"]
+    plt.close(fig)
+    xs = torch.randn(11, 20, 2)
+    fig = P.plot_paths_2d({"DDPM": xs, "DDIM": xs[::5]}, data=torch.randn(50, 2), n_paths=3)
+    assert [a.get_title() for a in fig.axes] == ["DDPM: 10 steps", "DDIM: 2 steps"]
+    plt.close(fig)
