@@ -289,3 +289,28 @@ def test_clipping_is_diffusers_use_clipped_model_output(linear_schedule, S: int)
     default = _ddim_clip(False, eps_model, x_T, S, linear_schedule)
     assert float((ours - flag).abs().max()) < 1e-5
     assert float((ours - default).abs().max()) > 0.5
+
+
+def test_non_finite_eps_names_the_timestep(linear_schedule) -> None:
+    def bad_model(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(x, float("nan")) if int(t[0]) < 500 else 0.1 * x
+
+    with pytest.raises(ValueError, match="t=499"):  # trailing: 999, 899, ..., 499 is the first below 500
+        ode_sample(bad_model, linear_schedule, _x_T((2, 3)), steps=10, solver="dpmpp_2m", spacing="trailing")
+
+
+@pytest.mark.parametrize("N", [5, 7, 10, 20, 33, 50])
+def test_diffusers_trailing_dpm_is_our_trailing_grid(gaussian, linear_schedule, N: int) -> None:
+    """The summary's recipe: DPMSolverMultistepScheduler(timestep_spacing="trailing") with set_timesteps(N)
+    visits our trailing timesteps and lands where ode_sample(solver="dpmpp_2m", spacing="trailing") does."""
+    ds = diffusers.DPMSolverMultistepScheduler(
+        num_train_timesteps=T, beta_start=1e-4, beta_end=0.02, beta_schedule="linear", algorithm_type="dpmsolver++",
+        solver_order=2, timestep_spacing="trailing", final_sigmas_type="zero")
+    ds.alphas_cumprod = linear_schedule.alphas_cumprod.clone()
+    ds.set_timesteps(N)
+    assert ds.timesteps.tolist() == dl.ddim_timesteps(T, N, "trailing").tolist()
+    x_T = _x_T((64, 3), N)
+    x = x_T
+    for t in ds.timesteps:
+        x = ds.step(gaussian(x, t.expand(x.shape[0])), t, x).prev_sample.double()
+    assert _rel(ode_sample(gaussian, linear_schedule, x_T, steps=N, solver="dpmpp_2m", spacing="trailing"), x) < 1e-5
