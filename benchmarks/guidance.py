@@ -1,6 +1,6 @@
 """Guidance and editing on the shipped class-conditional model: the tables of notebooks 07 and 08.
 
-    python benchmarks/guidance.py                                   # every part, the committed settings
+    python benchmarks/guidance.py --out benchmarks/results/guidance # every part, the committed settings and file
     python benchmarks/guidance.py --parts tradeoff --seeds 1        # one part, one more seed (resumes)
     python benchmarks/guidance.py --n-per-class 5 --out /tmp/g      # a quick look
 
@@ -62,7 +62,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--invert-scales", default="0,1,3", help="sdedit: decode the inverted inputs at these scales")
     p.add_argument("--n-edit", type=int, default=50, help="edit: source images per class pair")
     p.add_argument("--n-invert", type=int, default=20, help="inversion: test images (2 per class)")
-    p.add_argument("--out", default="benchmarks/results/guidance")
+    p.add_argument("--out", default="runs/eval/guidance",
+                   help="results path without suffix (the committed one, benchmarks/results/guidance, only if named)")
     a = p.parse_args(argv)
     a.parts = [s for s in a.parts.split(",") if s]
     bad = [s for s in a.parts if s not in PARTS]
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     threads = pick_threads()
     model, schedule, meta = load_for_eval(a.model)
     out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     res = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").exists() else {}
     sha = model_sha256(model)
     if res and res.get("model", {}).get("sha256") != sha:
