@@ -24,7 +24,18 @@ import numpy as np
 import pytest
 import torch
 
-from ddim_lesson import NoiseSchedule, ddim_invert, ddim_progressive, ddim_sample, ddim_sigma, ddim_step, ddpm_sample
+from ddim_lesson import (
+    NoiseSchedule,
+    cfg,
+    ddim_invert,
+    ddim_progressive,
+    ddim_sample,
+    ddim_sigma,
+    ddim_step,
+    ddpm_sample,
+    ode_sample,
+    sdedit,
+)
 from ddim_lesson.checks import NonFiniteError, check_eps_finite, check_model_input
 from ddim_lesson.cli import main
 from ddim_lesson.data import DataFileError, load_images
@@ -57,6 +68,8 @@ ENTRY_POINTS = {  # each takes (model, x) and samples or inverts with few steps
     "ddim_progressive": lambda m, x: ddim_progressive(m, SCH, x, steps=3),
     "ddpm_sample": lambda m, x: ddpm_sample(m, SCH, x, steps=3, generator=torch.Generator().manual_seed(0)),
     "ddim_invert": lambda m, x: ddim_invert(m, SCH, x, steps=3),
+    "ode_sample": lambda m, x: ode_sample(m, SCH, x, steps=3),
+    "sdedit": lambda m, x: sdedit(m, SCH, x, strength=0.5, steps=3, generator=torch.Generator().manual_seed(0)),
 }
 BAD_IMAGES = {  # name: (x, the message it must give)
     "3 channels": (torch.randn(2, 3, 28, 28), r"must have shape \(B, 1, 28, 28\) for this model, got \(2, 3, 28, 28\)"),
@@ -92,7 +105,7 @@ def test_x_that_does_not_fit_the_mlp(mlp, entry: str, x: torch.Tensor, message: 
         ENTRY_POINTS[entry](mlp, x)
 
 
-@pytest.mark.parametrize("entry", ["ddim_sample", "ddpm_sample", "ddim_invert"])
+@pytest.mark.parametrize("entry", ["ddim_sample", "ddpm_sample", "ddim_invert", "ode_sample", "sdedit"])
 @pytest.mark.parametrize("convert", [
     pytest.param(lambda x: x.numpy().astype(np.float64), id="numpy float64"),
     pytest.param(lambda x: x.numpy(), id="numpy float32"),
@@ -108,6 +121,16 @@ def test_obviously_meant_inputs_are_accepted_and_cast(unet, entry: str, convert)
     got = ENTRY_POINTS[entry](unet, convert(x))
     assert got.dtype == torch.float32 and got.shape == (2, 1, 28, 28)
     assert torch.allclose(got, want, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", ["3 channels", "32x32 (sampled silently before)", "no batch dimension", "NaN"])
+def test_x_that_does_not_fit_a_guided_model(case: str) -> None:
+    """cfg() wraps a class-conditional model; its config (and so the check) is the wrapped model's."""
+    torch.manual_seed(0)
+    cond = UNet(UNetConfig(base_channels=8, channel_mults=(1, 2), groups=4, attn_heads=2, num_classes=3)).eval()
+    x, message = BAD_IMAGES[case]
+    with pytest.raises(ValueError, match=message):
+        ddim_sample(cfg(cond, 1, 2.0), SCH, x, steps=2)
 
 
 def test_check_model_input_names_the_device(unet) -> None:
@@ -146,6 +169,16 @@ def test_model_that_returns_non_finite_eps_names_the_step(value: float, clip_x0:
         ddpm_sample(_bad_after(first_bad, value), SCH, x, steps=5, clip_x0=clip_x0)
     with pytest.raises(FloatingPointError):  # ... and a FloatingPointError
         ddim_invert(_bad_after(SCH.T, value), SCH, x, steps=5)
+
+
+@pytest.mark.parametrize("entry, first_t", [("ode_sample", 49), ("sdedit", 24), ("ddim_progressive", 49)])
+def test_every_entry_point_names_the_step_of_a_nan_model(entry: str, first_t: int) -> None:
+    def nan_model(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(x, math.nan)
+
+    with pytest.raises(NonFiniteError, match=rf"eps stopped being finite at timestep t={first_t} "):
+        out = ENTRY_POINTS[entry](nan_model, torch.zeros(2, 2))
+        list(out) if entry == "ddim_progressive" else out
 
 
 @pytest.mark.parametrize("which", ["unet", "mlp"])
