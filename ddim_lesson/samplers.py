@@ -120,8 +120,9 @@ def ddim_step(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One DDIM update from ᾱ_t to ᾱ_prev (eq. 12). Pure: inputs are not modified.
 
-    x_t, eps, noise: (B, ...). Returns (x_prev, x0_pred), both (B, ...). ``noise`` is needed
-    only when eta > 0 and ᾱ_prev < 1. With eta = 0 it is also the inversion step (ᾱ_prev < ᾱ_t).
+    x_t, eps, noise: (B, ...). Returns (x_prev, x0_pred), both (B, ...). eta in [0, 1] (above 1,
+    σ² > 1 - ᾱ_prev: refused, not clamped). ``noise`` is needed only when eta > 0 and ᾱ_prev < 1.
+    With eta = 0 it is also the inversion step (ᾱ_prev < ᾱ_t).
     """
     if eps.shape != x_t.shape:
         raise ValueError(f"eps shape {tuple(eps.shape)} must equal x_t shape {tuple(x_t.shape)}")
