@@ -53,3 +53,19 @@ def pretrained(name: str = "fashion-mnist") -> tuple[nn.Module, NoiseSchedule]:
 def pretrained_meta(name: str = "fashion-mnist") -> dict[str, Any]:
     """The JSON metadata of a shipped model: how it was trained, on what, for how long."""
     return load_pretrained(name)[2]
+
+
+def load_any(spec: str, device: str | Any = "cpu") -> tuple[nn.Module, NoiseSchedule, dict[str, Any], str]:
+    """The one loader for names and paths: a shipped model by name, or a checkpoint by path (NAME,
+    NAME.safetensors or a run folder). Returns (model in eval mode on ``device``, schedule, meta, where)."""
+    if spec in PRETRAINED:
+        path = weights_path(spec)
+    else:
+        path = Path(spec)
+        candidates = [path, path.with_name(path.name + ".json"), path.with_suffix(".json"),
+                      path.with_name(path.name + ".safetensors"), path.with_name(path.name + ".prev.safetensors")]
+        if not any(p.exists() for p in candidates):
+            raise CheckpointError(f"model {spec!r} is neither a shipped model ({', '.join(PRETRAINED)}) "
+                                  "nor an existing checkpoint; pass a NAME[.safetensors] path or a run folder")
+    model, schedule, meta = load_model(path, device=device)
+    return model, schedule, meta, str(path)

@@ -24,21 +24,13 @@ import torch
 from torch import nn
 
 from .checks import check_choice, check_int
-from .evaluate import (
-    _bar,
-    _batches,
-    _fid_setup,
-    _header,
-    _machine_line,
-    _open_results,
-    _save,
-    _with,
-    channels_last,
-    spread_summary,
-)
+from .generate import batch_seed, channels_last, image_shape, n_batches, progress_bar
 from .metrics import FeatureStats, features
+from .records import header, machine_line, open_results, save_results, with_suffix
 from .schedules import SPACINGS, NoiseSchedule
 from .solvers import SOLVERS, calls_within, ode_progressive
+from .spread import spread_summary
+from .table1 import _fid_setup
 
 
 @dataclass
@@ -80,7 +72,7 @@ def sample_solver_cell(model: nn.Module, schedule: NoiseSchedule, solver: str, s
                        on_call: Callable[[int], object] | None = None) -> tuple[torch.Tensor, float]:
     """n samples of one cell -> (classifier features (n, D), sampling seconds). Batch b starts from
     x_T seeded by seed·100003 + b, as Table 1's cells do; ``on_call(1)`` after every model call."""
-    shape = (model.config.in_channels, model.config.image_size, model.config.image_size)
+    shape = image_shape(model, "the solver table")
 
     def counted(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         out = model(x, t)
@@ -91,7 +83,7 @@ def sample_solver_cell(model: nn.Module, schedule: NoiseSchedule, solver: str, s
     feats, seconds = [], 0.0
     with channels_last(model):
         for b, start in enumerate(range(0, n, batch_size)):
-            g = torch.Generator().manual_seed(seed * 100_003 + b)
+            g = torch.Generator().manual_seed(batch_seed(seed, b))
             x_T = torch.randn((min(batch_size, n - start), *shape), generator=g).to(device)  # (b, C, H, W)
             t0 = time.perf_counter()
             for step in ode_progressive(counted, schedule, x_T, steps=calls, solver=solver, spacing=spacing,
@@ -109,11 +101,11 @@ def run_solver_fid(cfg: SolverFIDConfig, model: nn.Module | None = None, schedul
     model, schedule, meta, clf, clf_sha, ref = _fid_setup(cfg, model, schedule, meta)  # type: ignore[arg-type]
     out = Path(cfg.out)
     key = {"classifier_sha256": clf_sha, "n": cfg.n, "batch_size": cfg.batch_size, "clip_x0": cfg.clip_x0}
-    res = _open_results(_with(out, ".json"), _header("solver-fid", cfg, model, schedule, meta, key))
+    res = open_results(with_suffix(out, ".json"), header("solver-fid", cfg, model, schedule, meta, key))
     res["reference"] = {"split": "test", "n": ref.n}
     todo = [(seed, nfe, sp, so) for seed in cfg.seeds for nfe in cfg.nfes for sp in cfg.spacings for so in cfg.solvers
             if cell_key(so, sp, nfe, seed) not in res["cells"]]
-    bar = _bar(sum(calls_within(so, nfe) * _batches(cfg.n, cfg.batch_size) for _, nfe, _, so in todo),
+    bar = progress_bar(sum(calls_within(so, nfe) * n_batches(cfg.n, cfg.batch_size) for _, nfe, _, so in todo),
                "solver-fid", progress)
     for seed, nfe, spacing, solver in todo:
         k, calls = cell_key(solver, spacing, nfe, seed), calls_within(solver, nfe)
@@ -123,10 +115,10 @@ def run_solver_fid(cfg: SolverFIDConfig, model: nn.Module | None = None, schedul
         value = FeatureStats.of(feats).distance(ref)
         res["cells"][k] = {"solver": solver, "spacing": spacing, "nfe": nfe, "calls": calls, "seed": seed,
                            "fid": round(value, 4), "seconds_per_image": round(secs / cfg.n, 6)}
-        _save(out, res, solver_fid_markdown)
+        save_results(out, res, solver_fid_markdown)
         log(f"{k}: FID {value:.3f} ({calls} calls, n={cfg.n})")
     bar.close()
-    _save(out, res, solver_fid_markdown)
+    save_results(out, res, solver_fid_markdown)
     return res
 
 
@@ -196,7 +188,7 @@ def solver_fid_markdown(res: dict[str, Any]) -> str:
         "",
         "Best spacing per cell: " + ", ".join(f"{so} NFE {v}: {sp}" for (so, v), sp in sorted(best.items())) + ".",
         "",
-        _machine_line(res),
+        machine_line(res),
         "",
     ])
 

@@ -24,20 +24,12 @@ from typing import Any
 from torch import nn
 
 from .checks import check_choice, check_float, check_int
-from .evaluate import (
-    _bar,
-    _batches,
-    _fid_setup,
-    _header,
-    _machine_line,
-    _open_results,
-    _save,
-    _with,
-    sample_cell,
-    spread_summary,
-)
+from .generate import n_batches, progress_bar, sample_cell
 from .metrics import FeatureStats
+from .records import header, machine_line, open_results, save_results, with_suffix
 from .schedules import SPACINGS, NoiseSchedule, ddim_timesteps
+from .spread import spread_summary
+from .table1 import _fid_setup
 
 
 @dataclass
@@ -80,11 +72,11 @@ def run_spacing_fid(cfg: SpacingFIDConfig, model: nn.Module | None = None, sched
     out = Path(cfg.out)
     key = {"classifier_sha256": clf_sha, "n": cfg.n, "steps": cfg.steps, "eta": cfg.eta, "batch_size": cfg.batch_size,
            "device": cfg.device}  # all that moves a FID
-    res = _open_results(_with(out, ".json"), _header("ddim-spacing-fid", cfg, model, schedule, meta, key))
+    res = open_results(with_suffix(out, ".json"), header("ddim-spacing-fid", cfg, model, schedule, meta, key))
     res["reference"] = {"split": "test", "n": ref.n}
     res["timesteps"] = {sp: ddim_timesteps(schedule.T, cfg.steps, sp).tolist() for sp in cfg.spacings}
     todo = [(seed, sp) for seed in cfg.seeds for sp in cfg.spacings if cell_key(sp, seed) not in res["cells"]]
-    bar = _bar(len(todo) * cfg.steps * _batches(cfg.n, cfg.batch_size), "spacing-fid", progress)
+    bar = progress_bar(len(todo) * cfg.steps * n_batches(cfg.n, cfg.batch_size), "spacing-fid", progress)
     for seed, spacing in todo:
         k = cell_key(spacing, seed)
         bar.set_postfix(cell=k)
@@ -95,10 +87,10 @@ def run_spacing_fid(cfg: SpacingFIDConfig, model: nn.Module | None = None, sched
         res["cells"][k] = {"spacing": spacing, "seed": seed, "fid": round(value, 4),
                            "seconds_per_image": round(secs / cfg.n, 6), "wall_s": round(time.perf_counter() - t0, 2),
                            "channels_last": True}
-        _save(out, res, spacing_fid_markdown)
+        save_results(out, res, spacing_fid_markdown)
         log(f"{k}: FID {value:.3f} (S = {cfg.steps}, n = {cfg.n})")
     bar.close()
-    _save(out, res, spacing_fid_markdown)
+    save_results(out, res, spacing_fid_markdown)
     return res
 
 
@@ -166,7 +158,7 @@ def spacing_fid_markdown(res: dict[str, Any]) -> str:
         "",
         *diff,
         "",
-        _machine_line(res),
+        machine_line(res),
         "",
     ])
 
