@@ -125,7 +125,7 @@ def check_step_sigmas(fn: Callable[[NoiseSchedule, torch.Tensor, float], torch.T
     schedule = NoiseSchedule.linear(1000)
     try:
         for steps, spacing, eta in STEP_SIGMA_CASES:
-            ts = ddim_timesteps(schedule.T, steps, spacing)
+            ts = ddim_timesteps(schedule.T, steps, spacing, schedule=schedule)
             got = _call(fn, schedule, ts, eta)
             if not torch.is_tensor(got) or got.shape != ts.shape:
                 shape = tuple(got.shape) if torch.is_tensor(got) else type(got).__name__

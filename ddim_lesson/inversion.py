@@ -34,7 +34,7 @@ def ddim_invert(
     """
     fixed_point_iters = check_int("fixed_point_iters", fixed_point_iters, 0)
     x0 = check_model_input(model, x0, name="x0")  # shape, dtype, device against a package model; finite
-    ts = ddim_timesteps(schedule.T, steps, spacing).flip(0).tolist()  # ascending
+    ts = ddim_timesteps(schedule.T, steps, spacing, schedule=schedule).flip(0).tolist()  # ascending
     B = x0.shape[0]
     x, abar_from = x0, 1.0
     for t in ts:

@@ -184,7 +184,7 @@ def ddim_progressive(
     The final update goes to ᾱ = 1, so the last step's x is the predicted x0.
     """
     eta = check_eta(eta)
-    timesteps = ddim_timesteps(schedule.T, steps, spacing)
+    timesteps = ddim_timesteps(schedule.T, steps, spacing, schedule=schedule)
     ts, abar_t, abar_prev = _plan(schedule, timesteps)
     coefs = [ddim_coefs(a, ap, eta) for a, ap in zip(abar_t, abar_prev)]
     x_T = check_model_input(model, x_T)
@@ -225,7 +225,7 @@ def ddpm_progressive(
     then the DDIM paper's σ̂ sampler.
     """
     steps = check_steps(schedule.T if steps is None else steps, schedule.T)
-    ts, abar_t, abar_prev = _plan(schedule, ddim_timesteps(schedule.T, steps, spacing))
+    ts, abar_t, abar_prev = _plan(schedule, ddim_timesteps(schedule.T, steps, spacing, schedule=schedule))
     coefs = [ddpm_coefs(a, ap, variance) for a, ap in zip(abar_t, abar_prev)]
     x_T = check_model_input(model, x_T)
     return _denoise_loop(model, x_T, ts, coefs, clip_x0, generator)

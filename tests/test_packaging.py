@@ -17,7 +17,8 @@ else:  # pragma: no cover
 
 ROOT = Path(__file__).resolve().parents[1]
 CARD_PACKAGES = {"jupyterlab", "torch", "torchvision", "matplotlib", "ipywidgets", "nbval"}
-NOTEBOOKS = ["01_forward_process", "02_ddpm", "03_ddim_derivation", "04_eta_and_interpolation", "05_inversion"]
+NOTEBOOKS = ["01_forward_process", "02_ddpm", "03_ddim_derivation", "04_eta_and_interpolation", "05_inversion",
+             "06_solvers", "07_guidance", "08_editing"]
 
 
 def _name(req: str) -> str:

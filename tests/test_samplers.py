@@ -303,3 +303,18 @@ def test_same_seed_same_output_and_eta0_ignores_generator(smooth_model, linear_s
     p2 = ddpm_sample(smooth_model, linear_schedule, x_T, clip_x0=False, generator=gen(3))
     p3 = ddpm_sample(smooth_model, linear_schedule, x_T, clip_x0=False, generator=gen(4))
     assert torch.equal(p1, p2) and float((p1 - p3).abs().max()) > 1e-2
+
+
+def test_logsnr_spacing_follows_the_models_own_schedule() -> None:
+    """"logsnr" steps are uniform in the model's log-SNR: a cosine model gets the cosine grid, not the linear one."""
+    from ddim_lesson import CallCounter, NoiseSchedule, ddim_invert, ddim_sample, ddim_timesteps
+
+    cosine = NoiseSchedule.cosine(T=1000)
+    counted = CallCounter(lambda x, t: torch.zeros_like(x))
+    ddim_sample(counted, cosine, torch.zeros(2, 3), steps=8, spacing="logsnr")
+    want = ddim_timesteps(1000, 8, "logsnr", schedule=cosine).tolist()
+    assert counted.timesteps == want
+    assert want != ddim_timesteps(1000, 8, "logsnr").tolist()  # the linear schedule's grid differs
+    counted.reset()
+    ddim_invert(counted, cosine, torch.zeros(2, 3), steps=8, spacing="logsnr")
+    assert counted.timesteps == want[::-1]
