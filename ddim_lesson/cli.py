@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .checks import check_int, check_seed
-from .cli_checks import check_common_args, error_line, silence_stdout
+from .cli_checks import check_common_args, check_cuda_index, error_line, say_threads, silence_stdout
 from .env import pick_threads
 from .forward import check_eta
 from .info import info_lines
@@ -155,12 +155,7 @@ def _device(name: str) -> torch.device:
     """The CLI's device check: pick_device, plus cuda:N only for a GPU this machine has."""
     from .train import pick_device
 
-    dev = pick_device(name)
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        n = torch.cuda.device_count()
-        raise ValueError(f"device {name!r}: this machine has {n} CUDA device(s); allowed: auto, cpu, "
-                         + ", ".join(f"cuda:{i}" for i in range(n)))
-    return dev
+    return check_cuda_index(pick_device(name), name)
 
 
 # -- sampling in batches -------------------------------------------------------------------
@@ -446,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
 
             add_eval_args(sp)
         else:
-            add_dataclass_args(sp, cls or TrainConfig, skip=("extra",))
+            add_dataclass_args(sp, cls or TrainConfig)
     return p
 
 
@@ -457,14 +452,6 @@ def _validate_flags(args: argparse.Namespace) -> None:
     cfg = _dataclass_from_args(cls, args)  # __post_init__ raises ValueError for a bad value
     if cls is TrainConfig and not cfg.out:
         raise CLIError("--out is required: the folder for checkpoints and the final model")
-
-
-def say_threads(args: argparse.Namespace) -> None:
-    """Print main's thread note (env.pick_threads' reason) on stderr, with the progress output, once
-    the flags and the model are checked, so a user error stays the only line printed."""
-    note = getattr(args, "thread_note", None)
-    if note and getattr(args, "progress", True):
-        print(note, file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

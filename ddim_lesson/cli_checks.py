@@ -68,6 +68,23 @@ def check_common_args(args: argparse.Namespace, pick_device: object = None) -> N
         pick_device(args.device)
 
 
+def check_cuda_index(dev: torch.device, name: str) -> torch.device:
+    """``dev`` unless it is cuda:N for a GPU this machine does not have (ValueError naming those it has)."""
+    n = torch.cuda.device_count()
+    if dev.type == "cuda" and dev.index is not None and dev.index >= n:
+        raise ValueError(f"device {name!r}: this machine has {n} CUDA device(s); allowed: auto, cpu"
+                         + "".join(f", cuda:{i}" for i in range(n)))
+    return dev
+
+
+def say_threads(args: argparse.Namespace) -> None:
+    """Print main's thread note (env.pick_threads' reason) on stderr, with the progress output, once
+    the flags and the model are checked, so that a user error stays the only line printed."""
+    note = getattr(args, "thread_note", None)
+    if note and getattr(args, "progress", True):
+        print(note, file=sys.stderr)
+
+
 def silence_stdout() -> None:
     """After a broken pipe: point stdout at /dev/null, so that Python's flush at exit stays quiet."""
     try:

@@ -490,3 +490,15 @@ def test_data_errors_reach_the_cli_as_one_line(capsys, tmp_path, monkeypatch) ->
     monkeypatch.setenv("DDIM_LESSON_DATA", str(src))
     err = _one_line(capsys, ["invert", "--n", "1", "--steps", "2", "--out", str(tmp_path / "i.png")])
     assert "t10k-images-idx3-ubyte.gz is damaged (cannot gunzip it" in err
+
+
+def test_cuda_index_is_bounded_by_the_gpus_present(monkeypatch) -> None:
+    """cuda:7 on a machine with one GPU would fail deep inside torch at the first allocation."""
+    from ddim_lesson.cli_checks import check_cuda_index
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert check_cuda_index(torch.device("cuda", 0), "cuda:0") == torch.device("cuda", 0)
+    assert check_cuda_index(torch.device("cpu"), "cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match=r"device 'cuda:7': this machine has 1 CUDA device\(s\); allowed: auto, cpu, "
+                                         r"cuda:0$"):
+        check_cuda_index(torch.device("cuda", 7), "cuda:7")
