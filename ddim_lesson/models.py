@@ -7,7 +7,7 @@ Their size is set by a config dataclass, so the same code gives a CPU-sized and 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -255,14 +255,6 @@ class MLPDenoiser(nn.Module):
 # Building a model from its stored config
 # --------------------------------------------------------------------------------------
 MODEL_TYPES: dict[str, tuple[type[nn.Module], type]] = {"unet": (UNet, UNetConfig), "mlp": (MLPDenoiser, MLPConfig)}
-
-
-@dataclass
-class ModelSpec:
-    """What a checkpoint needs to rebuild a model: its type and config."""
-
-    type: str
-    config: dict[str, Any] = field(default_factory=dict)
 
 
 def build_model(model_type: str, config: dict[str, Any]) -> nn.Module:

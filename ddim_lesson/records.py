@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import platform
 import subprocess
 from collections.abc import Callable
 from dataclasses import asdict
@@ -18,11 +16,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors.torch import save as st_save
 from torch import nn
 
 from .ckpt_files import atomic_write
+from .device import machine
 from .schedules import NoiseSchedule
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,15 +30,6 @@ def model_sha256(model: nn.Module) -> str:
     """SHA-256 of the model's weights serialised as safetensors (equals a checkpoint's weights_sha256)."""
     blob = st_save({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()})
     return hashlib.sha256(blob).hexdigest()
-
-
-def machine() -> dict[str, Any]:
-    """Where a result was measured."""
-    dev = {"cuda": torch.cuda.get_device_name()} if torch.cuda.is_available() else {}
-    load = {"load_avg_1min": round(os.getloadavg()[0], 2)} if hasattr(os, "getloadavg") else {}  # shared CPU?
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version(), **dev, **load}
 
 
 def git_commit() -> str | None:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import shlex
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,136 +25,17 @@ from tqdm.auto import tqdm
 
 from .checkpoints import downsample_losses, save_model
 from .conditional import drop_labels, init_from_weights
-from .data import IMAGE_DATASETS, TOY_DATASETS, load_dataset, load_images
+from .data import load_dataset, load_images
+from .device import pick_device
+from .distributed import gather_rng_states, init_distributed, mean_over_ranks
 from .forward import q_sample
-from .models import MLPConfig, UNetConfig, build_model, count_params
+from .models import count_params
 from .schedules import NoiseSchedule
+from .train_config import TrainConfig, TrainResult, batch_indices, lr_at, make_model
 from .train_state import SignalGuard, open_run, restore_state, save_state
 
-
-@dataclass
-class TrainConfig:
-    """Everything a training run needs. The CLI's ``train`` flags are built from these fields."""
-
-    dataset: str = "fashion-mnist"  # fashion-mnist | mnist | cifar10 | two-moons | swiss-roll | ...
-    steps: int = 5000
-    batch_size: int = 128
-    lr: float = 2e-3
-    warmup: int = 200
-    min_lr_frac: float = 0.1  # cosine decay to lr·min_lr_frac at the last step
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999
-    schedule: str = "linear"  # linear | cosine
-    T: int = 1000
-    base_channels: int = 32  # UNet size
-    channel_mults: tuple[int, ...] = (1, 2, 2)
-    num_res_blocks: int = 1
-    mlp_hidden: int = 128  # MLP size (2-D toy data)
-    mlp_depth: int = 3
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    compile: bool = False
-    bf16: bool = True  # autocast to bf16 on CUDA only
-    out: str = ""  # folder for checkpoint.* and model.*; empty: keep nothing on disk
-    ckpt_every: int = 500
-    resume: bool = False
-    stop_after: int = 0  # stop this invocation after N steps (0: run to ``steps``); resume later
-    progress: bool = True
-    n_toy: int = 20000
-    n_images: int = 0  # train on the first N images only (0: all); for quick CPU runs and tests
-    num_classes: int = 0  # > 0: class-conditional UNet trained with the dataset's labels
-    label_dropout: float = 0.1  # conditional only: P(label -> "no label"), so one net is also unconditional
-    init_from: str = ""  # start from a saved model's weights (a shipped name or checkpoint path)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.channel_mults = tuple(int(m) for m in self.channel_mults)
-        if self.dataset not in IMAGE_DATASETS + TOY_DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; allowed: {', '.join(IMAGE_DATASETS + TOY_DATASETS)}")
-        for name in ("steps", "batch_size", "T", "ckpt_every", "n_toy"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-        for name in ("warmup", "stop_after", "n_images", "seed", "num_classes"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
-        if not (0 < self.grad_clip < math.inf):
-            raise ValueError(f"grad_clip must be a finite number > 0, got {self.grad_clip}")
-        if not (0 <= self.min_lr_frac <= 1):
-            raise ValueError(f"min_lr_frac must be in [0, 1], got {self.min_lr_frac}")
-        if not (0 <= self.weight_decay < 1):
-            raise ValueError(f"weight_decay must be in [0, 1), got {self.weight_decay}")
-        if not (0 < self.lr < 1):
-            raise ValueError(f"lr must be in (0, 1), got {self.lr}")
-        if not (0 <= self.ema_decay < 1):
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if not (0 <= self.label_dropout <= 1):
-            raise ValueError(f"label_dropout must be in [0, 1], got {self.label_dropout}")
-        if self.num_classes and self.dataset in TOY_DATASETS:
-            raise ValueError(f"num_classes must be 0 for the toy dataset {self.dataset!r}; allowed > 0: image sets")
-        if self.schedule not in ("linear", "cosine"):
-            raise ValueError(f"schedule must be 'linear' or 'cosine', got {self.schedule!r}")
-
-
-@dataclass
-class TrainResult:
-    model: nn.Module  # the raw (non-EMA) weights, unwrapped from DDP/compile
-    ema: nn.Module  # the EMA weights: use these to sample
-    schedule: NoiseSchedule
-    losses: list[float]
-    meta: dict[str, Any]
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """CUDA, then MPS, then CPU, unless a device is named. Under torchrun, "auto" and "cuda"
-    mean this process's GPU, cuda:$LOCAL_RANK."""
-    if name != "auto":
-        try:
-            dev = torch.device(name)
-        except RuntimeError:
-            raise ValueError(f"unknown device {name!r}; allowed: auto, cpu, cuda, cuda:N, mps") from None
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} requested but CUDA is not available; allowed here: auto, cpu")
-        if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise ValueError(f"device {name!r} requested but MPS is not available; allowed here: auto, cpu")
-        if dev.type not in ("cpu", "cuda", "mps"):
-            raise ValueError(f"unsupported device {name!r}; allowed: auto, cpu, cuda, cuda:N, mps")
-        if dev.type == "cuda" and dev.index is None:
-            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        return dev
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def make_model(cfg: TrainConfig, data_shape: tuple[int, ...]) -> nn.Module:
-    if cfg.dataset in TOY_DATASETS:
-        return build_model("mlp", MLPConfig(hidden=cfg.mlp_hidden, depth=cfg.mlp_depth).to_dict())
-    c, h = data_shape[1], data_shape[2]
-    ucfg = UNetConfig(in_channels=c, image_size=h, base_channels=cfg.base_channels,
-                      channel_mults=cfg.channel_mults, num_res_blocks=cfg.num_res_blocks, num_classes=cfg.num_classes)
-    return build_model("unet", ucfg.to_dict())
-
-
-def lr_at(cfg: TrainConfig, step: int) -> float:
-    """Linear warmup, then cosine decay to lr·min_lr_frac."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    p = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(p, 1.0))))
-
-
-def batch_indices(n: int, batch: int, step: int, seed: int, rank: int = 0, world: int = 1) -> torch.Tensor:
-    """Indices of this rank's batch at ``step``: a fresh permutation per epoch from (seed, epoch)."""
-    per_epoch = max(1, n // (batch * world))
-    epoch, j = divmod(step, per_epoch)
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
-    start = (j * world + rank) * batch
-    return perm[start : start + batch] if start + batch <= n else perm[torch.arange(start, start + batch) % n]
+__all__ = ["TrainConfig", "TrainResult", "batch_indices", "diffusion_loss", "ema_update", "lr_at", "make_model",
+           "pick_device", "train"]
 
 
 @torch.no_grad()
@@ -188,7 +68,7 @@ def train(cfg: TrainConfig) -> TrainResult:
 
 def _train(cfg: TrainConfig, guard: SignalGuard) -> TrainResult:
     device = pick_device(cfg.device)
-    rank, world = _init_distributed(device)
+    rank, world = init_distributed(device)
     resumed = open_run(cfg, rank)  # before any work: --out writable, --resume flags match the checkpoint
     torch.manual_seed(cfg.seed)
     data = load_dataset(cfg.dataset, train=True, n_toy=cfg.n_toy, seed=cfg.seed)  # (N, ...)
@@ -231,7 +111,7 @@ def _train(cfg: TrainConfig, guard: SignalGuard) -> TrainResult:
         y = None if labels is None else drop_labels(labels[idx], cfg.label_dropout, cfg.num_classes, g).to(device)
         with autocast:
             loss = diffusion_loss(net, x0, schedule, g) if y is None else diffusion_loss(net, x0, schedule, g, y)
-        loss_mean = _mean_over_ranks(loss.detach(), world)  # the same on every rank, so all stop together
+        loss_mean = mean_over_ranks(loss.detach(), world)  # the same on every rank, so all stop together
         _check_finite("loss", loss_mean, step, cfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -246,7 +126,7 @@ def _train(cfg: TrainConfig, guard: SignalGuard) -> TrainResult:
         stopping = cfg.stop_after > 0 and done - start >= cfg.stop_after
         signalled = guard.requested(world, device)  # SIGINT/SIGTERM: checkpoint this step, then stop
         if ckpt is not None and (done % cfg.ckpt_every == 0 or done == cfg.steps or stopping or signalled):
-            rngs = _gather_rng_states(g, world)  # every rank takes part; rank 0 writes
+            rngs = gather_rng_states(g, world)  # every rank takes part; rank 0 writes
             if rank == 0:
                 run_meta = _run_meta(cfg, model, device, done, wall + time.perf_counter() - t0, losses, world)
                 with guard.writing():  # a signal never cuts a checkpoint write short
@@ -267,7 +147,6 @@ def _train(cfg: TrainConfig, guard: SignalGuard) -> TrainResult:
     return TrainResult(model, ema, schedule, losses, meta)
 
 
-# -- helpers: checkpoint state, DDP --------------------------------------------------------
 def _check_finite(what: str, value: float, step: int, cfg: TrainConfig) -> None:
     if not math.isfinite(value):
         raise FloatingPointError(
@@ -291,33 +170,3 @@ def _run_meta(cfg: TrainConfig, model: nn.Module, device: torch.device, steps: i
         "torch": torch.__version__,
         "final_loss": sum(losses[-100:]) / max(1, len(losses[-100:])),
     }
-
-
-
-def _init_distributed(device: torch.device) -> tuple[int, int]:
-    """Join the process group that torchrun set up (WORLD_SIZE > 1): NCCL on CUDA, gloo on CPU."""
-    world = int(os.environ.get("WORLD_SIZE", 1))
-    if world <= 1:
-        return 0, 1
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), dist.get_world_size()
-
-
-def _gather_rng_states(g: torch.Generator, world: int) -> list[torch.Tensor]:
-    """Every rank's noise-generator state, so a resumed DDP run replays the same noise."""
-    if world == 1:
-        return [g.get_state()]
-    states: list[Any] = [None] * world
-    dist.all_gather_object(states, g.get_state())
-    return states
-
-
-def _mean_over_ranks(loss: torch.Tensor, world: int) -> float:
-    if world > 1:
-        loss = loss.clone()
-        dist.all_reduce(loss)
-        loss /= world
-    return float(loss)
