@@ -236,9 +236,8 @@ def test_check_environment_reports_and_fails_with_fix(monkeypatch, tmp_path, cap
 
 
 def test_fashion_mnist_location(monkeypatch, tmp_path):
-    from ddim_lesson.data import IDX_FILES
-
     from ddim_lesson import env  # where the environment check lives; exercises re-exports it
+    from ddim_lesson.data import IDX_FILES
 
     monkeypatch.setattr(env, "DEBIAN_DIR", tmp_path / "none")
     monkeypatch.setattr(env, "cache_dir", lambda: tmp_path / "cache")
