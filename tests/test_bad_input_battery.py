@@ -452,7 +452,7 @@ def test_info_json_escapes_control_characters(capsys, crafted: Path) -> None:
     (ValueError("a\x1b[2Jb\x07"), r"error: a\[2Jb\n"),  # control characters (ESC, BEL) dropped from any message
 ])
 def test_cli_turns_resource_errors_into_one_line(capsys, monkeypatch, exc: BaseException, message: str) -> None:
-    import ddim_lesson.cli as cli
+    import ddim_lesson.cli_commands as cli  # the subcommands look the loader up there
 
     def boom(*_a, **_k):
         raise exc
@@ -463,7 +463,7 @@ def test_cli_turns_resource_errors_into_one_line(capsys, monkeypatch, exc: BaseE
 
 def test_cli_keeps_the_traceback_of_a_bug(monkeypatch) -> None:
     """Only user errors become one line: a bug (here a plain RuntimeError) still shows where it happened."""
-    import ddim_lesson.cli as cli
+    import ddim_lesson.cli_commands as cli  # the subcommands look the loader up there
 
     monkeypatch.setattr(cli, "load_any", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("a bug")))
     with pytest.raises(RuntimeError, match="a bug"):

@@ -131,7 +131,7 @@ def _forbid(monkeypatch, *targets):
 def test_an_unwritable_out_fails_before_any_work(tmp_path, capsys, monkeypatch, command, bad):
     (tmp_path / "FILE").write_text("a file, not a folder")
     out = bad.replace("FILE", str(tmp_path / "FILE"))
-    _forbid(monkeypatch, "ddim_lesson.train.load_dataset", "ddim_lesson.cli.load_any",
+    _forbid(monkeypatch, "ddim_lesson.train.load_dataset", "ddim_lesson.cli_commands.load_any",
             "ddim_lesson.cli_eval.run_table1", "ddim_lesson.checkpoints.load_newest")
     argv = {"train": [*TOY, "--out", out], "sample": ["sample", "--out", out + ".png"],
             "invert": ["invert", "--out", out + ".png"], "eval": ["eval", "table1", "--out", out],
