@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import check_int
+
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """Sinusoidal embedding of integer timesteps (Transformer style). t: (B,) -> (B, dim)."""
@@ -24,9 +26,8 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     return F.pad(emb, (0, dim % 2))  # (B, dim)
 
 
-def _check_positive_int(name: str, v: Any) -> None:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+def _check_positive_int(obj: Any, name: str) -> None:
+    setattr(obj, name, check_int(name, getattr(obj, name), 1))  # a plain int, so the config stays JSON
 
 
 # --------------------------------------------------------------------------------------
@@ -48,10 +49,9 @@ class UNetConfig:
 
     def __post_init__(self) -> None:
         self.channel_mults = tuple(int(m) for m in self.channel_mults)
-        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 0:
-            raise ValueError(f"num_classes must be an integer >= 0 (0: unconditional), got {self.num_classes!r}")
+        self.num_classes = check_int("num_classes", self.num_classes, 0)  # 0: unconditional
         for name in ("base_channels", "num_res_blocks", "groups", "attn_heads"):
-            _check_positive_int(name, getattr(self, name))
+            _check_positive_int(self, name)
         if not self.channel_mults or min(self.channel_mults) < 1:
             raise ValueError(f"channel_mults must be a non-empty list of integers >= 1, got {list(self.channel_mults)}")
         if not (0.0 <= self.dropout < 1.0):
@@ -223,9 +223,8 @@ class MLPConfig:
 
     def __post_init__(self) -> None:
         for name in ("dim", "hidden", "t_dim"):
-            _check_positive_int(name, getattr(self, name))
-        if isinstance(self.depth, bool) or not isinstance(self.depth, int) or self.depth < 0:
-            raise ValueError(f"depth must be an integer >= 0, got {self.depth!r}")
+            _check_positive_int(self, name)
+        self.depth = check_int("depth", self.depth, 0)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
