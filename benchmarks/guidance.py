@@ -27,10 +27,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ddim_lesson.checkpoints import _atomic_write
+from ddim_lesson.ckpt_files import atomic_write as _atomic_write
 from ddim_lesson.data import FASHION_CLASSES, load_images
+from ddim_lesson.device import machine
 from ddim_lesson.env import pick_threads
-from ddim_lesson.evaluate import git_commit, load_for_eval, machine, model_sha256
 from ddim_lesson.guidance import cfg
 from ddim_lesson.guidance_eval import (
     EDIT_PAIRS,
@@ -44,6 +44,8 @@ from ddim_lesson.guidance_eval import (
 )
 from ddim_lesson.inversion import ddim_invert
 from ddim_lesson.metrics import HOLDOUT, reference_stats
+from ddim_lesson.pretrained import load_any
+from ddim_lesson.records import git_commit, model_sha256
 
 PARTS = ("tradeoff", "sdedit", "edit", "inversion")
 
@@ -84,7 +86,7 @@ def per_class(images: torch.Tensor, labels: torch.Tensor, n: int, offset: int = 
 def main(argv: list[str] | None = None) -> None:
     a = parse(argv)
     threads = pick_threads()
-    model, schedule, meta = load_for_eval(a.model)
+    model, schedule, meta, _ = load_any(a.model)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     res = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").exists() else {}

@@ -13,8 +13,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ddim_lesson import pretrained
-from ddim_lesson.checkpoints import _atomic_write
-from ddim_lesson.evaluate import git_commit, machine
+from ddim_lesson.ckpt_files import atomic_write as _atomic_write
+from ddim_lesson.device import machine
+from ddim_lesson.records import git_commit
 from ddim_lesson.thread_bench import ThreadBenchConfig, run_thread_bench, thread_bench_markdown
 
 if __name__ == "__main__":
