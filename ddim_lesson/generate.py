@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .checks import expected_input_shape
 from .samplers import ddim_progressive, ddpm_progressive
 from .schedules import DEFAULT_SPACING, NoiseSchedule
 
@@ -28,19 +29,20 @@ NOISE_OFFSET = 1_000_000_007  # a cell batch's noise generator: its x_T seed plu
 
 
 def sample_shape(model: nn.Module) -> tuple[int, ...]:
-    """The shape of one sample: (C, H, W) for a UNet, (dim,) for the 2-D MLP."""
-    cfg = model.config  # type: ignore[attr-defined]
-    if hasattr(cfg, "image_size"):
-        return (cfg.in_channels, cfg.image_size, cfg.image_size)
-    return (cfg.dim,)
+    """The shape of one sample: (C, H, W) for a UNet, (dim,) for the 2-D MLP (checks.expected_input_shape)."""
+    shape = expected_input_shape(model)
+    if shape is None:
+        raise ValueError(f"need a model of this package (a UNet or the 2-D MLP, with a config), "
+                         f"got {type(model).__name__}")
+    return shape
 
 
 def image_shape(model: nn.Module, who: str = "Table 1") -> tuple[int, int, int]:
     """(C, H, W) of an image model, else ValueError naming ``who`` needs one."""
-    cfg = getattr(model, "config", None)
-    if hasattr(cfg, "image_size"):
-        return (cfg.in_channels, cfg.image_size, cfg.image_size)
-    raise ValueError(f"{who} needs an image model with a config (UNet), got {type(model).__name__}")
+    shape = expected_input_shape(model)
+    if shape is None or len(shape) != 3:
+        raise ValueError(f"{who} needs an image model with a config (UNet), got {type(model).__name__}")
+    return shape  # type: ignore[return-value]
 
 
 def batch_seed(seed: int, b: int) -> int:
