@@ -35,12 +35,13 @@ def test_inversion_reconstructs_gaussian_data(gaussian, linear_schedule: NoiseSc
     """ddim_sample(ddim_invert(x0)) -> x0 with the exact Gaussian ε, error shrinking ~1/S.
 
     Measured max |error| over 64 samples (trailing): S=10: 0.61, S=50: 0.17, S=200: 0.044
-    (leading 0.60/0.17/0.044, linspace 0.64/0.17/0.044, quadratic 0.64/0.19/0.050).
+    (leading 0.60/0.17/0.044, linspace 0.64/0.17/0.044, quadratic 0.64/0.19/0.050, logsnr 0.73/0.28/0.074:
+    uniform in log-SNR puts few steps at high noise, where this data's flow bends most).
     """
     x0 = gaussian.mu + gaussian.s * _randn(64, 3, seed=0)
     errs = _roundtrip_errors(gaussian, linear_schedule, x0, spacing)
     assert errs[1] < 0.4 * errs[0] and errs[2] < 0.4 * errs[1], errs
-    assert errs[2] < 0.06, errs
+    assert errs[2] < (0.09 if spacing == "logsnr" else 0.06), errs
 
 
 def test_inversion_reaches_the_noise_distribution(gaussian, linear_schedule: NoiseSchedule) -> None:
