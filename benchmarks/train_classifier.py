@@ -13,7 +13,9 @@ import argparse
 import shlex
 import sys
 
-from ddim_lesson.classifier import WEIGHTS, train_classifier
+from ddim_lesson.classifier import WEIGHTS
+from ddim_lesson.classifier_train import train_classifier
+from ddim_lesson.env import pick_threads
 
 
 def main() -> None:
@@ -22,9 +24,11 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: env.pick_threads chooses)")
     p.add_argument("--out", default=str(WEIGHTS))
     a = p.parse_args()
+    if a.threads == 0:
+        print(f"torch uses {pick_threads().reason}")
     command = "python benchmarks/train_classifier.py " + shlex.join(sys.argv[1:])
     meta = train_classifier(a.out, a.epochs, a.batch_size, a.lr, a.seed, a.threads, command)
     print(f"{meta['params']:,} parameters, test accuracy {meta['test_accuracy']:.2%}, "

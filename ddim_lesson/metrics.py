@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from .classifier import HOLDOUT, WEIGHTS, load_classifier
+from .classifier import HOLDOUT, WEIGHTS
+from .classifier_io import load_classifier
 from .data import cache_dir, from_uint8, to_uint8
 
 SHIPPED_STATS = WEIGHTS.with_name(WEIGHTS.name + ".test-stats")

@@ -8,7 +8,8 @@ import torch
 
 from ddim_lesson import metrics
 from ddim_lesson.checkpoints import load_checkpoint
-from ddim_lesson.classifier import WEIGHTS, ClassifierConfig, FashionClassifier, accuracy, load_classifier
+from ddim_lesson.classifier import WEIGHTS, ClassifierConfig, FashionClassifier, accuracy
+from ddim_lesson.classifier_io import load_classifier
 from ddim_lesson.data import DataNotFoundError
 from ddim_lesson.metrics import FeatureStats, frechet_distance, sqrtm_psd
 
