@@ -1,8 +1,9 @@
-"""The ``ddim-lesson`` command: train, sample, invert, info, export.
+"""The ``ddim-lesson`` command: train, sample, invert, info, export, eval.
 
-Each subcommand's flags are built from a dataclass (``train`` from
-:class:`~ddim_lesson.train.TrainConfig`, the others from the ``*Args`` classes below), whose
-``__post_init__`` checks the values. A bad flag or value exits with status 2 and one line that
+Each subcommand's flags are built from a dataclass through the one bridge in :mod:`~ddim_lesson.cli_args`
+(``train`` from :class:`~ddim_lesson.train.TrainConfig`, the others from the ``*Args`` classes of
+:mod:`~ddim_lesson.cli_commands`), whose ``__post_init__`` checks the values; ``eval``'s per-table flags
+come from :mod:`~ddim_lesson.cli_eval`. A bad flag or value exits with status 2 and one line that
 names the value and what is allowed. ``python -m ddim_lesson`` is the same command.
 """
 
