@@ -1,6 +1,6 @@
 """FID at equal cost: DDIM, Heun and DPM-Solver++ 2M at a few model-call budgets, over seeds.
 
-    python benchmarks/solver_fid.py                      # the committed result (n = 500, seeds 0,1,2)
+    python benchmarks/solver_fid.py --out benchmarks/results/solver_fid   # the committed result (n = 500, seeds 0,1,2)
     python benchmarks/solver_fid.py --n 100 --seeds 0,1 --nfes 10 --out /tmp/solver_fid   # a quick look
 
 Every cell is one (solver, spacing, NFE budget, seed); seed k starts all cells from the same x_T,
@@ -9,7 +9,9 @@ so differences between solvers are read seed by seed against the seed-to-seed sd
 Results go to OUT.json / OUT.md after every cell; run the same command again to resume.
 """
 
+from ddim_lesson.env import pick_threads
 from ddim_lesson.solver_fid import main
 
 if __name__ == "__main__":
+    print(f"torch uses {pick_threads().reason}")
     main(doc=__doc__)

@@ -6,7 +6,8 @@ This module gathers them under one name; each lives in its own module:
 - :mod:`~ddim_lesson.records`: provenance (machine, git commit, model SHA-256), atomic JSON + Markdown.
 - :mod:`~ddim_lesson.generate`: the one seeded, batched sampler with progress.
 - :mod:`~ddim_lesson.table1`, :mod:`~ddim_lesson.spread`, :mod:`~ddim_lesson.table2`: the tables.
-- :mod:`~ddim_lesson.cli_eval`: the ``ddim-lesson eval`` command and the benchmark scripts.
+- :mod:`~ddim_lesson.cli_eval` (the command-line layer, above this one): the ``ddim-lesson eval`` command
+  and the benchmark scripts.
 
     ddim-lesson eval table1 --n 1000 --out benchmarks/results/table1
     ddim-lesson eval table2 --n 500 --out benchmarks/results/table2
@@ -22,8 +23,6 @@ from typing import Any
 
 from torch import nn
 
-from .cli_eval import CELLS as _cells
-from .cli_eval import TABLES, add_eval_args, cmd_eval, config_from_args, script_main
 from .generate import SIGMA_HAT, channels_last, sample_cell
 from .generate import sample_batch as _sample_batch
 from .pretrained import load_any
@@ -40,8 +39,8 @@ def load_for_eval(spec: str, device: str = "cpu") -> tuple[nn.Module, NoiseSched
 
 
 __all__ = [
-    "REPO", "SIGMA_HAT", "TABLES", "SpreadConfig", "Table1Config", "Table2Config", "_cells", "_sample_batch",
-    "add_eval_args", "cell_key", "channels_last", "cmd_eval", "config_from_args", "git_commit", "load_for_eval",
-    "machine", "model_sha256", "run_spread", "run_table1", "run_table2", "sample_cell", "script_main",
+    "REPO", "SIGMA_HAT", "SpreadConfig", "Table1Config", "Table2Config", "_sample_batch",
+    "cell_key", "channels_last", "git_commit", "load_for_eval",
+    "machine", "model_sha256", "run_spread", "run_table1", "run_table2", "sample_cell",
     "spread_markdown", "spread_summary", "table1_markdown", "table2_markdown",
 ]

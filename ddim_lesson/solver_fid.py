@@ -46,7 +46,7 @@ class SolverFIDConfig:
     batch_size: int = 250
     clip_x0: bool = False
     device: str = "cpu"
-    out: str = "benchmarks/results/solver_fid"
+    out: str = "runs/eval/solver_fid"  # benchmarks/results/solver_fid holds the committed table: named explicitly
 
     def __post_init__(self) -> None:
         for s in self.solvers:
@@ -204,8 +204,6 @@ def _csv(conv: Callable[[str], Any]) -> Callable[[str], tuple[Any, ...]]:
 
 def main(argv: list[str] | None = None, doc: str = __doc__) -> None:
     """The command of benchmarks/solver_fid.py; a bad value is reported in one line (exit 2)."""
-    from .env import pick_threads
-
     d = SolverFIDConfig()
     p = argparse.ArgumentParser(description=doc.splitlines()[0], epilog=doc.split("\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -221,7 +219,6 @@ def main(argv: list[str] | None = None, doc: str = __doc__) -> None:
     p.add_argument("--out", default=d.out, help="results path without suffix")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     args = p.parse_args(argv)
-    print(pick_threads().reason)
     try:
         cfg = SolverFIDConfig(args.model, args.solvers, args.spacings, args.nfes, args.seeds, args.n, args.batch_size,
                               args.clip_x0, args.device, args.out)

@@ -174,8 +174,6 @@ def _csv(conv: Callable[[str], Any]) -> Callable[[str], tuple[Any, ...]]:
 
 def main(argv: list[str] | None = None, doc: str = __doc__) -> None:
     """The command of benchmarks/spacing_fid.py; a bad value is reported in one line (exit 2)."""
-    from .env import pick_threads
-
     d = SpacingFIDConfig()
     p = argparse.ArgumentParser(description=doc.splitlines()[0], epilog=doc.split("\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -191,7 +189,6 @@ def main(argv: list[str] | None = None, doc: str = __doc__) -> None:
     p.add_argument("--out", default=d.out, help="results path without suffix")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     args = p.parse_args(argv)
-    print(pick_threads().reason)
     try:
         cfg = SpacingFIDConfig(args.model, args.spacings, args.baseline, args.steps, args.eta, args.seeds, args.n,
                                args.batch_size, args.device, args.out)

@@ -12,12 +12,11 @@ from torch import nn
 
 from ddim_lesson import NoiseSchedule, ddim_invert, ddim_sample
 from ddim_lesson.checkpoints import save_model
+from ddim_lesson.cli_eval import add_eval_args, cmd_eval
 from ddim_lesson.evaluate import (
     SIGMA_HAT,
     Table1Config,
     Table2Config,
-    add_eval_args,
-    cmd_eval,
     model_sha256,
     run_table1,
     run_table2,

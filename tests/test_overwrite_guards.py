@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import ddim_lesson.cli_eval as cli_eval
 import ddim_lesson.evaluate as evaluate
 from ddim_lesson.checkpoints import read_checkpoint
 from ddim_lesson.cli import main
@@ -146,8 +147,8 @@ def test_eval_writes_outside_the_committed_results_by_default(table):
     import argparse
 
     p = argparse.ArgumentParser()
-    evaluate.add_eval_args(p)
-    cfg = evaluate.config_from_args(p.parse_args([table]), table)
+    cli_eval.add_eval_args(p)
+    cfg = cli_eval.config_from_args(p.parse_args([table]), table)
     assert cfg.out.startswith("runs/eval/") and "benchmarks" not in cfg.out
 
 
