@@ -27,12 +27,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ddim_lesson.ckpt_files import atomic_write as _atomic_write
-from ddim_lesson.data import FASHION_CLASSES, load_images
-from ddim_lesson.device import machine
-from ddim_lesson.env import pick_threads
-from ddim_lesson.guidance import cfg
-from ddim_lesson.guidance_eval import (
+from ddim_lesson.core.guidance import cfg
+from ddim_lesson.core.inversion import ddim_invert
+from ddim_lesson.course.env import pick_threads
+from ddim_lesson.evaluate.guidance_eval import (
     EDIT_PAIRS,
     blocky,
     class_samples,
@@ -42,10 +40,12 @@ from ddim_lesson.guidance_eval import (
     roundtrip_mse,
     sdedit_point,
 )
-from ddim_lesson.inversion import ddim_invert
-from ddim_lesson.metrics import HOLDOUT, reference_stats
-from ddim_lesson.pretrained import load_any
-from ddim_lesson.records import git_commit, model_sha256
+from ddim_lesson.evaluate.metrics import HOLDOUT, reference_stats
+from ddim_lesson.evaluate.records import git_commit, model_sha256
+from ddim_lesson.store.ckpt_files import atomic_write as _atomic_write
+from ddim_lesson.store.data import FASHION_CLASSES, load_images
+from ddim_lesson.store.device import machine
+from ddim_lesson.store.pretrained import load_any
 
 PARTS = ("tradeoff", "sdedit", "edit", "inversion")
 

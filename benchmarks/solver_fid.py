@@ -9,8 +9,8 @@ so differences between solvers are read seed by seed against the seed-to-seed sd
 Results go to OUT.json / OUT.md after every cell; run the same command again to resume.
 """
 
-from ddim_lesson.env import pick_threads
-from ddim_lesson.solver_fid import main
+from ddim_lesson.course.env import pick_threads
+from ddim_lesson.evaluate.solver_fid import main
 
 if __name__ == "__main__":
     print(f"torch uses {pick_threads().reason}")

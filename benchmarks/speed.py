@@ -32,8 +32,8 @@ import torch
 from torch import nn
 
 from ddim_lesson import NoiseSchedule, ddim_sample, ddim_timesteps, ddpm_sample
-from ddim_lesson.env import pick_threads
-from ddim_lesson.models import MLPConfig, MLPDenoiser, UNet, UNetConfig
+from ddim_lesson.course.env import pick_threads
+from ddim_lesson.nets.models import MLPConfig, MLPDenoiser, UNet, UNetConfig
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -283,7 +283,7 @@ def cuda_benchmarks(a: argparse.Namespace, report: dict) -> None:
 
 
 def _train_throughput(dev: torch.device, bf16: bool, compile_: bool, steps: int = 30) -> float:
-    from ddim_lesson.train import diffusion_loss
+    from ddim_lesson.train.loop import diffusion_loss
 
     model = UNet(UNetConfig()).to(dev).to(memory_format=torch.channels_last)
     fwd = torch.compile(model) if compile_ else model

@@ -12,11 +12,11 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ddim_lesson import pretrained
-from ddim_lesson.ckpt_files import atomic_write as _atomic_write
-from ddim_lesson.device import machine
-from ddim_lesson.records import git_commit
-from ddim_lesson.thread_bench import ThreadBenchConfig, run_thread_bench, thread_bench_markdown
+from ddim_lesson.course.thread_bench import ThreadBenchConfig, run_thread_bench, thread_bench_markdown
+from ddim_lesson.evaluate.records import git_commit
+from ddim_lesson.store import pretrained
+from ddim_lesson.store.ckpt_files import atomic_write as _atomic_write
+from ddim_lesson.store.device import machine
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

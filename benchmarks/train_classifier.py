@@ -4,7 +4,7 @@
 
 Then regenerate the shipped test-set statistics:
 
-    python -m ddim_lesson.metrics --write-reference
+    python -m ddim_lesson.evaluate.metrics --write-reference
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import argparse
 import shlex
 import sys
 
-from ddim_lesson.classifier import WEIGHTS
-from ddim_lesson.classifier_train import train_classifier
-from ddim_lesson.env import pick_threads
+from ddim_lesson.course.env import pick_threads
+from ddim_lesson.nets.classifier import WEIGHTS
+from ddim_lesson.train.classifier_train import train_classifier
 
 
 def main() -> None:

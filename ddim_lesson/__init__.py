@@ -3,13 +3,10 @@
 The public API the notebooks and tests rely on is re-exported here.
 """
 
-from .assets import sample_images
-from .forward import ddim_sigma, q_posterior, q_sample, q_sigma_step, q_step
-from .guidance import cfg, sdedit
-from .inversion import ddim_invert, lerp, slerp
-from .measure import CallCounter, Stopwatch
-from .pretrained import pretrained
-from .samplers import (
+from .core.forward import ddim_sigma, q_posterior, q_sample, q_sigma_step, q_step
+from .core.guidance import cfg, sdedit
+from .core.inversion import ddim_invert, lerp, slerp
+from .core.samplers import (
     SamplerStep,
     ddim_progressive,
     ddim_sample,
@@ -17,8 +14,11 @@ from .samplers import (
     ddpm_progressive,
     ddpm_sample,
 )
-from .schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule, ddim_timesteps, naive_timesteps
-from .solvers import SOLVERS, ode_progressive, ode_sample
+from .core.schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule, ddim_timesteps, naive_timesteps
+from .core.solvers import SOLVERS, ode_progressive, ode_sample
+from .course.measure import CallCounter, Stopwatch
+from .store.assets import sample_images
+from .store.pretrained import pretrained
 
 __version__ = "0.1.0"
 

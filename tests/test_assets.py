@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from ddim_lesson.assets import N_SAMPLES, SAMPLES_FILE, sample_images
-from ddim_lesson.exercises import fashion_mnist_location
+from ddim_lesson.course.exercises import fashion_mnist_location
+from ddim_lesson.store.assets import N_SAMPLES, SAMPLES_FILE, sample_images
 
 
 def test_sample_images_shape_range_and_labels():

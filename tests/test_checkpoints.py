@@ -10,8 +10,10 @@ import pytest
 import torch
 from safetensors.torch import save as st_save
 
-from ddim_lesson import ckpt_files
-from ddim_lesson.checkpoints import (
+from ddim_lesson.core.schedules import NoiseSchedule
+from ddim_lesson.nets.models import MLPConfig, MLPDenoiser, UNet, UNetConfig
+from ddim_lesson.store import ckpt_files
+from ddim_lesson.store.checkpoints import (
     FORMAT,
     PAIR_FORMAT,
     CheckpointError,
@@ -25,9 +27,7 @@ from ddim_lesson.checkpoints import (
     save_checkpoint,
     save_model,
 )
-from ddim_lesson.models import MLPConfig, MLPDenoiser, UNet, UNetConfig
-from ddim_lesson.pretrained import WEIGHTS_DIR
-from ddim_lesson.schedules import NoiseSchedule
+from ddim_lesson.store.pretrained import WEIGHTS_DIR
 
 TINY_UNET = UNetConfig(base_channels=8, channel_mults=(1, 2), groups=4, attn_heads=2)
 
@@ -284,7 +284,7 @@ def test_written_files_get_the_usual_permissions(tmp_path):
 
     import torch
 
-    from ddim_lesson.checkpoints import save_checkpoint
+    from ddim_lesson.store.checkpoints import save_checkpoint
 
     old = os.umask(0o022)
     try:

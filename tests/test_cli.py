@@ -10,13 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
-from ddim_lesson import cli, cli_commands
-from ddim_lesson.checkpoints import load_model
-from ddim_lesson.cli import main
-from ddim_lesson.models import UNet, UNetConfig, count_params
-from ddim_lesson.pretrained import pretrained
-from ddim_lesson.schedules import NoiseSchedule
-from ddim_lesson.train import TrainConfig, train
+from ddim_lesson.cli import cli_commands
+from ddim_lesson.cli import main as cli
+from ddim_lesson.cli.main import main
+from ddim_lesson.core.schedules import NoiseSchedule
+from ddim_lesson.nets.models import UNet, UNetConfig, count_params
+from ddim_lesson.store.checkpoints import load_model
+from ddim_lesson.store.pretrained import pretrained
+from ddim_lesson.train.loop import TrainConfig, train
 
 SUBCOMMANDS = ("train", "sample", "invert", "info", "export")
 TINY_UNET = dict(base_channels=8, channel_mults=(1, 2))
@@ -39,7 +40,7 @@ def tiny_run(tmp_path_factory):
     """A tiny UNet trained for 3 steps on 64 random 28×28 images: a real run folder."""
     out = tmp_path_factory.mktemp("run")
     mp = pytest.MonkeyPatch()
-    mp.setattr("ddim_lesson.train.load_dataset", lambda *a, **k: torch.rand(64, 1, 28, 28) * 2 - 1)
+    mp.setattr("ddim_lesson.train.loop.load_dataset", lambda *a, **k: torch.rand(64, 1, 28, 28) * 2 - 1)
     try:
         train(TrainConfig(dataset="fashion-mnist", steps=3, batch_size=4, device="cpu", progress=False,
                           out=str(out), **TINY_UNET))
@@ -211,7 +212,7 @@ def test_sample_a_toy_model_writes_a_scatter_plot(tmp_path, capsys):
 
 def test_invert_writes_three_rows_and_reports_the_error(monkeypatch, tiny_run, tmp_path, capsys):
     images = torch.rand(20, 1, 28, 28) * 2 - 1
-    monkeypatch.setattr("ddim_lesson.data.load_images", lambda name, train=True, **k: images)
+    monkeypatch.setattr("ddim_lesson.store.data.load_images", lambda name, train=True, **k: images)
     png = tmp_path / "inv.png"
     rc, out, _ = run(capsys, "invert", "--model", str(tiny_run), "--n", "3", "--steps", "2", "--out", str(png),
                      "--no-progress")
@@ -268,7 +269,7 @@ def test_eval_is_wired_and_rejects_an_unknown_table(capsys):
 
 def test_eval_table2_runs_end_to_end_on_the_cli(tmp_path, capsys):
     """A tiny Table 2 through the CLI on the shipped model: more steps reconstruct real images better."""
-    from ddim_lesson.data import DEBIAN_DIR
+    from ddim_lesson.store.data import DEBIAN_DIR
 
     if not DEBIAN_DIR.exists():
         pytest.skip("needs the Fashion-MNIST test set (apt-get install dataset-fashion-mnist)")

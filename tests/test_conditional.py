@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from ddim_lesson import train as train_mod
-from ddim_lesson.checkpoints import load_model, save_model
-from ddim_lesson.conditional import drop_labels, init_from_weights
-from ddim_lesson.data import DEBIAN_DIR, IDX_FILES, load_images
-from ddim_lesson.models import UNet, UNetConfig
-from ddim_lesson.pretrained import weights_path
-from ddim_lesson.schedules import NoiseSchedule
-from ddim_lesson.train import TrainConfig, train
+from ddim_lesson.core.schedules import NoiseSchedule
+from ddim_lesson.nets.models import UNet, UNetConfig
+from ddim_lesson.store.checkpoints import load_model, save_model
+from ddim_lesson.store.data import DEBIAN_DIR, IDX_FILES, load_images
+from ddim_lesson.store.pretrained import weights_path
+from ddim_lesson.train.conditional import drop_labels, init_from_weights
+from ddim_lesson.train.loop import TrainConfig, train
 
 HAVE_DEBIAN = all((DEBIAN_DIR / (f + ".gz")).exists() for f in IDX_FILES)
 TINY = dict(base_channels=8, channel_mults=(1, 2))
@@ -162,7 +162,7 @@ def test_training_with_init_from_starts_at_the_source_model(tmp_path):
 
 def test_the_shipped_conditional_model_follows_its_labels():
     from ddim_lesson import pretrained
-    from ddim_lesson.guidance_eval import class_samples, classify
+    from ddim_lesson.evaluate.guidance_eval import class_samples, classify
 
     model, schedule = pretrained("fashion-mnist-cond")
     assert model.config.num_classes == 10 and not model.training

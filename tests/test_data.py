@@ -8,8 +8,8 @@ import struct
 import pytest
 import torch
 
-from ddim_lesson import data
-from ddim_lesson.data import (
+from ddim_lesson.store import data
+from ddim_lesson.store.data import (
     DataNotFoundError,
     from_uint8,
     load_dataset,

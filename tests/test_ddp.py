@@ -20,7 +20,7 @@ RANK_SCRIPT = textwrap.dedent(
     import json, os, sys
     import torch.distributed as dist
     from safetensors.torch import save_file
-    from ddim_lesson.train import TrainConfig, train
+    from ddim_lesson.train.loop import TrainConfig, train
 
     rank, tmp = int(os.environ["RANK"]), sys.argv[1]
     cfg = TrainConfig(dataset="two-moons", steps=6, batch_size=32, mlp_hidden=16, mlp_depth=1, n_toy=512,
@@ -79,7 +79,7 @@ def test_two_gloo_ranks_stay_identical(tmp_path):
     ckpt = json.loads((tmp_path / "out0" / "checkpoint.json").read_text())
     assert ckpt["world_size"] == 2 and ckpt["steps"] == 6
     # every rank's noise-generator state is kept, so a resumed DDP run replays the same noise
-    from ddim_lesson.checkpoints import load_checkpoint
+    from ddim_lesson.store.checkpoints import load_checkpoint
 
     tensors, _ = load_checkpoint(tmp_path / "out0" / "checkpoint")
     assert {"rng.noise.0", "rng.noise.1"} <= tensors.keys()

@@ -9,8 +9,8 @@ import time
 import pytest
 import torch
 
-from ddim_lesson import env
-from ddim_lesson.measure import timed
+from ddim_lesson.course import env
+from ddim_lesson.course.measure import timed
 
 
 @pytest.mark.parametrize(("idle", "cores", "want"), [

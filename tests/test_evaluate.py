@@ -11,8 +11,7 @@ import torch
 from torch import nn
 
 from ddim_lesson import NoiseSchedule, ddim_invert, ddim_sample
-from ddim_lesson.checkpoints import save_model
-from ddim_lesson.cli_eval import add_eval_args, cmd_eval
+from ddim_lesson.cli.cli_eval import add_eval_args, cmd_eval
 from ddim_lesson.evaluate import (
     SIGMA_HAT,
     Table1Config,
@@ -21,7 +20,8 @@ from ddim_lesson.evaluate import (
     run_table1,
     run_table2,
 )
-from ddim_lesson.models import UNet, UNetConfig
+from ddim_lesson.nets.models import UNet, UNetConfig
+from ddim_lesson.store.checkpoints import save_model
 
 
 class Counted(nn.Module):
@@ -196,8 +196,8 @@ def test_spread_config_rejects_bad_values():
 
 
 def test_eval_spread_parses_cells_and_rejects_bad_values_in_one_line(capsys):
-    from ddim_lesson.cli import main
-    from ddim_lesson.cli_eval import CELLS as _cells
+    from ddim_lesson.cli.cli_eval import CELLS as _cells
+    from ddim_lesson.cli.main import main
 
     assert _cells("0:10,1:50,sigma_hat:100") == ((0.0, 10), (1.0, 50), (SIGMA_HAT, 100))
     for bad in ("0-10", "x:10", "0:ten"):
@@ -238,8 +238,8 @@ def test_runners_show_a_progress_bar_over_model_calls(tmp_path, capsys):
 
 
 def test_channels_last_only_moves_samples_by_rounding_and_gives_the_weights_back():
-    from ddim_lesson.generate import channels_last
-    from ddim_lesson.generate import sample_batch as _sample_batch
+    from ddim_lesson.evaluate.generate import channels_last
+    from ddim_lesson.evaluate.generate import sample_batch as _sample_batch
 
     model, schedule = tiny_unet(), NoiseSchedule.linear(T=50)
     conv = next(p for p in model.parameters() if p.dim() == 4 and p.shape[1] > 1)  # C = 1 is both layouts
@@ -271,7 +271,7 @@ def test_table1_markdown_says_which_cells_ran_in_channels_last_when_the_table_mi
 @pytest.mark.parametrize("row", [0.0, 0.5, SIGMA_HAT])
 def test_a_table_batch_is_exactly_ddim_sample_or_ddpm_sample_and_reports_every_call(row):
     from ddim_lesson import ddpm_sample
-    from ddim_lesson.generate import sample_batch as _sample_batch
+    from ddim_lesson.evaluate.generate import sample_batch as _sample_batch
 
     model, schedule = tiny_unet(), NoiseSchedule.linear(T=50)
     ticks = []

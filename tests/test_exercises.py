@@ -223,7 +223,7 @@ def test_show_solution(capsys):
 def test_check_environment_reports_and_fails_with_fix(monkeypatch, tmp_path, capsys):
     import sys
 
-    pretrained = sys.modules["ddim_lesson.pretrained"]  # the package attribute of that name is the function
+    pretrained = sys.modules["ddim_lesson.store.pretrained"]  # the package attribute of that name is the function
     info = E.check_environment()
     assert {"torch", "device", "weights", "samples", "dataset"} <= set(info)
     assert info["samples"] is not None
@@ -237,7 +237,7 @@ def test_check_environment_reports_and_fails_with_fix(monkeypatch, tmp_path, cap
 
 def test_fashion_mnist_location(monkeypatch, tmp_path):
     from ddim_lesson import env  # where the environment check lives; exercises re-exports it
-    from ddim_lesson.data import IDX_FILES
+    from ddim_lesson.store.data import IDX_FILES
 
     monkeypatch.setattr(env, "DEBIAN_DIR", tmp_path / "none")
     monkeypatch.setattr(env, "cache_dir", lambda: tmp_path / "cache")
@@ -252,7 +252,7 @@ def test_fashion_mnist_location(monkeypatch, tmp_path):
 def test_check_environment_names_the_fix_for_an_old_torch(monkeypatch):
     import torch
 
-    from ddim_lesson.exercises import check_environment
+    from ddim_lesson.course.exercises import check_environment
 
     monkeypatch.setattr(torch, "__version__", "2.1.2+cpu")
     with pytest.raises(RuntimeError, match=r"torch 2\.1\.2\+cpu is too old.*torch>=2\.2"):

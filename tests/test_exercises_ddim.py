@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ddim_lesson import NoiseSchedule, ddim_sigma, ddim_timesteps
-from ddim_lesson.exercises import check_step_sigmas, reference_step_sigmas
+from ddim_lesson.course.exercises import check_step_sigmas, reference_step_sigmas
 
 
 def not_yet(*_):

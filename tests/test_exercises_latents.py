@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from ddim_lesson import lerp
-from ddim_lesson.exercises import SOLUTIONS, check_invert_step, check_slerp, reference_invert_step, reference_slerp
+from ddim_lesson.course.exercises import (
+    SOLUTIONS,
+    check_invert_step,
+    check_slerp,
+    reference_invert_step,
+    reference_slerp,
+)
 
 
 def not_yet(*_):

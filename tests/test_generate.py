@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from ddim_lesson import NoiseSchedule, ddim_sample, pretrained
-from ddim_lesson.generate import batch_seed, image_shape, sample_cell, sample_in_batches, sample_shape
-from ddim_lesson.models import UNet, UNetConfig
+from ddim_lesson.evaluate.generate import batch_seed, image_shape, sample_cell, sample_in_batches, sample_shape
+from ddim_lesson.nets.models import UNet, UNetConfig
 
 TINY = dict(base_channels=8, channel_mults=(1, 2), groups=4)
 
@@ -38,7 +38,7 @@ def test_sample_cell_batches_start_from_batch_seed():
     model, schedule = _tiny_unet(), NoiseSchedule.linear(T=50)
     assert batch_seed(3, 2) == 3 * 100_003 + 2
     f, _ = sample_cell(model, schedule, 0.0, 2, 3, 2, 3, "trailing")
-    from ddim_lesson.metrics import features
+    from ddim_lesson.evaluate.metrics import features
 
     x = [ddim_sample(model, schedule, torch.randn((b, 1, 28, 28), generator=torch.Generator().manual_seed(
         batch_seed(3, k))), steps=2, spacing="trailing") for k, b in enumerate((2, 1))]

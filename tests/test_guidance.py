@@ -10,8 +10,8 @@ from conftest import GaussianEps
 from torch import nn
 
 from ddim_lesson import cfg, ddim_invert, ddim_sample, q_sample, sdedit
-from ddim_lesson.guidance import sdedit_timestep
-from ddim_lesson.models import UNet, UNetConfig
+from ddim_lesson.core.guidance import sdedit_timestep
+from ddim_lesson.nets.models import UNet, UNetConfig
 
 
 class ToyConditional(nn.Module):

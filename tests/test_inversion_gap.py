@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ddim_lesson import NoiseSchedule, ddim_invert, ddim_timesteps
-from ddim_lesson.inversion_gap import inversion_eps_gap
+from ddim_lesson.evaluate.inversion_gap import inversion_eps_gap
 
 F64 = torch.float64
 

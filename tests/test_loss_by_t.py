@@ -7,7 +7,7 @@ import torch
 from conftest import GaussianEps
 
 from ddim_lesson import NoiseSchedule
-from ddim_lesson.loss_by_t import eps_mse_by_t, linear_eps_mse
+from ddim_lesson.evaluate.loss_by_t import eps_mse_by_t, linear_eps_mse
 
 TS = (0, 10, 100, 259, 500, 999)
 

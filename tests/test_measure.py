@@ -7,7 +7,7 @@ import time
 import torch
 
 from ddim_lesson import NoiseSchedule, ddim_sample
-from ddim_lesson.measure import CallCounter, Stopwatch
+from ddim_lesson.course.measure import CallCounter, Stopwatch
 
 
 def test_call_counter_counts_sampler_calls_and_timesteps():

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from ddim_lesson import metrics
-from ddim_lesson.checkpoints import load_checkpoint
-from ddim_lesson.classifier import WEIGHTS, ClassifierConfig, FashionClassifier, accuracy
-from ddim_lesson.classifier_io import load_classifier
-from ddim_lesson.data import DataNotFoundError
-from ddim_lesson.metrics import FeatureStats, frechet_distance, sqrtm_psd
+from ddim_lesson.evaluate import metrics
+from ddim_lesson.evaluate.metrics import FeatureStats, frechet_distance, sqrtm_psd
+from ddim_lesson.nets.classifier import WEIGHTS, ClassifierConfig, FashionClassifier, accuracy
+from ddim_lesson.store.checkpoints import load_checkpoint
+from ddim_lesson.store.classifier_io import load_classifier
+from ddim_lesson.store.data import DataNotFoundError
 
 
 def _random_orthogonal(d: int, g: torch.Generator) -> torch.Tensor:
@@ -109,7 +109,7 @@ def test_shipped_classifier_is_small_and_reports_its_accuracy():
 @pytest.fixture(scope="module")
 def test_images() -> tuple[torch.Tensor, torch.Tensor]:
     """The first 500 Fashion-MNIST test images and labels."""
-    from ddim_lesson.data import load_images
+    from ddim_lesson.store.data import load_images
 
     try:
         x, y = load_images("fashion-mnist", train=False, with_labels=True)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ddim_lesson.models import (
+from ddim_lesson.nets.models import (
     MLPConfig,
     MLPDenoiser,
     UNet,

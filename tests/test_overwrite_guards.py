@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import ddim_lesson.cli_eval as cli_eval
+import ddim_lesson.cli.cli_eval as cli_eval
 import ddim_lesson.evaluate as evaluate
-from ddim_lesson.checkpoints import read_checkpoint
-from ddim_lesson.cli import main
+from ddim_lesson.cli.main import main
+from ddim_lesson.store.checkpoints import read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = ["train", "--dataset", "two-moons", "--steps", "10", "--batch-size", "16", "--mlp-hidden", "16",
@@ -132,8 +132,8 @@ def _forbid(monkeypatch, *targets):
 def test_an_unwritable_out_fails_before_any_work(tmp_path, capsys, monkeypatch, command, bad):
     (tmp_path / "FILE").write_text("a file, not a folder")
     out = bad.replace("FILE", str(tmp_path / "FILE"))
-    _forbid(monkeypatch, "ddim_lesson.train.load_dataset", "ddim_lesson.cli_commands.load_any",
-            "ddim_lesson.cli_eval.run_table1", "ddim_lesson.checkpoints.load_newest")
+    _forbid(monkeypatch, "ddim_lesson.train.loop.load_dataset", "ddim_lesson.cli.cli_commands.load_any",
+            "ddim_lesson.cli.cli_eval.run_table1", "ddim_lesson.store.checkpoints.load_newest")
     argv = {"train": [*TOY, "--out", out], "sample": ["sample", "--out", out + ".png"],
             "invert": ["invert", "--out", out + ".png"], "eval": ["eval", "table1", "--out", out],
             "export": ["export", tmp_path / "run", out]}[command]
@@ -161,7 +161,7 @@ def committed_copy(tmp_path):
 @pytest.mark.parametrize("change", [{"n": 2}, {"n_at": {10: 2}}, {"seed": 1}, {"batch_size": 100}])
 def test_a_trial_with_other_settings_never_replaces_committed_cells(committed_copy, monkeypatch, change):
     before = committed_copy.with_suffix(".json").read_bytes()
-    _forbid(monkeypatch, "ddim_lesson.table1._fid_of_cell")
+    _forbid(monkeypatch, "ddim_lesson.evaluate.table1._fid_of_cell")
     cfg = evaluate.Table1Config(steps=(10,), etas=(0.0,), sigma_hat=False, floor=False, out=str(committed_copy),
                                 **{"n": 500, **change})
     with pytest.raises(ValueError, match="holds results for other settings .*differ.*pass another --out"):
@@ -171,7 +171,7 @@ def test_a_trial_with_other_settings_never_replaces_committed_cells(committed_co
 
 def test_the_same_settings_resume_the_committed_table_without_sampling(committed_copy, monkeypatch):
     """The committed file predates n in the key: its config stands in for it, so an n = 500 run resumes."""
-    _forbid(monkeypatch, "ddim_lesson.table1._fid_of_cell")
+    _forbid(monkeypatch, "ddim_lesson.evaluate.table1._fid_of_cell")
     cells = json.loads(committed_copy.with_suffix(".json").read_text())["cells"]
     cfg = evaluate.Table1Config(steps=(10, 20), n=500, floor=False, out=str(committed_copy))
     res = evaluate.run_table1(cfg, log=lambda s: None, progress=False)

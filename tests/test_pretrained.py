@@ -7,10 +7,10 @@ import pytest
 import torch
 
 import ddim_lesson
-from ddim_lesson.cli import sample_in_batches
-from ddim_lesson.models import MLPDenoiser, UNet
-from ddim_lesson.pretrained import PRETRAINED, WEIGHTS_DIR, pretrained, pretrained_meta
-from ddim_lesson.schedules import NoiseSchedule
+from ddim_lesson.cli.main import sample_in_batches
+from ddim_lesson.core.schedules import NoiseSchedule
+from ddim_lesson.nets.models import MLPDenoiser, UNet
+from ddim_lesson.store.pretrained import PRETRAINED, WEIGHTS_DIR, pretrained, pretrained_meta
 
 HAVE_FASHION = all((WEIGHTS_DIR / f"fashion-mnist{s}").exists() for s in (".safetensors", ".json"))
 
@@ -26,7 +26,7 @@ def _moon_curves(n=2000):
 
 
 def test_two_moons_loads_in_eval_mode_on_cpu_with_its_schedule():
-    model, schedule = ddim_lesson.pretrained("two-moons")
+    model, schedule = ddim_lesson.store.pretrained("two-moons")
     assert isinstance(model, MLPDenoiser) and not model.training
     assert all(p.device.type == "cpu" for p in model.parameters())
     meta = pretrained_meta("two-moons")

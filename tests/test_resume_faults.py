@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ddim_lesson.checkpoints import read_checkpoint
+from ddim_lesson.store.checkpoints import read_checkpoint
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and fork")
 
@@ -46,7 +46,7 @@ def run_cli(argv: list[str], log: str) -> None:
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(line_buffering=True)  # each line reaches the log as it is printed
     os.environ["DDIM_LESSON_THREADS"] = "1"  # the same thread count in every run: same float sums
-    from ddim_lesson.cli import main
+    from ddim_lesson.cli.main import main
 
     print(STARTED, flush=True)  # from here on a SIGINT meets the command's own handling
     sys.exit(main(argv))
@@ -56,7 +56,7 @@ def run_cli(argv: list[str], log: str) -> None:
 def ctx():
     c = mp.get_context("forkserver")
     # torch._dynamo: imported by AdamW on first use, 1.3 s per process unless the server holds it already
-    c.set_forkserver_preload(["torch._dynamo", "ddim_lesson.cli", "ddim_lesson.train", "ddim_lesson.evaluate",
+    c.set_forkserver_preload(["torch._dynamo", "ddim_lesson.cli.main", "ddim_lesson.train.loop", "ddim_lesson.evaluate",
                               __name__])
     return c
 
@@ -184,7 +184,7 @@ def test_a_write_that_hits_a_file_size_limit_keeps_the_previous_checkpoint(ctx, 
     size = (tmp_path / "short" / "checkpoint.safetensors").stat().st_size
     code = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
             f"resource.setrlimit(resource.RLIMIT_FSIZE, ({size + 8}, {size + 8})); "
-            "from ddim_lesson.cli import main; sys.exit(main(sys.argv[1:]))")
+            "from ddim_lesson.cli.main import main; sys.exit(main(sys.argv[1:]))")
     # ... resumed with --steps STEPS: its next checkpoints hold a longer loss log, so they are larger
     r = subprocess.run([sys.executable, "-c", code, *ARGS, "--out", str(tmp_path / "short"), "--resume"],
                        env={**os.environ, "DDIM_LESSON_THREADS": "1"}, capture_output=True, text=True)

@@ -11,10 +11,10 @@ from test_evaluate import Counted, tiny_unet
 
 import ddim_lesson as dl
 from ddim_lesson import exercises_solvers as ex
+from ddim_lesson.course.solver_widget import solver_explorer
 from ddim_lesson.evaluate import Table1Config, run_table1
-from ddim_lesson.solver_fid import SolverFIDConfig, best_spacing, run_solver_fid, solver_fid_markdown
-from ddim_lesson.solver_study import fitted_order, gaussian_data, step_errors
-from ddim_lesson.solver_widget import solver_explorer
+from ddim_lesson.evaluate.solver_fid import SolverFIDConfig, best_spacing, run_solver_fid, solver_fid_markdown
+from ddim_lesson.evaluate.solver_study import fitted_order, gaussian_data, step_errors
 
 
 # -- the exercise checker ---------------------------------------------------------------------------
@@ -153,7 +153,7 @@ def test_solver_fid_config_rejects_bad_values(kwargs: dict, match: str) -> None:
 
 
 def test_solver_fid_cli_reports_a_bad_value_in_one_line(capsys) -> None:
-    from ddim_lesson.solver_fid import main
+    from ddim_lesson.evaluate.solver_fid import main
 
     with pytest.raises(SystemExit) as e:
         main(["--solvers", "euler", "--no-progress"])

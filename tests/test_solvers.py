@@ -1,4 +1,4 @@
-"""The ODE solver ladder (ddim_lesson.solvers) and the "logsnr" spacing.
+"""The ODE solver ladder (ddim_lesson.core.solvers) and the "logsnr" spacing.
 
 Checked against closed forms and an independent implementation, not only shapes:
 - DDIM as a solver equals ddim_sample(eta=0, clip_x0=False) to 1e-10;
@@ -22,7 +22,7 @@ import pytest
 import torch
 
 import ddim_lesson as dl
-from ddim_lesson.solvers import SOLVERS, calls_within, make_grid, ode_progressive, ode_sample
+from ddim_lesson.core.solvers import SOLVERS, calls_within, make_grid, ode_progressive, ode_sample
 
 T = 1000
 F64 = torch.float64

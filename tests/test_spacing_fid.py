@@ -1,4 +1,4 @@
-"""FID per timestep spacing (ddim_lesson.spacing_fid), end to end on a tiny random UNet with tiny sample counts."""
+"""FID per timestep spacing (ddim_lesson.evaluate.spacing_fid), end to end on a tiny random UNet, tiny sample counts."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from torch import nn
 
 from ddim_lesson import NoiseSchedule, ddim_sample
 from ddim_lesson.evaluate import SpreadConfig, run_spread
-from ddim_lesson.metrics import FeatureStats, features, reference_stats
-from ddim_lesson.models import UNet, UNetConfig
-from ddim_lesson.spacing_fid import (
+from ddim_lesson.evaluate.metrics import FeatureStats, features, reference_stats
+from ddim_lesson.evaluate.spacing_fid import (
     SpacingFIDConfig,
     main,
     run_spacing_fid,
     spacing_fid_markdown,
     spacing_summary,
 )
+from ddim_lesson.nets.models import UNet, UNetConfig
 
 QUIET = {"log": lambda s: None, "progress": False}
 

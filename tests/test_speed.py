@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ddim_lesson import NoiseSchedule, ddim_sample, ddim_timesteps
-from ddim_lesson.models import MLPConfig, MLPDenoiser
+from ddim_lesson.nets.models import MLPConfig, MLPDenoiser
 
 
 def _load_speed():

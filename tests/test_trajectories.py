@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from ddim_lesson.trajectories import path_length, plot_sampler_paths, straightness  # noqa: E402
+from ddim_lesson.course.trajectories import path_length, plot_sampler_paths, straightness  # noqa: E402
 
 
 def test_straight_segment_and_right_angle() -> None:

@@ -1,4 +1,4 @@
-"""The explorers of ddim_lesson.widgets, driven by setting .value as a browser would."""
+"""The explorers of ddim_lesson.course.widgets, driven by setting .value as a browser would."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from ddim_lesson import NoiseSchedule, ddim_sample, lerp, slerp
-from ddim_lesson.widgets import (
+from ddim_lesson.course.widgets import (
     RunCache,
     interpolation_explorer,
     interpolation_run,

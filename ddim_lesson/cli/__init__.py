@@ -1,0 +1,1 @@
+"""The cli layer of ddim_lesson (see DESIGN.md: Layout)."""

@@ -1,0 +1,94 @@
+"""How the command line turns a failure into one line: which errors are the user's, and what they say.
+
+``ddim-lesson`` prints a user error as one line on stderr and exits with status 2, never with a
+traceback. :func:`error_line` decides which exceptions are user errors and words them;
+:func:`check_common_args` checks the flags every subcommand shares (seeds, device, η) before any work;
+:func:`silence_stdout` handles a reader that went away (``ddim-lesson info fashion-mnist | head -1``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import torch
+
+from ..core.checks import check_seed
+from ..core.forward import check_eta
+from .info import safe_text
+
+MEMORY_HINT = ("ask for less (a smaller --batch-size or --n), check that a checkpoint is one this course wrote, "
+               "or use a machine with more memory")
+
+
+def error_line(e: BaseException) -> str | None:
+    """The one line to print for a user error, or None for a bug (which keeps its traceback).
+
+    User errors: ValueError (and CheckpointError, DataFileError, NonFiniteError, which derive from
+    it), OSError (a missing file, an unwritable --out), FloatingPointError, the CLI's own CLIError
+    (anything named so), running out of memory, and input nested too deeply to read.
+    """
+    text = safe_text(" ".join(str(e).split()), limit=2000)
+    named = f"{type(e).__name__}: {text}" if text else type(e).__name__
+    text = text or type(e).__name__
+    if isinstance(e, RecursionError):
+        return f"the input is nested too deeply to read ({named}); is it a file this course wrote?"
+    if isinstance(e, MemoryError) or _is_allocation_failure(e):
+        return f"out of memory ({named}); {MEMORY_HINT}"
+    if isinstance(e, (ValueError, OSError, FloatingPointError)) or type(e).__name__ == "CLIError":
+        return text
+    return None
+
+
+def _is_allocation_failure(e: BaseException) -> bool:
+    oom = getattr(torch, "OutOfMemoryError", None)
+    if oom is not None and isinstance(e, oom):
+        return True
+    msg = str(e).lower()
+    return isinstance(e, RuntimeError) and ("can't allocate memory" in msg or "out of memory" in msg)
+
+
+def check_common_args(args: argparse.Namespace, pick_device: object = None) -> None:
+    """Check the flags several subcommands share, before any work: seeds, η values and the device.
+
+    ``--seed``/``--seeds`` must be in [0, 2**63 - 1] (torch's generators take less than 2**64);
+    ``--eta``/``--etas`` in [0, 1]; ``--device`` a device this machine has (``pick_device`` is the
+    CLI's device check, which also bounds cuda:N by the devices present).
+    """
+    if getattr(args, "seed", None) is not None:
+        check_seed(args.seed)
+    for s in getattr(args, "seeds", None) or ():
+        check_seed(s, "each of --seeds")
+    if getattr(args, "eta", None) is not None:
+        check_eta(args.eta)
+    for e in getattr(args, "etas", None) or ():
+        check_eta(e)
+    if callable(pick_device) and isinstance(getattr(args, "device", None), str):
+        pick_device(args.device)
+
+
+def check_cuda_index(dev: torch.device, name: str) -> torch.device:
+    """``dev`` unless it is cuda:N for a GPU this machine does not have (ValueError naming those it has)."""
+    n = torch.cuda.device_count()
+    if dev.type == "cuda" and dev.index is not None and dev.index >= n:
+        raise ValueError(f"device {name!r}: this machine has {n} CUDA device(s); allowed: auto, cpu"
+                         + "".join(f", cuda:{i}" for i in range(n)))
+    return dev
+
+
+def say_threads(args: argparse.Namespace) -> None:
+    """Print main's thread note (env.pick_threads' reason) on stderr, with the progress output, once
+    the flags and the model are checked, so that a user error stays the only line printed."""
+    note = getattr(args, "thread_note", None)
+    if note and getattr(args, "progress", True):
+        print(note, file=sys.stderr)
+
+
+def silence_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null, so that Python's flush at exit stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout already closed or not a real file: nothing to flush
+        pass

@@ -1,0 +1,244 @@
+"""The ``ddim-lesson`` subcommands train, sample, invert, info, export and eval: each one's arguments
+(a dataclass whose ``__post_init__`` checks the values) and the function that runs it."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..core.checks import check_int, check_seed
+from ..core.forward import check_eta
+from ..core.schedules import DEFAULT_SPACING, SPACINGS, check_steps
+from ..course.images import save_grid
+from ..evaluate.generate import sample_in_batches, sample_shape
+from ..store.pretrained import load_any
+from .cli_args import CLIError, dataclass_from_args
+from .cli_checks import check_cuda_index, say_threads
+from .info import info_lines
+
+MAX_N = 10000  # images or points per call; the PNG grid stays a sensible size
+MODEL_HELP = "a shipped model (fashion-mnist, two-moons), a checkpoint NAME[.safetensors], or a run folder"
+
+
+def _check_png(name: str, out: str) -> None:
+    if Path(out).suffix.lower() != ".png":
+        raise ValueError(f"{name} must be a .png file name, got {out!r}")
+
+
+# -- the subcommands' arguments ------------------------------------------------------------
+@dataclass
+class SampleArgs:
+    """Sample a PNG grid of images (or a scatter plot of 2-D points) with DDIM."""
+
+    model: str = field(default="fashion-mnist", metadata={"help": MODEL_HELP})
+    steps: int = field(default=50, metadata={"help": "DDIM steps S = model calls per sample, in [1, T]"})
+    eta: float = field(default=0.0, metadata={"help": "η in [0, 1]: 0 is deterministic DDIM, 1 is DDPM-like"})
+    spacing: str = field(default=DEFAULT_SPACING, metadata={"choices": SPACINGS, "help": "timestep spacing"})
+    seed: int = field(default=0, metadata={"help": "seed of x_T (and of the noise when η > 0)"})
+    n: int | None = field(default=None, metadata={"help": f"how many samples, in [1, {MAX_N}]; "
+                                                          "default 64 images or 2000 points"})
+    batch_size: int | None = field(default=None, metadata={"help": "samples per model call, which bounds memory; "
+                                                                   "default 64 images or 2000 points"})
+    out: str = field(default="samples.png", metadata={"help": "the PNG to write"})
+    device: str = field(default="auto", metadata={"help": "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps"})
+    progress: bool = field(default=True, metadata={"help": "show a progress bar over batches"})
+
+    def __post_init__(self) -> None:
+        for name in ("n", "batch_size"):
+            if getattr(self, name) is not None:
+                check_int(name, getattr(self, name), 1, MAX_N)
+        check_seed(self.seed)
+        check_eta(self.eta)
+        if self.spacing not in SPACINGS:
+            raise ValueError(f"spacing must be one of {', '.join(SPACINGS)}, got {self.spacing!r}")
+        _check_png("out", self.out)
+
+
+@dataclass
+class InvertArgs:
+    """Encode real test images to x_T with DDIM inversion, decode them again, and report the error."""
+
+    model: str = field(default="fashion-mnist", metadata={"help": MODEL_HELP})
+    steps: int = field(default=50, metadata={"help": "DDIM steps for encoding and for decoding, in [1, T]"})
+    spacing: str = field(default=DEFAULT_SPACING, metadata={"choices": SPACINGS, "help": "timestep spacing"})
+    n: int = field(default=8, metadata={"help": f"test images to invert, in [1, {MAX_N}]; the PNG shows the first 16"})
+    seed: int = field(default=0, metadata={"help": "which test images: a random subset drawn with this seed"})
+    batch_size: int = field(default=64, metadata={"help": f"images per model call, in [1, {MAX_N}]"})
+    out: str = field(default="inversion.png", metadata={"help": "the PNG: rows of originals, latents x_T, "
+                                                                "reconstructions"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N, mps"})
+    progress: bool = field(default=True, metadata={"help": "show a progress bar over batches"})
+
+    def __post_init__(self) -> None:
+        check_int("n", self.n, 1, MAX_N)
+        check_int("batch_size", self.batch_size, 1, MAX_N)
+        check_seed(self.seed)
+        if self.spacing not in SPACINGS:
+            raise ValueError(f"spacing must be one of {', '.join(SPACINGS)}, got {self.spacing!r}")
+        _check_png("out", self.out)
+
+
+@dataclass
+class InfoArgs:
+    """Print what a checkpoint or shipped model holds, and how it was trained."""
+
+    model: str = field(default="fashion-mnist", metadata={"positional": True, "help": MODEL_HELP})
+    json: bool = field(default=False, metadata={"help": "print the raw JSON metadata instead"})
+
+
+@dataclass
+class ExportArgs:
+    """Write the EMA weights of a training checkpoint as a model (NAME.safetensors + NAME.json)."""
+
+    checkpoint: str = field(metadata={"positional": True, "help": "a training checkpoint or run folder"})
+    out: str = field(metadata={"positional": True, "help": "NAME of the model files to write"})
+
+
+def _device(name: str) -> torch.device:
+    """The CLI's device check: pick_device, plus cuda:N only for a GPU this machine has."""
+    from ..train.loop import pick_device
+
+    return check_cuda_index(pick_device(name), name)
+
+
+def save_scatter(points: torch.Tensor, out: str | Path, dataset: str | None = None, title: str = "") -> None:
+    """Save 2-D samples (N, 2) as a scatter plot, over the training distribution in grey if it is a toy set."""
+    from matplotlib.figure import Figure
+
+    from ..store.data import TOY_DATASETS, toy_2d
+
+    fig = Figure(figsize=(5, 5), dpi=100)
+    ax = fig.add_subplot()
+    if dataset in TOY_DATASETS:
+        ref = toy_2d(dataset, points.shape[0], torch.Generator().manual_seed(12345))
+        ax.scatter(ref[:, 0], ref[:, 1], s=2, c="0.75", label=f"{dataset} data")
+    ax.scatter(points[:, 0], points[:, 1], s=2, c="tab:blue", label="samples")
+    ax.set_aspect("equal")
+    ax.set_xlim(-2.5, 2.5)
+    ax.set_ylim(-2.5, 2.5)
+    ax.legend(loc="upper right", markerscale=4)
+    ax.set_title(title, fontsize=9)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(str(out))
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from ..train.loop import TrainConfig, train
+    from ..train.train_state import TrainingInterrupted
+
+    cfg = dataclass_from_args(TrainConfig, args)
+    if not cfg.out:
+        raise CLIError("--out is required: the folder for checkpoints and the final model")
+    try:
+        res = train(cfg)
+    except TrainingInterrupted as e:  # SIGINT/SIGTERM: the run stopped after a complete step and checkpoint
+        print(f"ddim-lesson: {e}", file=sys.stderr)
+        raise SystemExit(e.exit_code) from None
+    if res.meta["steps"] == cfg.steps:
+        print(f"trained {res.meta['params']:,} parameters for {cfg.steps} steps in {res.meta['wall_time_s']} s "
+              f"on {res.meta['device']}; final loss {res.meta['final_loss']:.4f}; model in {cfg.out}/model.*")
+    else:
+        print(f"stopped at step {res.meta['steps']}/{cfg.steps}; continue with the same flags plus --resume")
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    from ..store.outputs import check_writable
+
+    a = dataclass_from_args(SampleArgs, args)
+    check_writable(a.out)  # before sampling, not after
+    model, schedule, meta, _ = load_any(a.model, _device(a.device))
+    check_steps(a.steps, schedule.T)
+    image = len(sample_shape(model)) == 3
+    n = a.n or (64 if image else 2000)
+    batch = a.batch_size or (64 if image else 2000)
+    say_threads(args)
+    t0 = time.perf_counter()
+    x = sample_in_batches(model, schedule, n, batch, a.steps, a.eta, a.spacing, a.seed, a.progress)
+    secs = time.perf_counter() - t0
+    what = f"{a.steps} DDIM steps, eta {a.eta:g}, {a.spacing} spacing, seed {a.seed}"
+    if image:
+        w, h = save_grid(x, a.out)
+        print(f"wrote {n} samples of {a.model} ({what}) to {a.out} ({w}x{h} px) in {secs:.1f} s")
+    else:
+        save_scatter(x, a.out, meta.get("dataset"), f"{a.model}: {n} samples, {what}")
+        print(f"wrote a scatter plot of {n} 2-D samples of {a.model} ({what}) to {a.out} in {secs:.1f} s")
+
+
+def cmd_invert(args: argparse.Namespace) -> None:
+    from tqdm.auto import tqdm
+
+    from ..core.inversion import ddim_invert
+    from ..core.samplers import ddim_sample
+    from ..store.data import IMAGE_DATASETS, load_images
+    from ..store.outputs import check_writable
+
+    a = dataclass_from_args(InvertArgs, args)
+    check_writable(a.out)  # before inverting, not after
+    device = _device(a.device)
+    model, schedule, meta, _ = load_any(a.model, device)
+    check_steps(a.steps, schedule.T)
+    dataset = meta.get("dataset")
+    if len(sample_shape(model)) != 3 or dataset not in IMAGE_DATASETS:
+        raise CLIError(f"invert needs an image model trained on one of {', '.join(IMAGE_DATASETS)}; "
+                       f"{a.model!r} is a {meta['model']['type']} on {dataset!r}")
+    test = load_images(dataset, train=False)  # (N, C, H, W)
+    say_threads(args)
+    if a.n > test.shape[0]:
+        raise ValueError(f"n must be an integer in [1, {test.shape[0]}] (the test set's size), got {a.n}")
+    x0 = test[torch.randperm(test.shape[0], generator=torch.Generator().manual_seed(a.seed))[: a.n]]
+    latents, recon = torch.empty_like(x0), torch.empty_like(x0)
+    for i in tqdm(range(0, a.n, a.batch_size), desc="invert", unit="batch", disable=not a.progress):
+        xb = x0[i : i + a.batch_size].to(device)  # (b, C, H, W)
+        zb = ddim_invert(model, schedule, xb, steps=a.steps, spacing=a.spacing)
+        latents[i : i + len(xb)] = zb.cpu()
+        # No clipping on the way back: clipping x0_pred changes the path, so it is no longer the inverse ODE.
+        recon[i : i + len(xb)] = ddim_sample(model, schedule, zb, steps=a.steps, eta=0.0, spacing=a.spacing,
+                                             clip_x0=False).cpu()
+    mse = float(((recon - x0) ** 2).mean())
+    psnr = 10 * math.log10(4.0 / mse) if mse > 0 else math.inf  # peak-to-peak 2 for pixels in [-1, 1]
+    k = min(a.n, 16)
+    shown = torch.cat([x0[:k], latents[:k].clamp(-3, 3) / 3, recon[:k]])  # latents: ±3σ mapped to the pixel range
+    save_grid(shown, a.out, nrow=k)
+    print(f"inverted {a.n} {dataset} test images with {a.steps} DDIM steps ({a.spacing}): reconstruction "
+          f"MSE {mse:.5f} (pixels in [-1, 1]), PSNR {psnr:.1f} dB; rows originals/latents/reconstructions in {a.out}")
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    import json
+
+    from ..nets.models import count_params
+
+    a = dataclass_from_args(InfoArgs, args)
+    model, schedule, meta, where = load_any(a.model, "cpu")
+    if a.json:
+        print(json.dumps({k: v for k, v in meta.items() if k != "losses"}, indent=1))
+        return
+    training = "opt_groups" in meta  # only training checkpoints keep the optimizer's settings
+    for key, value in info_lines(meta, count_params(model), schedule, where, training):
+        print(f"{key + ':':<12} {value}")  # values without control characters (info.safe_text)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from ..store.checkpoints import export_ema
+    from ..store.outputs import check_writable
+
+    a = dataclass_from_args(ExportArgs, args)
+    check_writable(a.out, what="the destination")
+    src = Path(a.checkpoint)
+    if src.is_dir():
+        src = src / "checkpoint"
+    path = export_ema(src, a.out)  # refuses a destination that is the source or any training checkpoint
+    print(f"wrote the EMA weights of {src} to {path} and {path.with_suffix('.json')}")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from .cli_eval import cmd_eval as run_eval
+
+    args.device = str(_device(args.device))  # the same device check as the other subcommands ("auto" resolved)
+    run_eval(args)

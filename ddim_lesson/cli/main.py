@@ -1,0 +1,123 @@
+"""The ``ddim-lesson`` command: train, sample, invert, info, export, eval.
+
+Each subcommand's flags are built from a dataclass through the one bridge in :mod:`~ddim_lesson.cli.cli_args`
+(``train`` from :class:`~ddim_lesson.train.loop.TrainConfig`, the others from the ``*Args`` classes of
+:mod:`~ddim_lesson.cli.cli_commands`), whose ``__post_init__`` checks the values; ``eval``'s per-table flags
+come from :mod:`~ddim_lesson.cli.cli_eval`. A bad flag or value exits with status 2 and one line that
+names the value and what is allowed. ``python -m ddim_lesson`` is the same command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from ..course.env import pick_threads
+from ..course.images import save_grid
+from ..evaluate.generate import sample_in_batches, sample_shape
+from ..store.pretrained import load_any
+from .cli_args import CLIError, OneLineParser, add_dataclass_args, dataclass_from_args
+from .cli_checks import check_common_args, error_line, say_threads, silence_stdout
+from .cli_commands import (
+    ExportArgs,
+    InfoArgs,
+    InvertArgs,
+    SampleArgs,
+    _device,
+    cmd_eval,
+    cmd_export,
+    cmd_info,
+    cmd_invert,
+    cmd_sample,
+    cmd_train,
+    save_scatter,
+)
+from .cli_eval import add_eval_args
+from .info import info_lines
+
+__all__ = ["CLIError", "EXAMPLES", "ExportArgs", "InfoArgs", "InvertArgs", "OneLineParser", "PARSERS", "SampleArgs",
+           "add_dataclass_args", "build_parser", "info_lines", "load_any", "main", "sample_in_batches", "sample_shape",
+           "save_grid", "save_scatter", "say_threads"]
+
+EXAMPLES = {
+    "train": "ddim-lesson train --dataset fashion-mnist --steps 5000 --out runs/fmnist",
+    "sample": "ddim-lesson sample --steps 50 --eta 0 --n 64 --out samples.png",
+    "invert": "ddim-lesson invert --steps 50 --n 8 --out inversion.png",
+    "info": "ddim-lesson info fashion-mnist",
+    "export": "ddim-lesson export runs/fmnist/checkpoint my-model",
+    "eval": "ddim-lesson eval table1 --steps 10,20,50 --n 500 --out benchmarks/results/table1",
+}
+PARSERS: dict[str, tuple[Callable[[argparse.Namespace], None], str, type | None]] = {
+    "train": (cmd_train, "train a denoiser (one GPU, CPU, or torchrun for several GPUs)", None),
+    "sample": (cmd_sample, SampleArgs.__doc__ or "", SampleArgs),
+    "invert": (cmd_invert, InvertArgs.__doc__ or "", InvertArgs),
+    "info": (cmd_info, InfoArgs.__doc__ or "", InfoArgs),
+    "export": (cmd_export, ExportArgs.__doc__ or "", ExportArgs),
+    "eval": (cmd_eval, "measure quality: the paper's Table 1 (FID vs S and η), Table 2 "
+             "(inversion error vs S), or how far FID moves with the seed (spread)", None),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ..train.loop import TrainConfig
+
+    p = OneLineParser(prog="ddim-lesson", description="The DDIM course's command line.",
+                      formatter_class=argparse.RawDescriptionHelpFormatter,
+                      epilog="examples:\n" + "\n".join(f"  {v}" for v in EXAMPLES.values()))
+    sub = p.add_subparsers(dest="command", required=True, metavar="{" + ",".join(PARSERS) + "}")
+    for name, (fn, help_, cls) in PARSERS.items():
+        sp = sub.add_parser(name, help=help_, description=help_, epilog=f"example:\n  {EXAMPLES[name]}",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        sp.set_defaults(func=fn)
+        if name == "eval":
+            add_eval_args(sp)
+        else:
+            add_dataclass_args(sp, cls or TrainConfig)
+    return p
+
+
+def _validate_flags(args: argparse.Namespace) -> None:
+    from ..train.loop import TrainConfig
+
+    cls = {cmd_sample: SampleArgs, cmd_invert: InvertArgs}.get(args.func, TrainConfig)
+    cfg = dataclass_from_args(cls, args)  # __post_init__ raises ValueError for a bad value
+    if cls is TrainConfig and not cfg.out:
+        raise CLIError("--out is required: the folder for checkpoints and the final model")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 2 a user error, 130 interrupted)."""
+    try:
+        args = build_parser().parse_args(argv)
+        check_common_args(args, _device)  # seeds, η and device, before any work
+        if args.func in (cmd_train, cmd_sample, cmd_invert):  # eval picks its own (--threads)
+            _validate_flags(args)  # a bad value is the one line printed, before any note
+            args.thread_note = f"torch uses {pick_threads().reason}"  # applied now, said when work starts
+            if args.func is cmd_train:
+                say_threads(args)
+        args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the try, not at interpreter exit
+    except SystemExit as e:  # --help
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            silence_stdout()
+        return int(e.code or 0)
+    except BrokenPipeError:  # the reader went away (`... | head -1`): nothing more to say to it
+        silence_stdout()
+        return 2
+    except KeyboardInterrupt:
+        print("ddim-lesson: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # user errors in one line (cli_checks.error_line); a bug keeps its traceback
+        line = error_line(e)
+        if line is None:
+            raise
+        print("ddim-lesson: error: " + line, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The core layer of ddim_lesson (see DESIGN.md: Layout)."""

@@ -1,0 +1,1 @@
+"""The course layer of ddim_lesson (see DESIGN.md: Layout)."""

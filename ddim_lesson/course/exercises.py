@@ -1,0 +1,63 @@
+"""The course's exercises: every checker and reference solution, and ``show_solution``, under one name.
+
+Each ``check_*`` takes the learner's function and compares it with the library on random inputs:
+
+- it returns True, and says what was checked, when the function matches;
+- it returns False, and says what to write, while the function still raises NotImplementedError;
+- it raises AssertionError naming the largest difference and the likely mistake otherwise.
+
+The reference solutions are the ``reference_*`` functions; ``show_solution(name)`` prints one.
+They are written from the papers' equations, not by calling the library, so a checker accepting
+its reference solution is itself a test of the library. The checkers live in one module per
+group of notebooks, all calling the learner's code through :mod:`ddim_lesson.course.exercise_harness`:
+
+- :mod:`ddim_lesson.course.exercises_ddpm` (01-02), :mod:`ddim_lesson.course.exercises_ddim` (03-04),
+  :mod:`ddim_lesson.course.exercises_latents` (04-05), :mod:`ddim_lesson.course.exercises_solvers` (06),
+  :mod:`ddim_lesson.course.exercises_guidance` (08).
+
+``check_environment``, which every notebook runs first, lives in :mod:`ddim_lesson.course.env`.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from .env import check_environment, fashion_mnist_location
+from .exercise_harness import LearnerError
+from .exercises_ddim import (
+    DDIM_CASES,
+    STEP_SIGMA_CASES,
+    check_ddim_step,
+    check_step_sigmas,
+    reference_ddim_step,
+    reference_step_sigmas,
+)
+from .exercises_ddpm import check_ddpm_step, check_q_sample, reference_ddpm_step, reference_q_sample
+from .exercises_guidance import check_fixed_point_step, reference_fixed_point_step
+from .exercises_latents import INVERT_CASES, check_invert_step, check_slerp, reference_invert_step, reference_slerp
+
+SOLUTIONS = {
+    "q_sample": reference_q_sample,
+    "ddpm_step": reference_ddpm_step,
+    "ddim_step": reference_ddim_step,
+    "step_sigmas": reference_step_sigmas,
+    "slerp": reference_slerp,
+    "invert_step": reference_invert_step,
+    "fixed_point_step": reference_fixed_point_step,
+}
+
+
+def show_solution(name: str) -> None:
+    """Print the source of the reference solution ``name`` (one of SOLUTIONS)."""
+    if name not in SOLUTIONS:
+        raise ValueError(f"unknown exercise {name!r}; allowed: {', '.join(SOLUTIONS)}")
+    print(inspect.getsource(SOLUTIONS[name]))
+
+
+__all__ = [
+    "DDIM_CASES", "INVERT_CASES", "STEP_SIGMA_CASES", "SOLUTIONS", "LearnerError", "check_ddim_step",
+    "check_ddpm_step", "check_environment", "check_fixed_point_step", "check_invert_step", "check_q_sample",
+    "check_slerp", "check_step_sigmas", "fashion_mnist_location", "reference_ddim_step", "reference_ddpm_step",
+    "reference_fixed_point_step", "reference_invert_step", "reference_q_sample", "reference_slerp",
+    "reference_step_sigmas", "show_solution",
+]

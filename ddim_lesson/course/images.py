@@ -1,0 +1,149 @@
+"""The one pipeline from image tensors to pictures: grids as arrays, PNG bytes, PNG files, labelled strips.
+
+Images are float tensors in [-1, 1] of shape (B, C, H, W) with C in {1, 3}. Every grid here is
+``torchvision.utils.make_grid`` over ``data.to_unit(x)`` (clamped to [0, 1]); every PNG is 8-bit.
+
+- :func:`image_grid` (array for ``imshow``) and :func:`image_png` (bytes for ``ipywidgets.Image``):
+  white gaps of ``pad`` pixels between cells, none around the edge;
+- :func:`save_grid`: a PNG file with black padding around every cell (the CLI's ``sample`` output);
+- :func:`labelled_row`, :func:`labelled_grid`, :func:`stack`: the explorers' strips, with a title and
+  a caption per image, drawn with PIL in a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+from torchvision.utils import make_grid, save_image
+
+from ..core.checks import check_int
+from ..store.data import to_uint8, to_unit
+
+SCALE = 3  # the explorers draw each 28×28 pixel grid 3× larger (nearest neighbour)
+LABEL_H = 16  # height of a text label row, in output pixels
+
+
+def _check_images(x: torch.Tensor) -> None:
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"images must have shape (B, C, H, W) with C in (1, 3), got {tuple(x.shape)}")
+
+
+def grid_tensor(x: torch.Tensor, nrow: int = 8, pad: int = 1, pad_value: float = 1.0) -> torch.Tensor:
+    """Tile images (B, C, H, W) in [-1, 1] into one float tensor (C, H', W') in [0, 1] (``make_grid``).
+
+    n = min(nrow, B) columns, R = ceil(B / n) rows, ``pad`` pixels of ``pad_value`` between cells
+    and none around the edge: H' = R·(H+pad) - pad, W' = n·(W+pad) - pad.
+    """
+    _check_images(x)
+    if nrow < 1 or pad < 0:
+        raise ValueError(f"need nrow >= 1 and pad >= 0, got nrow={nrow}, pad={pad}")
+    u = to_unit(x.detach().float().cpu())  # (B, C, H, W) in [0, 1]
+    if u.shape[0] == 1:  # make_grid returns a single image as it is, without padding
+        return u[0]
+    grid = make_grid(u, nrow=nrow, padding=pad, pad_value=pad_value)  # (C', R(H+pad)+pad, n(W+pad)+pad)
+    grid = grid[: x.shape[1]]  # make_grid repeats a single channel 3 times; keep C
+    return grid if pad == 0 else grid[:, pad:-pad, pad:-pad]  # drop the outer border
+
+
+def image_grid(x: torch.Tensor, nrow: int = 8, pad: int = 1) -> np.ndarray:
+    """Tile images (B, C, H, W) in [-1, 1] into one array in [0, 1] with white gaps of ``pad`` pixels.
+
+    Returns (R·(H+pad)-pad, n·(W+pad)-pad) for C = 1, or the same with a last axis of 3 for C = 3,
+    where n = min(nrow, B) columns and R = ceil(B / n) rows.
+    """
+    grid = grid_tensor(x, nrow, pad).numpy().astype(np.float32)  # (C, H', W')
+    return grid[0] if grid.shape[0] == 1 else grid.transpose(1, 2, 0)
+
+
+def image_png(x: torch.Tensor, nrow: int = 8, scale: int = 3, pad: int = 1) -> bytes:
+    """PNG bytes of :func:`image_grid` (for ``ipywidgets.Image``), each pixel drawn ``scale`` × ``scale``."""
+    scale = check_int("scale", scale, 1, 16)
+    u8 = np.round(image_grid(x, nrow, pad) * 255).astype(np.uint8)  # (H', W') or (H', W', 3)
+    return png_bytes(Image.fromarray(u8.repeat(scale, axis=0).repeat(scale, axis=1)))
+
+
+def save_grid(images: torch.Tensor, out: str | Path, nrow: int | None = None) -> tuple[int, int]:
+    """Save images in [-1, 1], (N, C, H, W), as one PNG grid (2 black pixels around every cell).
+
+    ``nrow`` columns (default ceil(√N)); the folder is created. Returns (width, height) in pixels.
+    """
+    nrow = nrow or math.ceil(math.sqrt(images.shape[0]))
+    grid = make_grid(to_unit(images), nrow=nrow, padding=2)  # (3, H', W')
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    save_image(grid, str(out))
+    return grid.shape[2], grid.shape[1]
+
+
+# --------------------------------------------------------------------------------------
+# Labelled strips for the explorers (PIL)
+# --------------------------------------------------------------------------------------
+def png_bytes(img: Image.Image) -> bytes:
+    """Encode a PIL image as PNG bytes (for ``ipywidgets.Image``)."""
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def to_pil(x: torch.Tensor, scale: int = SCALE) -> Image.Image:
+    """One image in [-1, 1], (C, H, W) with C in {1, 3} -> a PIL image scaled up ``scale`` times."""
+    u8 = to_uint8(x.detach().float().cpu())  # (C, H, W)
+    arr = u8[0].numpy() if u8.shape[0] == 1 else u8.permute(1, 2, 0).numpy()
+    img = Image.fromarray(arr)
+    return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+
+
+def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """Pillow's built-in font at 12 px (a bitmap font where FreeType is missing)."""
+    try:
+        return ImageFont.load_default(size=12)
+    except TypeError:  # Pillow < 10.1 has no size argument
+        return ImageFont.load_default()
+
+
+def labelled_row(
+    images: torch.Tensor, labels: list[str] | None = None, title: str = "", gap: int = 2,
+    heads: list[str] | None = None,
+) -> Image.Image:
+    """Images (K, C, H, W) side by side: a title, a head above and a label under each. Returns RGB."""
+    tiles = [to_pil(x).convert("RGB") for x in images]
+    tw, th = tiles[0].size
+    top = LABEL_H * (bool(title) + bool(heads))
+    bottom = LABEL_H if labels else 0
+    row = Image.new("RGB", (len(tiles) * (tw + gap) - gap, top + th + bottom), "white")
+    draw, font = ImageDraw.Draw(row), _font()
+    if title:
+        draw.text((2, 1), title, fill="black", font=font)
+    for k, tile in enumerate(tiles):
+        x = k * (tw + gap)
+        row.paste(tile, (x, top))
+        if heads:
+            draw.text((x + 2, top - LABEL_H + 1), heads[k], fill="black", font=font)
+        if labels:
+            draw.text((x + 2, top + th + 1), labels[k], fill="black", font=font)
+    return row
+
+
+def labelled_grid(images: torch.Tensor, ncol: int, title: str = "", gap: int = 2) -> Image.Image:
+    """Images (N, C, H, W) as rows of ``ncol``, one title above. Returns RGB."""
+    rows = [labelled_row(images[i : i + ncol], gap=gap) for i in range(0, images.shape[0], ncol)]
+    if title:
+        rows = [Image.new("RGB", (rows[0].width, LABEL_H), "white")] + rows  # room for the title
+    return stack(rows, title, gap=gap)
+
+
+def stack(parts: list[Image.Image], title: str = "", gap: int = 6) -> Image.Image:
+    """Stack images vertically on white; a title, if given, is written in the first part's top row."""
+    width = max(p.width for p in parts)
+    out = Image.new("RGB", (width, sum(p.height for p in parts) + gap * (len(parts) - 1)), "white")
+    y = 0
+    for p in parts:
+        out.paste(p, (0, y))
+        y += p.height + gap
+    if title:
+        ImageDraw.Draw(out).text((2, 1), title, fill="black", font=_font())
+    return out

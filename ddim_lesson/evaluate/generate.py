@@ -1,0 +1,163 @@
+"""The one seeded, batched sampler: n samples drawn ``batch_size`` at a time, with a progress bar.
+
+Every front-end draws through :func:`draw` (one batch: x_T → x0, one ``on_step`` per model call).
+Two seeding rules exist, each kept bit for bit because committed results rest on them:
+
+- :func:`sample_in_batches` (``ddim-lesson sample``, widgets): one CPU generator seeded with
+  ``seed`` draws every batch's x_T and the η > 0 noise in turn.
+- :func:`sample_batch` / :func:`sample_cell` (Table 1, the spread, the spacing and solver tables):
+  batch b starts from x_T seeded by :func:`batch_seed` (seed·100003 + b), the same in every cell,
+  and the noise of η > 0 or σ̂ comes from a second generator seeded batch_seed + 1000000007.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..core.checks import expected_input_shape
+from ..core.samplers import ddim_progressive, ddpm_progressive
+from ..core.schedules import DEFAULT_SPACING, NoiseSchedule
+
+SIGMA_HAT = "sigma_hat"  # the row of Table 1 that samples with σ² = β (ddpm_sample(variance="beta"))
+NOISE_OFFSET = 1_000_000_007  # a cell batch's noise generator: its x_T seed plus this
+
+
+def sample_shape(model: nn.Module) -> tuple[int, ...]:
+    """The shape of one sample: (C, H, W) for a UNet, (dim,) for the 2-D MLP (checks.expected_input_shape)."""
+    shape = expected_input_shape(model)
+    if shape is None:
+        raise ValueError(f"need a model of this package (a UNet or the 2-D MLP, with a config), "
+                         f"got {type(model).__name__}")
+    return shape
+
+
+def image_shape(model: nn.Module, who: str = "Table 1") -> tuple[int, int, int]:
+    """(C, H, W) of an image model, else ValueError naming ``who`` needs one."""
+    shape = expected_input_shape(model)
+    if shape is None or len(shape) != 3:
+        raise ValueError(f"{who} needs an image model with a config (UNet), got {type(model).__name__}")
+    return shape  # type: ignore[return-value]
+
+
+def batch_seed(seed: int, b: int) -> int:
+    """The x_T seed of batch b of a table cell: the same in every cell, so cells differ only by the sampler."""
+    return seed * 100_003 + b
+
+
+@torch.no_grad()
+def draw(model: nn.Module, schedule: NoiseSchedule, x_T: torch.Tensor, *, steps: int, eta: float | str,
+         spacing: str = DEFAULT_SPACING, generator: torch.Generator | None = None, clip_x0: bool = True,
+         on_step: Callable[[int], object] | None = None) -> torch.Tensor:
+    """One batch x_T (B, ...) → x0 (B, ...) with DDIM at η, or ancestral σ² = β sampling for ``SIGMA_HAT``.
+
+    The same steps as ddim_sample / ddpm_sample, one model call each; ``on_step(1)`` after every call.
+    """
+    if eta == SIGMA_HAT:
+        walk = ddpm_progressive(model, schedule, x_T, clip_x0=clip_x0, generator=generator, variance="beta",
+                                steps=steps, spacing=spacing)
+    else:
+        walk = ddim_progressive(model, schedule, x_T, steps=steps, eta=float(eta), spacing=spacing,
+                                clip_x0=clip_x0, generator=generator)
+    x0 = x_T
+    for step in walk:
+        x0 = step.x  # (B, ...); after the last step it is x0
+        if on_step is not None:
+            on_step(1)
+    return x0
+
+
+def sample_batch(model: nn.Module, schedule: NoiseSchedule, eta: float | str, steps: int,
+                 shape: tuple[int, ...], seed: int, spacing: str, device: str,
+                 on_step: Callable[[int], object] | None = None) -> tuple[torch.Tensor, float]:
+    """One batch of a table cell: x0 of ``shape`` from x_T seeded by ``seed``, and the sampling seconds."""
+    x_T = torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(device)
+    g = torch.Generator(device=device).manual_seed(seed + NOISE_OFFSET)
+    t0 = time.perf_counter()
+    x0 = draw(model, schedule, x_T, steps=steps, eta=eta, spacing=spacing, generator=g, on_step=on_step)
+    if x0.device.type == "cuda":
+        torch.cuda.synchronize()
+    return x0, time.perf_counter() - t0
+
+
+@torch.no_grad()
+def sample_cell(model: nn.Module, schedule: NoiseSchedule, eta: float | str, steps: int, n: int,
+                batch_size: int, seed: int, spacing: str, device: str = "cpu",
+                classifier: nn.Module | None = None,
+                on_step: Callable[[int], object] | None = None) -> tuple[torch.Tensor, float]:
+    """Draw n samples for one cell; returns (their classifier features (n, D), sampling seconds).
+
+    Batch b starts from x_T drawn with seed batch_seed(seed, b), the same in every cell; the noise
+    of η > 0 and σ̂ comes from a second generator. ``on_step(1)`` after every model call.
+    """
+    from .metrics import features
+
+    shape = image_shape(model)
+    feats, seconds = [], 0.0
+    with channels_last(model):
+        for b, start in enumerate(range(0, n, batch_size)):
+            x0, secs = sample_batch(model, schedule, eta, steps, (min(batch_size, n - start), *shape),
+                                    batch_seed(seed, b), spacing, device, on_step)
+            seconds += secs
+            feats.append(features(x0.cpu(), classifier))
+    return torch.cat(feats), seconds
+
+
+def sample_in_batches(model: nn.Module, schedule: NoiseSchedule, n: int, batch_size: int, steps: int = 50,
+                      eta: float = 0.0, spacing: str = DEFAULT_SPACING, seed: int = 0, progress: bool = False,
+                      clip_x0: bool | None = None) -> torch.Tensor:
+    """Draw n samples with DDIM, ``batch_size`` at a time. Returns (n, *sample_shape) on the CPU.
+
+    The model only ever sees batches of at most ``batch_size``, so peak memory is bounded by one
+    batch whatever n is. The progress bar counts model calls over all batches (batches × steps).
+    x_T (and the η > 0 noise) come from one CPU generator seeded with ``seed``, so the same seed
+    and batch size give the same samples on any device. ``clip_x0`` defaults to True for image
+    models (pixels live in [-1, 1]) and False for 2-D models, whose data reach ±2.2.
+    """
+    device = next(model.parameters()).device
+    shape = sample_shape(model)
+    clip = len(shape) == 3 if clip_x0 is None else clip_x0
+    g = torch.Generator().manual_seed(seed)
+    out = torch.empty((n, *shape))  # (n, ...) on the CPU
+    starts = range(0, n, batch_size)
+    bar = progress_bar(len(starts) * steps, "sample", progress)
+    for k, i in enumerate(starts):
+        b = min(batch_size, n - i)
+        bar.set_postfix(batch=f"{k + 1}/{len(starts)}")
+        x_T = torch.randn((b, *shape), generator=g).to(device)  # (b, ...)
+        out[i : i + b] = draw(model, schedule, x_T, steps=steps, eta=eta, spacing=spacing, generator=g,
+                              clip_x0=clip, on_step=bar.update).cpu()
+    bar.close()
+    return out
+
+
+def n_batches(n: int, batch_size: int) -> int:
+    """How many batches of at most ``batch_size`` make n."""
+    return -(-n // batch_size)
+
+
+def progress_bar(total: int, desc: str, progress: bool = True) -> Any:
+    """A tqdm bar over model calls (to stderr); a disabled one when ``progress`` is False."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="call", disable=not progress, dynamic_ncols=True)
+
+
+@contextmanager
+def channels_last(model: nn.Module) -> Iterator[nn.Module]:
+    """Hold the model's 4-D weights in channels_last inside the block, then give them back contiguous.
+
+    Convolutions run about 20 % faster so on a CPU (measured: 1.05 s vs 1.38 s per call of the
+    shipped UNet at batch 250, one thread); outputs move by float rounding only. The caller's
+    model object is the one converted, so wrappers that count calls still see them.
+    """
+    model.to(memory_format=torch.channels_last)
+    try:
+        yield model
+    finally:
+        model.to(memory_format=torch.contiguous_format)

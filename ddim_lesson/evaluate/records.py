@@ -1,0 +1,101 @@
+"""What every result file records, and how it is written: provenance (machine, git commit, the
+model's SHA-256), a header with the resume key, and atomic JSON + Markdown saves.
+
+A resumable run opens its results with :func:`open_results` (the previous cells are kept only if
+every setting that moves a number matches) and saves after every cell with :func:`save_results`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import save as st_save
+from torch import nn
+
+from ..core.schedules import NoiseSchedule
+from ..store.ckpt_files import atomic_write
+from ..store.device import machine
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def model_sha256(model: nn.Module) -> str:
+    """SHA-256 of the model's weights serialised as safetensors (equals a checkpoint's weights_sha256)."""
+    blob = st_save({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()})
+    return hashlib.sha256(blob).hexdigest()
+
+
+def git_commit() -> str | None:
+    """The repository's HEAD commit, with "+dirty" when tracked files are modified; None outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def header(kind: str, cfg: Any, model: nn.Module, schedule: NoiseSchedule, meta: dict[str, Any],
+           extra_key: dict[str, Any]) -> dict[str, Any]:
+    """The record's head: table kind, config, model (spec, sha256, schedule), machine, commit, resume key."""
+    sha = model_sha256(model)
+    return {
+        "table": kind,
+        "config": {k: (v if not isinstance(v, dict) else {str(a): b for a, b in v.items()})
+                   for k, v in asdict(cfg).items()},
+        "model": {"spec": cfg.model, "sha256": sha, "schedule": schedule.to_dict() if schedule.kind != "custom"
+                  else "custom", "train_steps": meta.get("steps"), "command": meta.get("command")},
+        "machine": machine(),
+        "git_commit": git_commit(),
+        "resume_key": {"model_sha256": sha, **extra_key},
+    }
+
+
+def open_results(path: Path, head: dict[str, Any]) -> dict[str, Any]:
+    """Previous results if they match this run's model, classifier and settings, else a fresh record."""
+    if path.exists():
+        old = json.loads(path.read_text())
+        old_key = {**old.get("config", {}), **old.get("resume_key", {})}  # a key added later: the old run's config
+        mismatch = [k for k in head["resume_key"] if old_key.get(k) != head["resume_key"][k]]
+        if mismatch:
+            raise ValueError(f"{path} holds results for other settings ({', '.join(mismatch)} differ); "
+                             "pass another --out or delete it")
+        old.update({k: v for k, v in head.items() if k != "cells"})
+        old.setdefault("sessions", []).append(_session(head))
+        return old
+    return {**head, "cells": {}, "sessions": [_session(head)]}
+
+
+def _session(head: dict[str, Any]) -> dict[str, Any]:
+    """One invocation of a (resumable) run: when, where, and at which commit."""
+    return {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "git_commit": head["git_commit"],
+            "machine": head["machine"]}
+
+
+def with_suffix(out: str | Path, ext: str) -> Path:
+    return Path(f"{out}{ext}")  # not Path.with_suffix: "/tmp/table1.small" must keep its ".small"
+
+
+def save_results(out: Path, res: dict[str, Any], markdown: Callable[[dict[str, Any]], str]) -> None:
+    """Write OUT.json and OUT.md atomically, stamped with the time."""
+    res["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    atomic_write(with_suffix(out, ".json"), json.dumps(res, indent=1).encode())
+    atomic_write(with_suffix(out, ".md"), markdown(res).encode())
+
+
+def machine_line(res: dict[str, Any]) -> str:
+    """The Markdown line that says where and when a result file was measured."""
+    m = res["machine"]
+    gpu = f", {m['cuda']}" if "cuda" in m else ""
+    load = f"; load average {m['load_avg_1min']} when the run last started" if "load_avg_1min" in m else ""
+    return (f"Machine: {m['platform']}, {m['processor']}, {m['cpu_count']} CPUs, {m['torch_threads']} torch threads, "
+            f"torch {m['torch']}{gpu}; device `{res['config']['device']}`{load}. Git commit `{res['git_commit']}`. "
+            f"Updated {res.get('updated', '?')}.")

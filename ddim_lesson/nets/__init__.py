@@ -1,0 +1,1 @@
+"""The nets layer of ddim_lesson (see DESIGN.md: Layout)."""

@@ -1,0 +1,1 @@
+"""The store layer of ddim_lesson (see DESIGN.md: Layout)."""

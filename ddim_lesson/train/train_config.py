@@ -1,0 +1,113 @@
+"""What a training run is told (:class:`TrainConfig`, from which the CLI's ``train`` flags are built),
+what it returns, and the pieces of its set-up: the model for a dataset, the learning-rate schedule,
+and the data order, which depends only on (seed, step) so a resumed run replays it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..core.checks import check_int
+from ..core.schedules import NoiseSchedule
+from ..nets.models import MLPConfig, UNetConfig, build_model
+from ..store.data import IMAGE_DATASETS, TOY_DATASETS
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs. The CLI's ``train`` flags are built from these fields."""
+
+    dataset: str = "fashion-mnist"  # fashion-mnist | mnist | cifar10 | two-moons | swiss-roll | ...
+    steps: int = 5000
+    batch_size: int = 128
+    lr: float = 2e-3
+    warmup: int = 200
+    min_lr_frac: float = 0.1  # cosine decay to lr·min_lr_frac at the last step
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    schedule: str = "linear"  # linear | cosine
+    T: int = 1000
+    base_channels: int = 32  # UNet size
+    channel_mults: tuple[int, ...] = (1, 2, 2)
+    num_res_blocks: int = 1
+    mlp_hidden: int = 128  # MLP size (2-D toy data)
+    mlp_depth: int = 3
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    compile: bool = False
+    bf16: bool = True  # autocast to bf16 on CUDA only
+    out: str = ""  # folder for checkpoint.* and model.*; empty: keep nothing on disk
+    ckpt_every: int = 500
+    resume: bool = False
+    stop_after: int = 0  # stop this invocation after N steps (0: run to ``steps``); resume later
+    progress: bool = True
+    n_toy: int = 20000
+    n_images: int = 0  # train on the first N images only (0: all); for quick CPU runs and tests
+    num_classes: int = 0  # > 0: class-conditional UNet trained with the dataset's labels
+    label_dropout: float = 0.1  # conditional only: P(label -> "no label"), so one net is also unconditional
+    init_from: str = ""  # start from a saved model's weights (a shipped name or checkpoint path)
+
+    def __post_init__(self) -> None:
+        self.channel_mults = tuple(int(m) for m in self.channel_mults)
+        if self.dataset not in IMAGE_DATASETS + TOY_DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; allowed: {', '.join(IMAGE_DATASETS + TOY_DATASETS)}")
+        for name in ("steps", "batch_size", "T", "ckpt_every", "n_toy"):
+            check_int(name, getattr(self, name), 1)
+        for name in ("warmup", "stop_after", "n_images", "seed", "num_classes"):
+            check_int(name, getattr(self, name), 0)
+        if not (0 < self.grad_clip < math.inf):
+            raise ValueError(f"grad_clip must be a finite number > 0, got {self.grad_clip}")
+        if not (0 <= self.min_lr_frac <= 1):
+            raise ValueError(f"min_lr_frac must be in [0, 1], got {self.min_lr_frac}")
+        if not (0 <= self.weight_decay < 1):
+            raise ValueError(f"weight_decay must be in [0, 1), got {self.weight_decay}")
+        if not (0 < self.lr < 1):
+            raise ValueError(f"lr must be in (0, 1), got {self.lr}")
+        if not (0 <= self.ema_decay < 1):
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not (0 <= self.label_dropout <= 1):
+            raise ValueError(f"label_dropout must be in [0, 1], got {self.label_dropout}")
+        if self.num_classes and self.dataset in TOY_DATASETS:
+            raise ValueError(f"num_classes must be 0 for the toy dataset {self.dataset!r}; allowed > 0: image sets")
+        if self.schedule not in ("linear", "cosine"):
+            raise ValueError(f"schedule must be 'linear' or 'cosine', got {self.schedule!r}")
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module  # the raw (non-EMA) weights, unwrapped from DDP/compile
+    ema: nn.Module  # the EMA weights: use these to sample
+    schedule: NoiseSchedule
+    losses: list[float]
+    meta: dict[str, Any]
+
+
+def make_model(cfg: TrainConfig, data_shape: tuple[int, ...]) -> nn.Module:
+    if cfg.dataset in TOY_DATASETS:
+        return build_model("mlp", MLPConfig(hidden=cfg.mlp_hidden, depth=cfg.mlp_depth).to_dict())
+    c, h = data_shape[1], data_shape[2]
+    ucfg = UNetConfig(in_channels=c, image_size=h, base_channels=cfg.base_channels,
+                      channel_mults=cfg.channel_mults, num_res_blocks=cfg.num_res_blocks, num_classes=cfg.num_classes)
+    return build_model("unet", ucfg.to_dict())
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Linear warmup, then cosine decay to lr·min_lr_frac."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    p = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(p, 1.0))))
+
+
+def batch_indices(n: int, batch: int, step: int, seed: int, rank: int = 0, world: int = 1) -> torch.Tensor:
+    """Indices of this rank's batch at ``step``: a fresh permutation per epoch from (seed, epoch)."""
+    per_epoch = max(1, n // (batch * world))
+    epoch, j = divmod(step, per_epoch)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
+    start = (j * world + rank) * batch
+    return perm[start : start + batch] if start + batch <= n else perm[torch.arange(start, start + batch) % n]
