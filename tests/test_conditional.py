@@ -8,12 +8,12 @@ import json
 import pytest
 import torch
 
-from ddim_lesson import train as train_mod
 from ddim_lesson.core.schedules import NoiseSchedule
 from ddim_lesson.nets.models import UNet, UNetConfig
 from ddim_lesson.store.checkpoints import load_model, save_model
 from ddim_lesson.store.data import DEBIAN_DIR, IDX_FILES, load_images
 from ddim_lesson.store.pretrained import weights_path
+from ddim_lesson.train import loop as train_mod
 from ddim_lesson.train.conditional import drop_labels, init_from_weights
 from ddim_lesson.train.loop import TrainConfig, train
 

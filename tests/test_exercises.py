@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ddim_lesson import NoiseSchedule
-from ddim_lesson import exercises as E
+from ddim_lesson.course import exercises as E
 
 
 def _stub(*args):
@@ -236,7 +236,7 @@ def test_check_environment_reports_and_fails_with_fix(monkeypatch, tmp_path, cap
 
 
 def test_fashion_mnist_location(monkeypatch, tmp_path):
-    from ddim_lesson import env  # where the environment check lives; exercises re-exports it
+    from ddim_lesson.course import env  # where the environment check lives; exercises re-exports it
     from ddim_lesson.store.data import IDX_FILES
 
     monkeypatch.setattr(env, "DEBIAN_DIR", tmp_path / "none")

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ddim_lesson import images as I
+from ddim_lesson.course import images as I
 
 
 def test_image_grid_places_each_image_and_pads_white():

@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from ddim_lesson import NoiseSchedule, SamplerStep  # noqa: E402
-from ddim_lesson import plotting as P  # noqa: E402
+from ddim_lesson.course import plotting as P  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

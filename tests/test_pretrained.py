@@ -26,7 +26,7 @@ def _moon_curves(n=2000):
 
 
 def test_two_moons_loads_in_eval_mode_on_cpu_with_its_schedule():
-    model, schedule = ddim_lesson.store.pretrained("two-moons")
+    model, schedule = ddim_lesson.pretrained("two-moons")
     assert isinstance(model, MLPDenoiser) and not model.training
     assert all(p.device.type == "cpu" for p in model.parameters())
     meta = pretrained_meta("two-moons")

@@ -10,7 +10,7 @@ import torch
 from test_evaluate import Counted, tiny_unet
 
 import ddim_lesson as dl
-from ddim_lesson import exercises_solvers as ex
+from ddim_lesson.course import exercises_solvers as ex
 from ddim_lesson.course.solver_widget import solver_explorer
 from ddim_lesson.evaluate import Table1Config, run_table1
 from ddim_lesson.evaluate.solver_fid import SolverFIDConfig, best_spacing, run_solver_fid, solver_fid_markdown
@@ -68,7 +68,7 @@ def test_reference_heun_step_is_the_library_step() -> None:
     sch = dl.NoiseSchedule.linear(1000)
     data = gaussian_data(sch)
     x_T = torch.randn(16, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    grid = dl.solvers.make_grid(sch, 4, "trailing")
+    grid = dl.core.solvers.make_grid(sch, 4, "trailing")
     t_of = {s: t for s, t in zip(grid.sigma, grid.ts)}
 
     def slope(xbar, sigma):

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from ddim_lesson import train as train_mod
 from ddim_lesson.store.checkpoints import load_checkpoint
 from ddim_lesson.store.data import DEBIAN_DIR, IDX_FILES
+from ddim_lesson.train import loop as train_mod
 from ddim_lesson.train.loop import TrainConfig, batch_indices, ema_update, lr_at, pick_device, train
 
 HAVE_DEBIAN = all((DEBIAN_DIR / (f + ".gz")).exists() for f in IDX_FILES)
