@@ -206,6 +206,28 @@ def test_ddim_step_clipping_keeps_x_t_consistent() -> None:
     np.testing.assert_allclose(x_prev.numpy(), want.numpy(), rtol=1e-12)
 
 
+@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("clip_x0", [False, True])
+def test_samplers_folded_loop_equals_plain_ddim_step(smooth_model, linear_schedule, eta: float, clip_x0: bool) -> None:
+    """The loop folds eq. 12's scalars once per call (apply_step); step by step it equals ddim_step, the
+    paper's form, fed the same ε and the same noise draws (one per step with σ > 0, none on the last)."""
+    x_T = 1.5 * _randn(4, 3, seed=21)  # wide enough that clipping bites
+    for spacing in ("trailing", "linspace", "quadratic"):
+        ts = ddim_timesteps(linear_schedule.T, 9, spacing).tolist()
+        abar = [linear_schedule.abar(t) for t in ts] + [1.0]
+        walk = ddim_progressive(smooth_model, linear_schedule, x_T, steps=9, eta=eta, spacing=spacing,
+                                clip_x0=clip_x0, generator=torch.Generator().manual_seed(5))
+        g, x, clipped = torch.Generator().manual_seed(5), x_T, 0
+        for i, st in enumerate(walk):
+            eps = smooth_model(x, torch.full((4,), ts[i], dtype=torch.long))
+            noise = torch.randn(x.shape, generator=g, dtype=F64) if eta > 0 and abar[i + 1] < 1.0 else None
+            x, x0_pred = ddim_step(x, eps, abar[i], abar[i + 1], eta=eta, noise=noise, clip_x0=clip_x0)
+            clipped += int((x0_pred.abs() == 1.0).sum())
+            np.testing.assert_allclose(st.x0_pred.numpy(), x0_pred.numpy(), rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(st.x.numpy(), x.numpy(), rtol=1e-11, atol=1e-11)
+        assert not clip_x0 or clipped > 0, "the clipped path was never exercised"
+
+
 # -- model calls, the progressive generator, and the final step to ᾱ = 1 --------------------------------
 
 

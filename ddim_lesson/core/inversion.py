@@ -7,7 +7,7 @@ import math
 import torch
 
 from .checks import check_eps_finite, check_int, check_model_input
-from .samplers import Model, apply_step, ddim_coefs
+from .samplers import Model, ddim_step
 from .schedules import DEFAULT_SPACING, NoiseSchedule, ddim_timesteps
 
 
@@ -16,6 +16,7 @@ def ddim_invert(
     model: Model,
     schedule: NoiseSchedule,
     x0: torch.Tensor,
+    *,
     steps: int = 50,
     spacing: str = DEFAULT_SPACING,
     fixed_point_iters: int = 0,
@@ -56,7 +57,7 @@ def ddim_invert(
 def _invert_step(x: torch.Tensor, eps: torch.Tensor, abar_from: float, abar_to: float) -> torch.Tensor:
     if abar_from >= 1.0:  # from clean data: x is x0 itself
         return math.sqrt(abar_to) * x + math.sqrt(1.0 - abar_to) * eps
-    x_to, _ = apply_step(x, eps, ddim_coefs(abar_from, abar_to, 0.0), None, clip_x0=False)
+    x_to, _ = ddim_step(x, eps, abar_from, abar_to)  # eq. 12 with η = 0, read from ᾱ_from up to ᾱ_to
     return x_to
 
 

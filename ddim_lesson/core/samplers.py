@@ -118,16 +118,28 @@ def ddim_step(
     noise: torch.Tensor | None = None,
     clip_x0: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One DDIM update from ᾱ_t to ᾱ_prev (eq. 12). Pure: inputs are not modified.
+    """One DDIM update from ᾱ_t to ᾱ_prev (eq. 12), written as the paper writes it. Pure.
 
     x_t, eps, noise: (B, ...). Returns (x_prev, x0_pred), both (B, ...). eta in [0, 1] (above 1,
     σ² > 1 - ᾱ_prev: refused, not clamped). ``noise`` is needed only when eta > 0 and ᾱ_prev < 1.
-    With eta = 0 it is also the inversion step (ᾱ_prev < ᾱ_t).
+    With eta = 0 it is also the inversion step (ᾱ_prev < ᾱ_t). The samplers' loop runs the same
+    update with its scalars folded once per call (:func:`apply_step`); a test holds the two equal.
     """
     if eps.shape != x_t.shape:
         raise ValueError(f"eps shape {tuple(eps.shape)} must equal x_t shape {tuple(x_t.shape)}")
-    c = ddim_coefs(float(abar_t), float(abar_prev), eta)
-    return apply_step(x_t, eps, c, noise, clip_x0)
+    abar_t, abar_prev = float(abar_t), float(abar_prev)
+    sigma = ddim_sigma(abar_t, abar_prev, eta)  # eq. 16; checks eta and the ᾱ range
+    x0_pred = (x_t - math.sqrt(1.0 - abar_t) * eps) / math.sqrt(abar_t)  # "predicted x0", eq. 9
+    if clip_x0:  # keep the step consistent: re-derive eps from the clipped x0_pred
+        x0_pred = x0_pred.clamp(-1.0, 1.0)
+        eps = (x_t - math.sqrt(abar_t) * x0_pred) / math.sqrt(1.0 - abar_t)
+    dir_xt = math.sqrt(max(1.0 - abar_prev - sigma**2, 0.0)) * eps  # "direction pointing to x_t"
+    x_prev = math.sqrt(abar_prev) * x0_pred + dir_xt  # eq. 12 without its noise term
+    if sigma > 0.0:
+        if noise is None:
+            raise ValueError(f"sigma={sigma:.3g} > 0 needs a noise tensor")
+        x_prev = x_prev + sigma * noise  # eq. 12's "random noise" σ_t·ε_t
+    return x_prev, x0_pred
 
 
 @torch.no_grad()
@@ -171,6 +183,7 @@ def ddim_progressive(
     model: Model,
     schedule: NoiseSchedule,
     x_T: torch.Tensor,
+    *,
     steps: int = 50,
     eta: float = 0.0,
     spacing: str = DEFAULT_SPACING,
@@ -196,6 +209,7 @@ def ddim_sample(
     model: Model,
     schedule: NoiseSchedule,
     x_T: torch.Tensor,
+    *,
     steps: int = 50,
     eta: float = 0.0,
     spacing: str = DEFAULT_SPACING,
@@ -206,13 +220,15 @@ def ddim_sample(
 
     With eta = 0 nothing random is drawn after x_T; with eta > 0 noise comes from ``generator``.
     """
-    return _last(ddim_progressive(model, schedule, x_T, steps, eta, spacing, clip_x0, generator))
+    return _last(ddim_progressive(model, schedule, x_T, steps=steps, eta=eta, spacing=spacing, clip_x0=clip_x0,
+                                  generator=generator))
 
 
 def ddpm_progressive(
     model: Model,
     schedule: NoiseSchedule,
     x_T: torch.Tensor,
+    *,
     clip_x0: bool = True,
     generator: torch.Generator | None = None,
     variance: str = "posterior",
@@ -236,6 +252,7 @@ def ddpm_sample(
     model: Model,
     schedule: NoiseSchedule,
     x_T: torch.Tensor,
+    *,
     clip_x0: bool = True,
     generator: torch.Generator | None = None,
     variance: str = "posterior",
@@ -243,7 +260,8 @@ def ddpm_sample(
     spacing: str = DEFAULT_SPACING,
 ) -> torch.Tensor:
     """DDPM ancestral sampling (DDPM Algorithm 2) over all T steps. x_T: (B, ...) -> (B, ...)."""
-    return _last(ddpm_progressive(model, schedule, x_T, clip_x0, generator, variance, steps, spacing))
+    return _last(ddpm_progressive(model, schedule, x_T, clip_x0=clip_x0, generator=generator, variance=variance,
+                                  steps=steps, spacing=spacing))
 
 
 def _last(steps: Iterator[SamplerStep]) -> torch.Tensor:
