@@ -39,8 +39,8 @@ from ddim_lesson import (
 from ddim_lesson.cli.main import main
 from ddim_lesson.core.checks import NonFiniteError, check_eps_finite, check_model_input
 from ddim_lesson.core.schedules import ddim_timesteps, naive_timesteps
-from ddim_lesson.course.forward_widget import forward_explorer, forward_frame
 from ddim_lesson.course.widgets import interpolation_explorer, sample_run, sampler_explorer, seeded_latents
+from ddim_lesson.course.widgets.forward import forward_explorer, forward_frame
 from ddim_lesson.nets.models import MLPConfig, MLPDenoiser, UNet, UNetConfig
 from ddim_lesson.store.data import DataFileError, load_images
 

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from ddim_lesson import NoiseSchedule
-from ddim_lesson.course.forward_widget import forward_explorer, forward_frame
 from ddim_lesson.course.plotting import image_grid
+from ddim_lesson.course.widgets.forward import forward_explorer, forward_frame
 
 
 @pytest.fixture(scope="module")

@@ -20,17 +20,38 @@ def _tiny_unet():
 
 
 @pytest.mark.parametrize("eta", [0.0, 0.7])
-def test_sample_in_batches_is_one_generator_drawing_each_batch_then_its_noise(eta):
-    """The CLI's rule: one CPU generator seeded with ``seed`` draws batch 1's x_T, then batch 1's
-    η-noise, then batch 2's x_T, ... (so n=5 in batches of 2 is three direct ddim_sample calls)."""
+def test_sample_in_batches_seeds_batch_b_with_batch_seed(eta):
+    """The one rule, as ``ddim-lesson sample`` uses it: batch b starts from x_T drawn by a CPU generator
+    seeded batch_seed(seed, b) and draws its η-noise from one seeded batch_seed(seed, b) + NOISE_OFFSET
+    (so n=5 in batches of 2 is three direct ddim_sample calls)."""
     model, schedule = _tiny_unet(), NoiseSchedule.linear(T=50)
     got = sample_in_batches(model, schedule, 5, 2, steps=3, eta=eta, spacing="trailing", seed=4)
-    g = torch.Generator().manual_seed(4)
     want = []
-    for b in (2, 2, 1):
-        x_T = torch.randn((b, 1, 28, 28), generator=g)
+    for k, b in enumerate((2, 2, 1)):
+        s = 4 * 100_003 + k
+        x_T = torch.randn((b, 1, 28, 28), generator=torch.Generator().manual_seed(s))
+        g = torch.Generator().manual_seed(s + 1_000_000_007)
         want.append(ddim_sample(model, schedule, x_T, steps=3, eta=eta, spacing="trailing", generator=g))
     assert torch.equal(got, torch.cat(want))
+
+
+def test_one_seeding_rule_for_the_cli_the_tables_and_the_explorer():
+    """A batch with seed s is the same whoever draws it: ``sample`` (batch 0 of seed 0 has s = 0), a table
+    cell's batch (sample_batch) and the sampler explorer (its seed), at η > 0 where the noise rule matters."""
+    from ddim_lesson.course.widgets import sample_run
+    from ddim_lesson.evaluate.generate import noise_generator, sample_batch, seeded_latents
+
+    model, schedule = _tiny_unet(), NoiseSchedule.linear(T=50)
+    cli = sample_in_batches(model, schedule, 3, 3, steps=4, eta=0.6, spacing="trailing", seed=0)
+    table, _ = sample_batch(model, schedule, 0.6, 4, (3, 1, 28, 28), 0, "trailing", "cpu")
+    widget = sample_run(model, schedule, 4, 0.6, 0, spacing="trailing", n=3, shape=(1, 28, 28)).samples
+    direct = ddim_sample(model, schedule, seeded_latents(0, 3, (1, 28, 28)), steps=4, eta=0.6, spacing="trailing",
+                         generator=noise_generator(0))
+    assert torch.equal(cli, direct) and torch.equal(table, direct) and torch.equal(widget, direct)
+    other = sample_run(model, schedule, 4, 0.6, 1, spacing="trailing", n=3, shape=(1, 28, 28)).samples
+    assert not torch.allclose(other, direct), "a different seed must give different samples"
+    with pytest.raises(ValueError, match="n must be an integer >= 1"):
+        seeded_latents(0, 0, (2,))
 
 
 def test_sample_cell_batches_start_from_batch_seed():

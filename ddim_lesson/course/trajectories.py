@@ -12,7 +12,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .figures_points import plot_paths_2d
+from .plotting.points import plot_paths_2d
 
 
 def _check_paths(xs: torch.Tensor) -> None:

@@ -1,13 +1,12 @@
 """The one seeded, batched sampler: n samples drawn ``batch_size`` at a time, with a progress bar.
 
-Every front-end draws through :func:`draw` (one batch: x_T → x0, one ``on_step`` per model call).
-Two seeding rules exist, each kept bit for bit because committed results rest on them:
-
-- :func:`sample_in_batches` (``ddim-lesson sample``, widgets): one CPU generator seeded with
-  ``seed`` draws every batch's x_T and the η > 0 noise in turn.
-- :func:`sample_batch` / :func:`sample_cell` (Table 1, the spread, the spacing and solver tables):
-  batch b starts from x_T seeded by :func:`batch_seed` (seed·100003 + b), the same in every cell,
-  and the noise of η > 0 or σ̂ comes from a second generator seeded batch_seed + 1000000007.
+Every front-end draws through :func:`draw` (one batch: x_T → x0, one ``on_step`` per model call),
+and every front-end seeds a batch by one rule. A batch with seed s starts from
+``seeded_latents(s, B, shape)`` (a CPU generator seeded with s) and draws its η > 0 or σ̂ noise from
+``noise_generator(s)`` (seeded s + NOISE_OFFSET), so changing η, steps or spacing never moves x_T.
+An explorer's one batch uses the explorer's seed; batch b of a run of several batches (Table 1,
+the spread, the spacing and solver tables, ``ddim-lesson sample``) uses ``batch_seed(seed, b)``,
+the same in every cell of a table, so cells differ only by the sampler.
 """
 
 from __future__ import annotations
@@ -20,12 +19,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.checks import expected_input_shape
+from ..core.checks import check_int, check_seed, expected_input_shape
 from ..core.samplers import ddim_progressive, ddpm_progressive
 from ..core.schedules import DEFAULT_SPACING, NoiseSchedule
 
 SIGMA_HAT = "sigma_hat"  # the row of Table 1 that samples with σ² = β (ddpm_sample(variance="beta"))
-NOISE_OFFSET = 1_000_000_007  # a cell batch's noise generator: its x_T seed plus this
+NOISE_OFFSET = 1_000_000_007  # a batch's noise generator: its x_T seed plus this
 
 
 def sample_shape(model: nn.Module) -> tuple[int, ...]:
@@ -43,6 +42,17 @@ def image_shape(model: nn.Module, who: str = "Table 1") -> tuple[int, int, int]:
     if shape is None or len(shape) != 3:
         raise ValueError(f"{who} needs an image model with a config (UNet), got {type(model).__name__}")
     return shape  # type: ignore[return-value]
+
+
+def seeded_latents(seed: int, n: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """x_T ~ N(0, I) of shape (n, *shape) on the CPU, from ``torch.Generator().manual_seed(seed)``."""
+    seed, n = check_seed(seed), check_int("n", n, 1)
+    return torch.randn((n, *shape), generator=torch.Generator().manual_seed(seed))
+
+
+def noise_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
+    """The generator of a batch's η > 0 (or σ̂) noise: seeded ``seed + NOISE_OFFSET``, apart from x_T's."""
+    return torch.Generator(device=device).manual_seed(check_seed(seed) + NOISE_OFFSET)
 
 
 def batch_seed(seed: int, b: int) -> int:
@@ -76,8 +86,8 @@ def sample_batch(model: nn.Module, schedule: NoiseSchedule, eta: float | str, st
                  shape: tuple[int, ...], seed: int, spacing: str, device: str,
                  on_step: Callable[[int], object] | None = None) -> tuple[torch.Tensor, float]:
     """One batch of a table cell: x0 of ``shape`` from x_T seeded by ``seed``, and the sampling seconds."""
-    x_T = torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(device)
-    g = torch.Generator(device=device).manual_seed(seed + NOISE_OFFSET)
+    x_T = seeded_latents(seed, shape[0], shape[1:]).to(device)  # (B, ...)
+    g = noise_generator(seed, device)
     t0 = time.perf_counter()
     x0 = draw(model, schedule, x_T, steps=steps, eta=eta, spacing=spacing, generator=g, on_step=on_step)
     if x0.device.type == "cuda":
@@ -115,23 +125,22 @@ def sample_in_batches(model: nn.Module, schedule: NoiseSchedule, n: int, batch_s
 
     The model only ever sees batches of at most ``batch_size``, so peak memory is bounded by one
     batch whatever n is. The progress bar counts model calls over all batches (batches × steps).
-    x_T (and the η > 0 noise) come from one CPU generator seeded with ``seed``, so the same seed
-    and batch size give the same samples on any device. ``clip_x0`` defaults to True for image
-    models (pixels live in [-1, 1]) and False for 2-D models, whose data reach ±2.2.
+    Batch b is seeded with ``batch_seed(seed, b)`` (x_T and the η > 0 noise from CPU generators),
+    so the same seed and batch size give the same samples on any device. ``clip_x0`` defaults to
+    True for image models (pixels live in [-1, 1]) and False for 2-D models, whose data reach ±2.2.
     """
     device = next(model.parameters()).device
     shape = sample_shape(model)
     clip = len(shape) == 3 if clip_x0 is None else clip_x0
-    g = torch.Generator().manual_seed(seed)
     out = torch.empty((n, *shape))  # (n, ...) on the CPU
     starts = range(0, n, batch_size)
     bar = progress_bar(len(starts) * steps, "sample", progress)
     for k, i in enumerate(starts):
-        b = min(batch_size, n - i)
+        b, s = min(batch_size, n - i), batch_seed(seed, k)
         bar.set_postfix(batch=f"{k + 1}/{len(starts)}")
-        x_T = torch.randn((b, *shape), generator=g).to(device)  # (b, ...)
-        out[i : i + b] = draw(model, schedule, x_T, steps=steps, eta=eta, spacing=spacing, generator=g,
-                              clip_x0=clip, on_step=bar.update).cpu()
+        x_T = seeded_latents(s, b, shape).to(device)  # (b, ...)
+        out[i : i + b] = draw(model, schedule, x_T, steps=steps, eta=eta, spacing=spacing,
+                              generator=noise_generator(s), clip_x0=clip, on_step=bar.update).cpu()
     bar.close()
     return out
 

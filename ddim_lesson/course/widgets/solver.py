@@ -15,14 +15,14 @@ from dataclasses import dataclass
 import ipywidgets as w
 import torch
 
-from ..core.checks import check_choice, check_int, check_model_input
-from ..core.samplers import Model
-from ..core.schedules import SPACINGS, NoiseSchedule
-from ..core.solvers import SOLVERS, calls_within, ode_sample
-from ..evaluate.solver_study import rel_error
-from .explorer_kit import STYLE, RunCache, connect, slider_args
-from .images import labelled_row, png_bytes, stack
-from .measure import CallCounter
+from ...core.checks import check_choice, check_int, check_model_input
+from ...core.samplers import Model
+from ...core.schedules import SPACINGS, NoiseSchedule
+from ...core.solvers import SOLVERS, calls_within, ode_sample
+from ...evaluate.solver_study import rel_error
+from ..images import labelled_row, png_bytes, stack
+from ..measure import CallCounter
+from .kit import STYLE, RunCache, connect, slider_args
 
 
 @dataclass(frozen=True)

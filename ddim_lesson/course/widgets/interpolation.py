@@ -14,12 +14,13 @@ from dataclasses import dataclass
 import ipywidgets as w
 import torch
 
-from ..core import checks
-from ..core.inversion import lerp, slerp
-from ..core.samplers import Model, ddim_sample
-from ..core.schedules import DEFAULT_SPACING, NoiseSchedule, check_steps
-from .explorer_kit import RunCache, connect, seeded_latents, slider_args
-from .images import labelled_row, png_bytes
+from ...core import checks
+from ...core.inversion import lerp, slerp
+from ...core.samplers import Model, ddim_sample
+from ...core.schedules import DEFAULT_SPACING, NoiseSchedule, check_steps
+from ...evaluate.generate import seeded_latents
+from ..images import labelled_row, png_bytes
+from .kit import RunCache, connect, slider_args
 
 
 @dataclass(frozen=True)

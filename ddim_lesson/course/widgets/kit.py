@@ -1,4 +1,5 @@
-"""What every explorer widget shares: the seeded latents, a cache of rendered runs, and the wiring.
+"""What every explorer widget shares: a cache of rendered runs, and the wiring (seeded latents come from
+:mod:`ddim_lesson.evaluate.generate`, the one seeding rule).
 
 An explorer is a small dataclass holding its ``ui``, its controls, ``image`` (PNG bytes),
 ``readout`` (HTML), ``cache`` and ``last`` (the last run). :func:`connect` makes it live: each
@@ -14,9 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ipywidgets as w
-import torch
-
-from ..core import checks
 
 STYLE = {"description_width": "60px"}
 
@@ -24,12 +22,6 @@ STYLE = {"description_width": "60px"}
 def slider_args() -> dict[str, Any]:
     """Keyword arguments shared by the explorers' sliders: update on release, one width."""
     return dict(continuous_update=False, style=STYLE, layout=w.Layout(width="420px"))
-
-
-def seeded_latents(seed: int, n: int, shape: tuple[int, ...]) -> torch.Tensor:
-    """x_T ~ N(0, I) of shape (n, *shape), drawn from ``torch.Generator().manual_seed(seed)``."""
-    seed, n = checks.check_seed(seed), checks.check_int("n", n, 1)
-    return torch.randn((n, *shape), generator=torch.Generator().manual_seed(seed))
 
 
 @dataclass

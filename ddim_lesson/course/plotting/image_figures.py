@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from ..core.samplers import SamplerStep
-from ..core.schedules import NoiseSchedule
-from .images import image_grid
+from ...core.samplers import SamplerStep
+from ...core.schedules import NoiseSchedule
+from ..images import image_grid
 
 
 def _imshow(ax: plt.Axes, img: np.ndarray) -> None:

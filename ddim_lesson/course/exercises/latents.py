@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import torch
 
-from ..core.inversion import lerp
-from .exercise_harness import (
+from ...core.inversion import lerp
+from .harness import (
     TOL,
     LearnerError,
     _as_tensor,
@@ -34,7 +34,7 @@ def reference_slerp(z0: torch.Tensor, z1: torch.Tensor, alpha: float) -> torch.T
 
 def check_slerp(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) -> bool:
     """Check ``fn(z0, z1, alpha) -> z`` on (B, D) Gaussian latents against ``ddim_lesson.slerp``."""
-    from ..core.inversion import slerp
+    from ...core.inversion import slerp
 
     g = _gen(4)
     z0, z1 = _randn((5, 784), g), _randn((5, 784), g)
@@ -101,7 +101,7 @@ def _invert_output(fn: Callable[..., torch.Tensor], x: torch.Tensor, eps: torch.
 
 def check_invert_step(fn: Callable[[torch.Tensor, torch.Tensor, float, float], torch.Tensor]) -> bool:
     """Check ``fn(x, eps, abar_from, abar_to) -> x at ᾱ_to`` against the step ``ddim_lesson.ddim_invert`` takes."""
-    from ..core.inversion import _invert_step
+    from ...core.inversion import _invert_step
 
     g = _gen(5)
     shape = (3, 1, 4, 4)

@@ -9,11 +9,11 @@ Each ``check_*`` takes the learner's function and compares it with the library o
 The reference solutions are the ``reference_*`` functions; ``show_solution(name)`` prints one.
 They are written from the papers' equations, not by calling the library, so a checker accepting
 its reference solution is itself a test of the library. The checkers live in one module per
-group of notebooks, all calling the learner's code through :mod:`ddim_lesson.course.exercise_harness`:
+group of notebooks, all calling the learner's code through :mod:`ddim_lesson.course.exercises.harness`:
 
-- :mod:`ddim_lesson.course.exercises_ddpm` (01-02), :mod:`ddim_lesson.course.exercises_ddim` (03-04),
-  :mod:`ddim_lesson.course.exercises_latents` (04-05), :mod:`ddim_lesson.course.exercises_solvers` (06),
-  :mod:`ddim_lesson.course.exercises_guidance` (08).
+- :mod:`ddim_lesson.course.exercises.ddpm` (01-02), :mod:`ddim_lesson.course.exercises.ddim` (03-04),
+  :mod:`ddim_lesson.course.exercises.latents` (04-05), :mod:`ddim_lesson.course.exercises.solvers` (06),
+  :mod:`ddim_lesson.course.exercises.guidance` (08).
 
 ``check_environment``, which every notebook runs first, lives in :mod:`ddim_lesson.course.env`.
 """
@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import inspect
 
-from .env import check_environment, fashion_mnist_location
-from .exercise_harness import LearnerError
-from .exercises_ddim import (
+from ..env import check_environment, fashion_mnist_location
+from .ddim import (
     DDIM_CASES,
     STEP_SIGMA_CASES,
     check_ddim_step,
@@ -32,9 +31,10 @@ from .exercises_ddim import (
     reference_ddim_step,
     reference_step_sigmas,
 )
-from .exercises_ddpm import check_ddpm_step, check_q_sample, reference_ddpm_step, reference_q_sample
-from .exercises_guidance import check_fixed_point_step, reference_fixed_point_step
-from .exercises_latents import INVERT_CASES, check_invert_step, check_slerp, reference_invert_step, reference_slerp
+from .ddpm import check_ddpm_step, check_q_sample, reference_ddpm_step, reference_q_sample
+from .guidance import check_fixed_point_step, reference_fixed_point_step
+from .harness import LearnerError
+from .latents import INVERT_CASES, check_invert_step, check_slerp, reference_invert_step, reference_slerp
 
 SOLUTIONS = {
     "q_sample": reference_q_sample,

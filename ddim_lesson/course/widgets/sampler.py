@@ -13,13 +13,14 @@ from dataclasses import dataclass
 import ipywidgets as w
 import torch
 
-from ..core import checks
-from ..core.forward import check_eta
-from ..core.samplers import Model, ddim_progressive
-from ..core.schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule, check_steps
-from .explorer_kit import STYLE, RunCache, connect, seeded_latents, slider_args
-from .images import labelled_grid, labelled_row, png_bytes, stack
-from .measure import CallCounter
+from ...core import checks
+from ...core.forward import check_eta
+from ...core.samplers import Model, ddim_progressive
+from ...core.schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule, check_steps
+from ...evaluate.generate import noise_generator, seeded_latents
+from ..images import labelled_grid, labelled_row, png_bytes, stack
+from ..measure import CallCounter
+from .kit import STYLE, RunCache, connect, slider_args
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def sample_run(
     """
     steps, seed = check_steps(steps, schedule.T), checks.check_seed(seed)
     x_T = checks.check_model_input(model, seeded_latents(seed, n, shape))  # (n, *shape), checked before wrapping
-    gen = torch.Generator().manual_seed(seed + 1_000_003)  # the η noise, separate from x_T
+    gen = noise_generator(seed)  # the η noise, apart from x_T: the one seeding rule (evaluate.generate)
     keep = set(trajectory_indices(steps, n_traj))
     counted = CallCounter(model)
     traj, traj_t = [], []

@@ -12,10 +12,10 @@ from typing import Any
 
 import torch
 
-from ..core.forward import ddim_sigma
-from ..core.samplers import ddim_step
-from ..core.schedules import NoiseSchedule, ddim_timesteps
-from .exercise_harness import (
+from ...core.forward import ddim_sigma
+from ...core.samplers import ddim_step
+from ...core.schedules import NoiseSchedule, ddim_timesteps
+from .harness import (
     TOL,
     _as_tensor,
     _call,

@@ -13,15 +13,15 @@ import ipywidgets as w
 import torch
 from torch import nn
 
-from ..core.checks import check_float, check_int, check_model_input
-from ..core.guidance import cfg
-from ..core.samplers import ddim_sample
-from ..core.schedules import NoiseSchedule
-from ..evaluate.guidance_eval import classify, seeded_noise
-from ..store.data import FASHION_CLASSES
-from .explorer_kit import STYLE, RunCache, connect, slider_args
-from .images import labelled_grid, png_bytes
-from .measure import CallCounter
+from ...core.checks import check_float, check_int, check_model_input
+from ...core.guidance import cfg
+from ...core.samplers import ddim_sample
+from ...core.schedules import NoiseSchedule
+from ...evaluate.guidance_eval import classify, seeded_noise
+from ...store.data import FASHION_CLASSES
+from ..images import labelled_grid, png_bytes
+from ..measure import CallCounter
+from .kit import STYLE, RunCache, connect, slider_args
 
 MAX_SCALE = 7.0
 
@@ -121,8 +121,8 @@ def sdedit_run(model: nn.Module, schedule: NoiseSchedule, x_in: torch.Tensor, la
                steps_full: int = 20, seed: int = 0, scale: float = 1.0) -> SDEditRun:
     """SDEdit of every input towards its own label (``cfg(model, labels, scale)``; scale 1 is the conditional
     model) at ``strength``, with round(steps_full·strength) guided model calls."""
-    from ..core.guidance import sdedit
-    from ..evaluate.guidance_eval import rmse
+    from ...core.guidance import sdedit
+    from ...evaluate.guidance_eval import rmse
 
     steps = max(1, round(steps_full * strength))
     t0 = time.perf_counter()

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from .exercise_harness import (
+from .harness import (
     TOL,
     _as_tensor,
     _call,
@@ -16,7 +16,7 @@ from .exercise_harness import (
     _NotAttempted,
     _randn,
 )
-from .exercises_latents import reference_invert_step as invert_step
+from .latents import reference_invert_step as invert_step
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

@@ -17,10 +17,10 @@ import ipywidgets as w
 import numpy as np
 import torch
 
-from ..core.checks import check_int, check_seed
-from ..core.forward import q_sample
-from ..core.schedules import NoiseSchedule
-from .images import image_png
+from ...core.checks import check_int, check_seed
+from ...core.forward import q_sample
+from ...core.schedules import NoiseSchedule
+from ..images import image_png
 
 
 def check_images(images: Any) -> torch.Tensor:

@@ -12,10 +12,10 @@ from collections.abc import Callable
 
 import torch
 
-from ..core.forward import q_sample
-from ..core.samplers import apply_step, ddpm_coefs
-from ..core.schedules import NoiseSchedule
-from .exercise_harness import (
+from ...core.forward import q_sample
+from ...core.samplers import apply_step, ddpm_coefs
+from ...core.schedules import NoiseSchedule
+from .harness import (
     TOL,
     _as_tensor,
     _call,

@@ -15,7 +15,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from ..core.schedules import NoiseSchedule
+from ...core.schedules import NoiseSchedule
 
 
 def plot_schedules(schedules: dict[str, NoiseSchedule]) -> Figure:

@@ -2,18 +2,19 @@
 
 Each explorer is a thin ipywidgets layer over a pure, cached function, in its own module:
 
-- :mod:`ddim_lesson.course.sampler_widget`: steps, eta, seed, spacing -> DDIM samples (notebook 04);
-- :mod:`ddim_lesson.course.interpolation_widget`: slerp against lerp between two latents (notebooks 04-05);
-- :mod:`ddim_lesson.course.forward_widget`, :mod:`ddim_lesson.course.solver_widget`,
-  :mod:`ddim_lesson.course.guidance_widget`:
+- :mod:`ddim_lesson.course.widgets.sampler`: steps, eta, seed, spacing -> DDIM samples (notebook 04);
+- :mod:`ddim_lesson.course.widgets.interpolation`: slerp against lerp between two latents (notebooks 04-05);
+- :mod:`ddim_lesson.course.widgets.forward`, :mod:`ddim_lesson.course.widgets.solver`,
+  :mod:`ddim_lesson.course.widgets.guidance`:
   the explorers of notebooks 01, 06 and 07-08;
-- :mod:`ddim_lesson.course.explorer_kit`: what they share (seeded latents, the cache, the wiring).
+- :mod:`ddim_lesson.course.widgets.kit`: what they share (the cache, the wiring); their seeded latents come
+  from :mod:`ddim_lesson.evaluate.generate`, the one seeding rule of every front-end.
 """
 
 from __future__ import annotations
 
-from .explorer_kit import RunCache, seeded_latents
-from .interpolation_widget import (
+from ...evaluate.generate import seeded_latents
+from .interpolation import (
     InterpolationExplorer,
     InterpolationRun,
     interpolation_explorer,
@@ -21,7 +22,8 @@ from .interpolation_widget import (
     render_interpolation,
     rms_norm,
 )
-from .sampler_widget import (
+from .kit import RunCache
+from .sampler import (
     SamplerExplorer,
     SampleRun,
     explorer_key,
