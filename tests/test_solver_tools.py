@@ -10,7 +10,7 @@ import torch
 from test_evaluate import Counted, tiny_unet
 
 import ddim_lesson as dl
-from ddim_lesson.course import exercises_solvers as ex
+from ddim_lesson.course.exercises import solvers as ex
 from ddim_lesson.course.widgets.solver import solver_explorer
 from ddim_lesson.evaluate import Table1Config, run_table1
 from ddim_lesson.evaluate.solver_fid import SolverFIDConfig, best_spacing, run_solver_fid, solver_fid_markdown

@@ -1,8 +1,20 @@
-"""The one dataclass-to-argparse bridge of the ``ddim-lesson`` command, and its one comma-list parser.
+"""The one dataclass-to-argparse bridge of every command and benchmark script, and its one comma-list parser.
 
-Each subcommand's flags are built from a dataclass (one flag per field, typed from the annotation,
-defaulting to the field's default); the dataclass's ``__post_init__`` checks the values. Errors
-are one line (:class:`OneLineParser` raises :class:`CLIError`), printed by ``cli.main`` with exit 2.
+Each command's flags are built from a dataclass: one flag per field, typed from the annotation and
+defaulting to the field's default (or ``default_factory``); the dataclass's ``__post_init__`` checks
+the values. Annotation -> flag:
+
+- ``int``, ``float``, ``str`` (also ``X | None``, shown as "auto"): one value;
+- ``bool``: ``--x`` / ``--no-x``;
+- ``tuple[int, ...]``, ``tuple[float, ...]``, ``tuple[str, ...]``: a comma list ``a,b,c`` (:func:`comma_list`;
+  empty items are dropped from a list of names, refused in a list of numbers);
+- ``dict[K, V]``: a comma list of ``K=V`` pairs, e.g. ``1000=500,100=800``;
+- any other tuple (say of pairs): a comma list whose items go through the field's ``parse``.
+
+Field metadata: ``help``; ``choices`` (of the value, or of each item of a tuple); ``positional`` (an
+argument, not a flag); ``parse`` (an argparse type for a scalar field, or the converter of one item of a
+tuple field); ``example`` (what a good value looks like, for the error message of a bad item).
+Errors are one line (:class:`OneLineParser` raises :class:`CLIError`), printed with exit status 2.
 """
 
 from __future__ import annotations
@@ -11,10 +23,12 @@ import argparse
 import dataclasses
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+_ITEM_NAMES = {int: "integers", float: "numbers", str: "names"}
+_SAMPLES = {int: (1, 2, 3), float: (0.5, 1.0), str: ("a", "b")}
 
 
 class CLIError(Exception):
@@ -28,19 +42,42 @@ class OneLineParser(argparse.ArgumentParser):
         raise CLIError(message)
 
 
-def comma_list(convert: Callable[[str], T], example: str, skip_empty: bool = False) -> Callable[[str], tuple[T, ...]]:
-    """An argparse type for "a,b,c": each item through ``convert``; a bad item names ``example``."""
+def script_parser(doc: str) -> OneLineParser:
+    """The parser of a benchmark script: the first line of its docstring ``doc`` as description, the rest as epilog."""
+    head, _, rest = doc.strip("\n").partition("\n")
+    return OneLineParser(description=head, epilog=rest, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def comma_list(convert: Callable[[str], T], example: str, skip_empty: bool = False,
+               choices: Collection[Any] | None = None) -> Callable[[str], tuple[T, ...]]:
+    """An argparse type for "a,b,c": each item through ``convert`` (and, with ``choices``, one of them).
+
+    A bad item is refused naming the item, the whole value and ``example``.
+    """
 
     def parse(s: str) -> tuple[T, ...]:
-        try:
-            return tuple(convert(v) for v in s.split(",") if v or not skip_empty)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {example}, got {s!r}") from None
+        out = []
+        for item in (v for v in s.split(",") if v or not skip_empty):
+            try:
+                out.append(convert(item))
+            except (ValueError, TypeError):
+                raise argparse.ArgumentTypeError(f"expected {example}, got {s!r} (bad item {item!r})") from None
+            if choices is not None and out[-1] not in choices:
+                raise argparse.ArgumentTypeError(f"invalid choice {item!r} in {s!r} (choose from "
+                                                 + ", ".join(map(str, choices)) + ")")
+        return tuple(out)
 
     return parse
 
 
-_int_tuple = comma_list(int, "comma-separated integers like 1,2,2")
+def key_value(key: Callable[[str], Any], value: Callable[[str], Any]) -> Callable[[str], tuple[Any, Any]]:
+    """The converter of one "K=V" item: ``"1000=500"`` -> ``(key("1000"), value("500"))``."""
+
+    def convert(item: str) -> tuple[Any, Any]:
+        k, v = item.split("=")  # ValueError unless exactly one "="
+        return key(k), value(v)
+
+    return convert
 
 
 def _flag(name: str) -> str:
@@ -55,30 +92,77 @@ def _unoptional(typ: Any) -> Any:
     return typ
 
 
-def add_dataclass_args(p: argparse.ArgumentParser, cls: type, skip: Sequence[str] = ()) -> None:
+def _default(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
+
+
+def _text(v: Any) -> str:
+    """One item as the command line writes it: 0.5, 10, sigma_hat, a pair as 0:10."""
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, tuple):
+        return ":".join(map(_text, v))
+    return str(v)
+
+
+def _show(v: Any) -> str:
+    """A list default as the command line writes it: 10,20,50 or 1000=500 ("none" when empty)."""
+    if isinstance(v, dict):
+        return ",".join(f"{_text(k)}={_text(x)}" for k, x in v.items()) or "none"
+    return ",".join(map(_text, v)) or "none"
+
+
+def _list_type(name: str, typ: Any, meta: Any, default: Any) -> tuple[Callable[[str], Any], str]:
+    """(argparse type, help head) of a tuple or dict field."""
+    args, choices, parse = typing.get_args(typ), meta.get("choices"), meta.get("parse")
+    if typing.get_origin(typ) is dict:
+        convert, what = key_value(*args), "comma-separated K=V pairs"
+        example = meta.get("example", "K=V pairs like 1=2,3=4")
+        pairs = comma_list(convert, example, skip_empty=True)
+        return (lambda s: dict(pairs(s))), what
+    item = args[0] if len(args) == 2 and args[1] is Ellipsis else None
+    if parse is None and item not in _ITEM_NAMES:
+        raise TypeError(f"field {name}: give metadata 'parse' (an item converter) for a {typ} field")
+    convert = parse or item
+    what = f"comma-separated {_ITEM_NAMES.get(item, 'items')}"
+    shown = default or _SAMPLES.get(item, ())
+    example = meta.get("example", f"{what} like {_show(shown)}")
+    head = {int: "comma-separated ints", float: "comma-separated numbers"}.get(item, "comma-separated")
+    return comma_list(convert, example, skip_empty=item is str, choices=choices), head
+
+
+def add_dataclass_args(p: argparse.ArgumentParser, cls: type, skip: Sequence[str] = ()) -> list[argparse.Action]:
     """One flag per dataclass field, typed from the annotation, defaulting to the field default.
 
-    Field metadata may give ``help``, ``choices``, and ``positional`` (an argument, not a flag).
+    Field metadata may give ``help``, ``choices``, ``positional``, ``parse`` and ``example`` (see the
+    module docstring). Returns the argparse actions added, in field order.
     """
-    hints = typing.get_type_hints(cls)
+    hints, actions = typing.get_type_hints(cls), []
     for f in dataclasses.fields(cls):
-        if f.name in skip or (f.default is dataclasses.MISSING and not f.metadata.get("positional")):
+        default, meta = _default(f), f.metadata
+        if f.name in skip or (default is dataclasses.MISSING and not meta.get("positional")):
             continue
-        typ, help_ = _unoptional(hints[f.name]), f.metadata.get("help", "")
-        if f.metadata.get("positional"):
+        typ, help_ = _unoptional(hints[f.name]), meta.get("help", "")
+        if meta.get("positional"):
             kw: dict[str, Any] = {"help": help_}
-            if f.default is not dataclasses.MISSING:
-                kw |= {"nargs": "?", "default": f.default, "help": f"{help_} (default: {f.default})"}
-            p.add_argument(f.name, type=typ, **kw)
+            if default is not dataclasses.MISSING:
+                kw |= {"nargs": "?", "default": default, "help": f"{help_} (default: {default})"}
+            actions.append(p.add_argument(f.name, type=meta.get("parse", typ), **kw))
         elif typ is bool:
-            p.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=f.default, help=help_)
-        elif typing.get_origin(typ) is tuple:
-            p.add_argument(_flag(f.name), type=_int_tuple, default=f.default,
-                           help=f"comma-separated ints (default: {','.join(map(str, f.default))})")
+            actions.append(p.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=default,
+                                          help=help_))
+        elif typing.get_origin(typ) in (tuple, dict):
+            convert, head = _list_type(f.name, typ, meta, default)
+            allowed = "; allowed: " + ", ".join(map(str, meta["choices"])) if meta.get("choices") else ""
+            actions.append(p.add_argument(_flag(f.name), type=convert, default=default,
+                                          help=f"{help_ or head}{allowed} (default: {_show(default)})"))
         else:
-            default = "auto" if f.default is None else repr(f.default)
-            p.add_argument(_flag(f.name), type=typ, default=f.default, choices=f.metadata.get("choices"),
-                           help=f"{help_} (default: {default})".strip())
+            shown = "auto" if default is None else repr(default)
+            actions.append(p.add_argument(_flag(f.name), type=meta.get("parse", typ), default=default,
+                                          choices=meta.get("choices"), help=f"{help_} (default: {shown})".strip()))
+    return actions
 
 
 def dataclass_from_args(cls: type, args: argparse.Namespace) -> Any:

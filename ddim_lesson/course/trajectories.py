@@ -40,7 +40,7 @@ def plot_sampler_paths(
     panels: dict[str, torch.Tensor], data: torch.Tensor | None = None, data_label: str = "data",
     n_paths: int = 6, lim: float = 2.6,
 ) -> Figure:
-    """``figures_points.plot_paths_2d`` with a legend that names every mark: the data, the start x_T (×) and end (o).
+    """``plotting.points.plot_paths_2d`` with a legend that names every mark: the data, the start x_T (×) and end (o).
 
     panels[name]: (K+1, P, 2). ``data_label`` says what the grey dots are (e.g. a fresh draw of the set).
     """

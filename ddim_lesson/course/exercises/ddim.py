@@ -1,6 +1,6 @@
 """Exercise checkers of notebooks 03-04, the DDIM step: the update of eq. 12, and σ for every step (eq. 16).
 
-Called through the shared harness (``exercise_harness._call``), like every checker; each
+Called through the shared harness (``harness._call``), like every checker; each
 ``reference_*`` is written from the paper's equations, not by calling the library.
 """
 

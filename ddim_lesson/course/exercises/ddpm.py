@@ -1,6 +1,6 @@
 """Exercise checkers of notebooks 01-02, the DDPM part: the closed form q(x_t | x_0), one ancestral step.
 
-Each ``check_*`` calls the learner's function through the shared harness (``exercise_harness._call``)
+Each ``check_*`` calls the learner's function through the shared harness (``harness._call``)
 and compares it with the library on random float64 inputs; each ``reference_*`` is written from the
 paper's equation, not by calling the library, so a checker accepting it is a test of the library.
 """

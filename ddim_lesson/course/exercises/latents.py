@@ -1,6 +1,6 @@
 """Exercise checkers of notebooks 04-05, the latent space: slerp between two latents, one step of DDIM inversion.
 
-Called through the shared harness (``exercise_harness._call``), like every checker; each
+Called through the shared harness (``harness._call``), like every checker; each
 ``reference_*`` is written from the paper's equations, not by calling the library.
 """
 

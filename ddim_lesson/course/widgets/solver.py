@@ -1,7 +1,7 @@
 """Notebook 06's solver explorer: pick a solver, a budget of model calls and a spacing; see the
 samples, a converged reference from the same x_T, and how far apart they are.
 
-Built like the other explorers (``explorer_kit``, ``images``): a pure, cached ``solver_run`` does
+Built like the other explorers (``widgets.kit``, ``images``): a pure, cached ``solver_run`` does
 the maths, the widget only draws. Heun spends 2N-1 calls, so for an even budget
 it runs with one call fewer and the readout says so.
 """
