@@ -9,9 +9,7 @@ so differences between solvers are read seed by seed against the seed-to-seed sd
 Results go to OUT.json / OUT.md after every cell; run the same command again to resume.
 """
 
-from ddim_lesson.course.env import pick_threads
-from ddim_lesson.evaluate.solver_fid import main
+from ddim_lesson.cli.cli_eval import script_main
 
 if __name__ == "__main__":
-    print(f"torch uses {pick_threads().reason}")
-    main(doc=__doc__)
+    script_main(__doc__, "solver_fid")

@@ -17,9 +17,7 @@ because on a machine shared with other jobs the wall clock also counts time spen
 The code is in ddim_lesson.evaluate (timing, sampler_loops, speed, throughput) and ddim_lesson.cli.cli_speed.
 """
 
-import sys
-
-from ddim_lesson.cli.cli_speed import main
+from ddim_lesson.cli.cli_speed import speed_main
 
 if __name__ == "__main__":
-    sys.exit(main(doc=__doc__))
+    speed_main(__doc__)

@@ -196,16 +196,19 @@ def test_spread_config_rejects_bad_values():
 
 
 def test_eval_spread_parses_cells_and_rejects_bad_values_in_one_line(capsys):
-    from ddim_lesson.cli.cli_eval import CELLS as _cells
+    from ddim_lesson.cli.cli_args import OneLineParser
+    from ddim_lesson.cli.cli_eval import add_table_args, config_from_args
     from ddim_lesson.cli.main import main
 
-    assert _cells("0:10,1:50,sigma_hat:100") == ((0.0, 10), (1.0, 50), (SIGMA_HAT, 100))
-    for bad in ("0-10", "x:10", "0:ten"):
-        with pytest.raises(argparse.ArgumentTypeError, match="ETA:S pairs"):
-            _cells(bad)
+    p = OneLineParser(prog="spread")
+    add_table_args(p, "spread")
+    cfg = config_from_args(p.parse_args(["--cells", "0:10,1:50,sigma_hat:100"]))
+    assert cfg.cells == ((0.0, 10), (1.0, 50), (SIGMA_HAT, 100))
     for argv, msg in ((["--seeds", "4"], "seeds must hold at least 2 different seeds to measure a spread, got (4,)"),
                       (["--steps", "10"], "--steps is for table1 and table2; the spread takes --cells ETA:S pairs"),
-                      (["--cells", "0-10"], "expected ETA:S pairs like 0:10")):
+                      (["--cells", "0-10"], "expected ETA:S pairs like 0:10"),
+                      (["--cells", "x:10"], "got 'x:10'"),
+                      (["--cells", "0:10,0:ten"], "bad item '0:ten'")):
         assert main(["eval", "spread", *argv, "--out", "/nonexistent/x"]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and msg in err, err

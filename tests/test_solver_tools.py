@@ -153,8 +153,8 @@ def test_solver_fid_config_rejects_bad_values(kwargs: dict, match: str) -> None:
 
 
 def test_solver_fid_cli_reports_a_bad_value_in_one_line(capsys) -> None:
-    from ddim_lesson.evaluate.solver_fid import main
+    from ddim_lesson.cli.cli_eval import script_main
 
     with pytest.raises(SystemExit) as e:
-        main(["--solvers", "euler", "--no-progress"])
+        script_main("solver FID", "solver_fid", ["--solvers", "euler", "--no-progress"])
     assert e.value.code == 2 and "'euler'" in capsys.readouterr().err

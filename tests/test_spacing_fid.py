@@ -10,11 +10,11 @@ import torch
 from torch import nn
 
 from ddim_lesson import NoiseSchedule, ddim_sample
+from ddim_lesson.cli.cli_eval import script_main
 from ddim_lesson.evaluate import SpreadConfig, run_spread
 from ddim_lesson.evaluate.metrics import FeatureStats, features, reference_stats
 from ddim_lesson.evaluate.spacing_fid import (
     SpacingFIDConfig,
-    main,
     run_spacing_fid,
     spacing_fid_markdown,
     spacing_summary,
@@ -115,7 +115,7 @@ def test_bad_values_are_refused_naming_the_value(tmp_path, capsys):
     with pytest.raises(ValueError, match="steps must be an integer in \\[1, 50\\], got 60"):
         run_spacing_fid(small_cfg(tmp_path, steps=60), tiny_unet(), NoiseSchedule.linear(T=50), **QUIET)
     with pytest.raises(SystemExit) as e:
-        main(["--eta", "-1", "--out", str(tmp_path / "x")])
+        script_main("spacing FID", "spacing_fid", ["--eta", "-1", "--out", str(tmp_path / "x")])
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].endswith("error: eta must be a finite number >= 0.0, got -1.0")

@@ -1,92 +1,113 @@
-"""benchmarks/speed.py: the interleaved-ratio timer (with a fake clock) and the loops it times."""
+"""evaluate/speed.py: the benchmark's config, verdicts and report (the format of benchmarks/results/speed.json)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 import torch
 
-from ddim_lesson import NoiseSchedule, ddim_sample, ddim_timesteps
-from ddim_lesson.nets.models import MLPConfig, MLPDenoiser
+from ddim_lesson import NoiseSchedule
+from ddim_lesson.evaluate.speed import (
+    QUICK,
+    SpeedConfig,
+    load_or_fresh,
+    ratio_record,
+    run_speed,
+    table1_fids,
+    verdict,
+)
+from ddim_lesson.evaluate.timing import Ratio
+from ddim_lesson.nets.models import MLPConfig, MLPDenoiser, UNet, UNetConfig
+
+COMMITTED = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "speed.json"
 
 
-def _load_speed():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "speed.py"
-    spec = importlib.util.spec_from_file_location("bench_speed", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_speed"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+def test_the_defaults_are_the_committed_runs_and_quick_shrinks_them():
+    cfg = SpeedConfig()
+    assert (cfg.rounds, cfg.unet_batch, cfg.unet_steps, cfg.mlp_batch, cfg.mlp_steps, cfg.mlp_sweep, cfg.ddpm_batch,
+            cfg.ddpm_rounds, cfg.device, cfg.compile, cfg.json, cfg.quick) == (
+        11, 32, 10, 512, 50, (1, 32), 4, 2, "auto", False, "", False)
+    assert cfg.table1.endswith("benchmarks/results/table1.json")
+    quick = SpeedConfig(quick=True, rounds=99, mlp_sweep=(2, 8))
+    assert {k: getattr(quick, k) for k in QUICK} == QUICK and quick.mlp_sweep == (2,)
+    assert QUICK == {"rounds": 3, "unet_batch": 8, "unet_steps": 4, "mlp_batch": 256, "mlp_steps": 10,
+                     "ddpm_batch": 1, "ddpm_rounds": 1}
 
 
-speed = _load_speed()
+@pytest.mark.parametrize(("kw", "match"), [
+    ({"rounds": 0}, "rounds must be an integer >= 1, got 0"),
+    ({"mlp_steps": 2.5}, "mlp_steps must be an integer >= 1, got 2.5"),
+    ({"mlp_sweep": (1, 0)}, "each of mlp_sweep must be an integer >= 1, got 0"),
+    ({"ddpm_batch": 5, "unet_batch": 4}, "ddpm_batch must be <= unet_batch, got ddpm_batch=5, unet_batch=4"),
+])
+def test_bad_values_are_refused_naming_the_value_and_the_range(kw, match):
+    with pytest.raises(ValueError, match=match):
+        SpeedConfig(**kw)
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.log: list[str] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def task(self, name: str, durations: list[float]):
-        it = iter(durations)
-
-        def run() -> None:
-            self.log.append(name)
-            self.now += next(it)
-
-        return run
+def test_the_config_is_stored_with_the_fields_of_the_committed_file():
+    assert list(asdict(SpeedConfig())) == list(json.loads(COMMITTED.read_text())["args"])
 
 
-def test_interleaved_ratio_is_the_median_of_per_round_ratios_and_alternates_the_order():
-    clock = FakeClock()
-    # warmup, then 5 rounds; round 2 of A is an outlier (a busy machine) that the median ignores
-    a = clock.task("a", [100.0, 2.0, 2.2, 50.0, 1.8, 2.0])
-    b = clock.task("b", [100.0, 1.0, 1.0, 1.0, 1.0, 0.8])
-    r = speed.interleaved_ratio("x", a, b, rounds=5, warmup=1, timer=clock, cpu_timer=clock)
-    assert r.ratios == pytest.approx([2.0, 2.2, 50.0, 1.8, 2.5])
-    assert r.median == pytest.approx(2.2)
-    assert r.ratios_cpu == pytest.approx(r.ratios) and r.median_cpu == pytest.approx(2.2)
-    assert r.a_s == pytest.approx([2.0, 2.2, 50.0, 1.8, 2.0])
-    assert clock.log == ["a", "b", "a", "b", "b", "a", "a", "b", "b", "a", "a", "b"]
+def test_verdict_and_ratio_record():
+    assert verdict(1.02, 1.03) == "target <= 1.03: met"
+    assert verdict(1.04, 1.03) == "target <= 1.03: MISSED"
+    assert verdict(19.4, 10, lower_is_better=False) == "target >= 10: met"
+    r = Ratio("x", 1.5, ratios=[1.5], a_s=[3.0], b_s=[2.0], median_cpu=1.4)
+    assert list(ratio_record(r, 0.9)) == ["median", "target", "rounds", "a_s", "b_s", "median_cpu"]
+    assert ratio_record(r) == {"median": 1.5, "rounds": [1.5], "a_s": [3.0], "b_s": [2.0], "median_cpu": 1.4}
 
 
-def test_interleaved_ratio_rejects_zero_rounds():
-    with pytest.raises(ValueError, match="rounds"):
-        speed.interleaved_ratio("x", lambda: None, lambda: None, rounds=0)
+def test_table1_fids_reads_the_two_cells_or_says_none(tmp_path):
+    path = tmp_path / "t1.json"
+    path.write_text(json.dumps({"cells": {"eta=0.0 S=50": {"fid": 10.126, "n": 500},
+                                          "eta=1.0 S=1000": {"fid": 9.094, "n": 500}}}))
+    assert table1_fids(str(path)) == {"ddim50": 10.13, "ddpm1000": 9.09, "n": 500}
+    path.write_text(json.dumps({"cells": {"eta=0.0 S=50": {"fid": 10.1, "n": 500}}}))
+    assert table1_fids(str(path)) is None
+    path.write_text("not json")
+    assert table1_fids(str(path)) is None
+    assert table1_fids(str(tmp_path / "missing.json")) is None
 
 
-class CountingMLP(MLPDenoiser):
-    calls = 0
-
-    def forward(self, x, t):
-        self.calls += 1
-        self.ts = getattr(self, "ts", []) + [int(t[0])]
-        return super().forward(x, t)
+def test_load_or_fresh_loads_the_shipped_model_or_a_fresh_one_of_the_same_kind():
+    model, schedule, src = load_or_fresh("two-moons")
+    assert isinstance(model, MLPDenoiser) and src == "pretrained('two-moons')" and not model.training
+    model, schedule, src = load_or_fresh("no-such-model")
+    assert isinstance(model, MLPDenoiser) and src.startswith("fresh MLPDenoiser") and schedule.T == 1000
 
 
-def test_bare_calls_make_the_samplers_calls_and_ours_is_ddim_sample():
-    torch.manual_seed(0)
-    model, schedule = CountingMLP(MLPConfig(hidden=16, depth=1)).eval(), NoiseSchedule.linear(T=100)
-    x = torch.randn(8, 2)
-    speed.bare_calls(model, schedule, x, 7)()
-    assert model.calls == 7 and model.ts == ddim_timesteps(100, 7).tolist()
-    assert torch.equal(speed.ours(model, schedule, x, 7)(), ddim_sample(model, schedule, x, steps=7))
+def _shape(d):
+    if isinstance(d, dict):
+        return {k: _shape(v) for k, v in d.items()}
+    return "list" if isinstance(d, list) else type(d).__name__
 
 
-def test_diffusers_loop_is_the_same_sampler_as_ours():
+def test_a_small_run_writes_the_report_in_the_committed_format(tmp_path):
     pytest.importorskip("diffusers")
-    torch.manual_seed(1)
-    model, schedule = MLPDenoiser(MLPConfig(hidden=32, depth=2)).eval(), NoiseSchedule.linear()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    x = torch.randn(64, 2)
-    for steps in (5, 50):
-        ours, theirs = speed.ours(model, schedule, x, steps)(), speed.diffusers_loop(model, schedule, x, steps)()
-        assert torch.allclose(ours, theirs, rtol=1e-4, atol=1e-4), (ours - theirs).abs().max()
+    torch.manual_seed(0)
+    schedule = NoiseSchedule.linear(T=60)  # DDPM's T steps in (c): short, but >= DDIM's 50
+    models = {"unet": (UNet(UNetConfig(base_channels=8, channel_mults=(1, 2))), schedule),
+              "mlp": (MLPDenoiser(MLPConfig(hidden=16, depth=1)), schedule)}
+    t1 = tmp_path / "t1.json"
+    t1.write_text(json.dumps({"cells": {"eta=0.0 S=50": {"fid": 10.0, "n": 50},
+                                        "eta=1.0 S=1000": {"fid": 9.0, "n": 50}}}))
+    cfg = SpeedConfig(rounds=1, unet_batch=2, unet_steps=2, mlp_batch=8, mlp_steps=3, mlp_sweep=(1, 32),
+                      ddpm_batch=1, ddpm_rounds=1, table1=str(t1), device="cpu")
+    lines: list[str] = []
+    report = json.loads(json.dumps(run_speed(cfg, log=lines.append, models=models)))  # as speed.json holds it
+    committed = json.loads(COMMITTED.read_text())
+    assert _shape(report) == _shape(committed)  # same keys, nesting and types, ratio by ratio
+    assert report["args"] == {**asdict(cfg), "mlp_sweep": [1, 32]}
+    assert report["max_abs_diff_vs_diffusers"] < 1e-4
+    for r in report["ratios"].values():
+        assert len(r["rounds"]) == 1 and r["median"] == pytest.approx(r["a_s"][0] / r["b_s"][0])
+    text = "\n".join(lines)
+    assert "(a) overhead, UNet: ddim_sample / bare calls: " in text and "target <= 1.03: " in text
+    assert "(b) ours / diffusers DDIMScheduler, MLP batch 32 (2 runs per round): " in text
+    assert "(c) DDPM 1000 steps / DDIM 50 steps, UNet batch 1: speedup " in text
+    assert "at FID 10.0 (DDIM η=0, S=50) vs 9.0 (DDPM, η=1, S=1000), n=50" in text
+    assert lines[-1].startswith("\nno CUDA device")

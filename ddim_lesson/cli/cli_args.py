@@ -13,7 +13,8 @@ the values. Annotation -> flag:
 
 Field metadata: ``help``; ``choices`` (of the value, or of each item of a tuple); ``positional`` (an
 argument, not a flag); ``parse`` (an argparse type for a scalar field, or the converter of one item of a
-tuple field); ``example`` (what a good value looks like, for the error message of a bad item).
+tuple field); ``example`` (what a good value looks like, for the error message of a bad item);
+``skip_empty`` (drop empty items of a tuple field, so that ``''`` is the empty tuple).
 Errors are one line (:class:`OneLineParser` raises :class:`CLIError`), printed with exit status 2.
 """
 
@@ -52,16 +53,17 @@ def comma_list(convert: Callable[[str], T], example: str, skip_empty: bool = Fal
                choices: Collection[Any] | None = None) -> Callable[[str], tuple[T, ...]]:
     """An argparse type for "a,b,c": each item through ``convert`` (and, with ``choices``, one of them).
 
-    A bad item is refused naming the item, the whole value and ``example``.
+    A bad item is refused naming the whole value, the item (when there are several) and ``example``.
     """
 
     def parse(s: str) -> tuple[T, ...]:
-        out = []
-        for item in (v for v in s.split(",") if v or not skip_empty):
+        out, items = [], [v for v in s.split(",") if v or not skip_empty]
+        for item in items:
             try:
                 out.append(convert(item))
             except (ValueError, TypeError):
-                raise argparse.ArgumentTypeError(f"expected {example}, got {s!r} (bad item {item!r})") from None
+                which = f" (bad item {item!r})" if len(items) > 1 else ""
+                raise argparse.ArgumentTypeError(f"expected {example}, got {s!r}{which}") from None
             if choices is not None and out[-1] not in choices:
                 raise argparse.ArgumentTypeError(f"invalid choice {item!r} in {s!r} (choose from "
                                                  + ", ".join(map(str, choices)) + ")")
@@ -118,10 +120,8 @@ def _list_type(name: str, typ: Any, meta: Any, default: Any) -> tuple[Callable[[
     """(argparse type, help head) of a tuple or dict field."""
     args, choices, parse = typing.get_args(typ), meta.get("choices"), meta.get("parse")
     if typing.get_origin(typ) is dict:
-        convert, what = key_value(*args), "comma-separated K=V pairs"
-        example = meta.get("example", "K=V pairs like 1=2,3=4")
-        pairs = comma_list(convert, example, skip_empty=True)
-        return (lambda s: dict(pairs(s))), what
+        pairs = comma_list(key_value(*args), meta.get("example", "K=V pairs like 1=2,3=4"), skip_empty=True)
+        return (lambda s: dict(pairs(s))), "comma-separated K=V pairs"
     item = args[0] if len(args) == 2 and args[1] is Ellipsis else None
     if parse is None and item not in _ITEM_NAMES:
         raise TypeError(f"field {name}: give metadata 'parse' (an item converter) for a {typ} field")
@@ -130,7 +130,7 @@ def _list_type(name: str, typ: Any, meta: Any, default: Any) -> tuple[Callable[[
     shown = default or _SAMPLES.get(item, ())
     example = meta.get("example", f"{what} like {_show(shown)}")
     head = {int: "comma-separated ints", float: "comma-separated numbers"}.get(item, "comma-separated")
-    return comma_list(convert, example, skip_empty=item is str, choices=choices), head
+    return comma_list(convert, example, skip_empty=meta.get("skip_empty", item is str), choices=choices), head
 
 
 def add_dataclass_args(p: argparse.ArgumentParser, cls: type, skip: Sequence[str] = ()) -> list[argparse.Action]:

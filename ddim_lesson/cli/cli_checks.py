@@ -3,7 +3,8 @@
 ``ddim-lesson`` prints a user error as one line on stderr and exits with status 2, never with a
 traceback. :func:`error_line` decides which exceptions are user errors and words them;
 :func:`check_common_args` checks the flags every subcommand shares (seeds, device, η) before any work;
-:func:`silence_stdout` handles a reader that went away (``ddim-lesson info fashion-mnist | head -1``).
+:func:`silence_stdout` handles a reader that went away (``ddim-lesson info fashion-mnist | head -1``);
+:func:`run_one_line` gives a benchmark script the same one-line errors.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 
 import torch
 
@@ -92,3 +94,16 @@ def silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):  # stdout already closed or not a real file: nothing to flush
         pass
+
+
+def run_one_line(prog: str, command: Callable[[], object]) -> None:
+    """Run a benchmark script's ``command``; a user error (:func:`error_line`) is printed as the one line
+    ``PROG: error: ...`` on stderr and exits with status 2, a bug keeps its traceback."""
+    try:
+        command()
+    except Exception as e:
+        line = error_line(e)
+        if line is None:
+            raise
+        print(f"{prog}: error: {line}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,120 +1,135 @@
-"""``ddim-lesson eval {table1,table2,spread}`` and the scripts benchmarks/table1.py, table2.py and
-fid_spread.py: one table's flags, turned into its config dataclass, run, and printed as Markdown."""
+"""``ddim-lesson eval {table1,table2,spread}`` and the table scripts of benchmarks/ (table1.py, table2.py,
+fid_spread.py, solver_fid.py, spacing_fid.py): a table's flags, built from its config dataclass through the
+one bridge (:mod:`~ddim_lesson.cli.cli_args`), turned into that config, run, and printed as Markdown."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
-from ..core.schedules import DEFAULT_SPACING
+from ..core.checks import check_int
 from ..course.env import pick_threads
-from ..evaluate.generate import SIGMA_HAT
+from ..evaluate.solver_fid import SolverFIDConfig, run_solver_fid, solver_fid_markdown
+from ..evaluate.spacing_fid import SpacingFIDConfig, run_spacing_fid, spacing_fid_markdown
 from ..evaluate.spread import SpreadConfig, run_spread, spread_markdown
 from ..evaluate.table1 import Table1Config, run_table1, table1_markdown
 from ..evaluate.table2 import Table2Config, run_table2, table2_markdown
 from ..store.outputs import check_writable
-from .cli_args import comma_list
+from .cli_args import add_dataclass_args, dataclass_from_args, script_parser
+from .cli_checks import run_one_line
 
 
-def _kv(kv: str) -> tuple[int, int]:
-    a, b = kv.split("=")
-    return int(a), int(b)
+@dataclass
+class RunArgs:
+    """The flags of a table's run that are not settings of the table."""
+
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: the course's rule, env.pick_threads, "
+                                                      "picks them)"})
+    progress: bool = field(default=True, metadata={"help": "show a progress bar over model calls"})
+
+    def __post_init__(self) -> None:
+        check_int("threads", self.threads, 0, None)
 
 
-def _cell(kv: str) -> tuple[float | str, int]:
-    r, steps = kv.split(":")
-    return (r if r == SIGMA_HAT else float(r), int(steps))
+@dataclass(frozen=True)
+class Table:
+    """One table: its config dataclass, its run (``run(cfg, progress=...)``) and its Markdown."""
+
+    config: type
+    run: Callable[..., dict[str, Any]]
+    markdown: Callable[[dict[str, Any]], str]
+    about: str
+    example: str
 
 
-INTS = comma_list(int, "comma-separated integers like 10,20,50")
-FLOATS = comma_list(float, "comma-separated numbers like 0,0.2,0.5,1")
-CELLS = comma_list(_cell, f"ETA:S pairs like 0:10,1:50,{SIGMA_HAT}:100")
-_N_AT_PAIRS = comma_list(_kv, "S=N pairs like 1000=500,100=800", skip_empty=True)
+TABLES = {
+    "table1": Table(Table1Config, run_table1, table1_markdown, "FID vs S and η (the paper's Table 1)",
+                    "ddim-lesson eval table1 --steps 10,20,50 --n 500 --out benchmarks/results/table1"),
+    "table2": Table(Table2Config, run_table2, table2_markdown, "inversion MSE vs S (the paper's Table 2)",
+                    "ddim-lesson eval table2 --n 500 --out benchmarks/results/table2"),
+    "spread": Table(SpreadConfig, run_spread, spread_markdown, "how FID moves with the seed",
+                    "ddim-lesson eval spread --n 100 --cells 0:10,1:10 --seeds 0,1,2 --out /tmp/spread"),
+    "solver_fid": Table(SolverFIDConfig, run_solver_fid, solver_fid_markdown, "FID of ODE solvers at equal cost",
+                        "python benchmarks/solver_fid.py --n 100 --seeds 0,1 --nfes 10 --out /tmp/solver_fid"),
+    "spacing_fid": Table(SpacingFIDConfig, run_spacing_fid, spacing_fid_markdown, "FID per timestep spacing",
+                         "python benchmarks/spacing_fid.py --n 100 --seeds 0,1,2 --out /tmp/spacing_fid"),
+}
+EVAL_TABLES = ("table1", "table2", "spread")  # the tables of ``ddim-lesson eval``; the others are scripts only
+HINTS = {("spread", "--steps"): "the spread takes --cells ETA:S pairs"}  # a refused flag -> what to use instead
 
 
-def N_AT(s: str) -> dict[int, int]:  # noqa: N802 - an argparse type, named like the others
-    """"1000=500,100=800" -> {1000: 500, 100: 800}."""
-    return dict(_N_AT_PAIRS(s))
+class _Refused(argparse.Action):
+    """A flag of another table: refused by name, where argparse would say "unrecognized" (or take it as an
+    abbreviation: ``--seed`` for ``--seeds``)."""
+
+    def __init__(self, option_strings: list[str], dest: str, message: str = "", **kw: Any) -> None:
+        super().__init__(option_strings, argparse.SUPPRESS, nargs="?", default=argparse.SUPPRESS, **kw)
+        self.message = message
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kw: Any) -> None:
+        parser.error(self.message)
 
 
-TABLES = {"table1": "FID vs S and η", "table2": "inversion MSE vs S", "spread": "how FID moves with the seed"}
+def _flags(cls: type) -> list[str]:
+    """The option strings the bridge makes for ``cls``."""
+    return [s for a in add_dataclass_args(argparse.ArgumentParser(add_help=False), cls) for s in a.option_strings]
 
 
-def add_eval_args(p: argparse.ArgumentParser, table: str | None = None) -> None:
-    """The flags of ``ddim-lesson eval {table1,table2,spread}``; with ``table`` fixed, only that one's flags."""
-    t1, t2, sp = (table in (None, name) for name in TABLES)
-    if table is None:
-        p.add_argument("table", choices=tuple(TABLES), help="; ".join(f"{k}: {v}" for k, v in TABLES.items()))
-    p.add_argument("--model", default="fashion-mnist", help="a shipped model's name or a checkpoint path")
-    if t1 or t2:
-        p.add_argument("--steps", type=INTS, default=None, help="comma-separated S (default: the paper's)")
-    p.add_argument("--n", type=int, default=None, help="samples per cell (table1, default 1000; spread, 500) or "
-                                                       "test images (table2, default 500)")
-    if t1:
-        p.add_argument("--etas", type=FLOATS, default=None, help="table1: comma-separated η (default 0,0.2,0.5,1)")
-        p.add_argument("--no-sigma-hat", dest="sigma_hat", action="store_false", help="table1: skip the σ̂ row")
-        p.add_argument("--n-at", type=N_AT, default={}, help="table1: other sample counts for some S, e.g. 1000=500")
-        p.add_argument("--seed", type=int, default=0, help="table1: seed of x_T and of the noise")
-        p.add_argument("--no-floor", dest="floor", action="store_false", help="table1: skip the real-data FID floor")
-    if t2:
-        p.add_argument("--clip-x0", action="store_true",
-                       help="table2: clip x0_pred to [-1, 1] when sampling back (off: the exact reverse ODE)")
-    if sp:
-        p.add_argument("--cells", type=CELLS, default=None, help="spread: ETA:S pairs (default 0:10,1:10,0:50,1:50)")
-        p.add_argument("--seeds", type=INTS, default=None, help="spread: seeds (default 0,1,2,3,4; 0 is Table 1's)")
-        p.add_argument("--no-real", dest="real", action="store_false", help="spread: skip the real-image sets")
-    p.add_argument("--batch-size", type=int, default=250)
-    p.add_argument("--spacing", default=DEFAULT_SPACING, help=f"timestep spacing (default {DEFAULT_SPACING})")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default=None, help="results path without suffix (default runs/eval/table1, table2 or "
-                                                 "fid_spread; the committed ones in benchmarks/results/ only if named)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave torch's default)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+def _refuse_other_tables(p: argparse.ArgumentParser, table: str, own: set[str]) -> None:
+    others = {t: _flags(TABLES[t].config) for t in EVAL_TABLES if t != table}
+    for flag in dict.fromkeys(f for fs in others.values() for f in fs if f not in own):
+        owners = " and ".join(t for t, fs in others.items() if flag in fs)
+        hint = HINTS.get((table, flag))
+        message = f"{flag} is for {owners}" + (f"; {hint}" if hint else f", not {table}")
+        p.add_argument(flag, action=_Refused, message=message, help=argparse.SUPPRESS)
 
 
-def config_from_args(args: argparse.Namespace, table: str) -> Table1Config | Table2Config | SpreadConfig:
-    common = {"model": args.model, "batch_size": args.batch_size, "spacing": args.spacing, "device": args.device}
-    opt = {k: getattr(args, k) for k in ("steps", "n", "out") if getattr(args, k, None) is not None}
-    if table == "table1":
-        etas = {"etas": args.etas} if args.etas is not None else {}
-        return Table1Config(**common, **opt, **etas, sigma_hat=args.sigma_hat, n_at=args.n_at, seed=args.seed,
-                            floor=args.floor)
-    if table == "spread":
-        if "steps" in opt:
-            raise ValueError("--steps is for table1 and table2; the spread takes --cells ETA:S pairs")
-        picked = {k: getattr(args, k) for k in ("cells", "seeds") if getattr(args, k, None) is not None}
-        return SpreadConfig(**common, **opt, **picked, real=args.real)
-    return Table2Config(**common, **opt, clip_x0=args.clip_x0)
+def add_table_args(p: argparse.ArgumentParser, table: str) -> None:
+    """The flags of one table: its config's, then :class:`RunArgs`' (and, for an eval table, the others' refused)."""
+    actions = add_dataclass_args(p, TABLES[table].config) + add_dataclass_args(p, RunArgs)
+    if table in EVAL_TABLES:
+        _refuse_other_tables(p, table, {s for a in actions for s in a.option_strings})
+    p.set_defaults(table=table)
+
+
+def add_eval_args(p: argparse.ArgumentParser) -> None:
+    """``ddim-lesson eval``'s tables, each a subcommand with its own flags and defaults."""
+    sub = p.add_subparsers(dest="table", required=True)
+    for t in EVAL_TABLES:
+        add_table_args(sub.add_parser(t, help=TABLES[t].about, description=TABLES[t].about,
+                                      epilog=f"example:\n  {TABLES[t].example}",
+                                      formatter_class=argparse.RawDescriptionHelpFormatter), t)
+
+
+def config_from_args(args: argparse.Namespace, table: str | None = None) -> Any:
+    """The config dataclass of ``table`` (default ``args.table``) from the parsed flags (it checks the values)."""
+    return dataclass_from_args(TABLES[table or args.table].config, args)
 
 
 def cmd_eval(args: argparse.Namespace, table: str | None = None) -> None:
     """Run the table named by ``args.table`` (or ``table``) and print its Markdown."""
-    table = table or args.table
-    cfg = config_from_args(args, table)  # a bad value is the one line printed, before the thread note
+    entry = TABLES[table or args.table]
+    cfg = dataclass_from_args(entry.config, args)  # a bad value is the one line printed, before the thread note
+    run = dataclass_from_args(RunArgs, args)
     check_writable(f"{cfg.out}.json")  # before the run, not after it
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    if run.threads > 0:
+        torch.set_num_threads(run.threads)
     else:
         print(f"torch uses {pick_threads().reason}", file=sys.stderr)
-    run, markdown = {"table1": (run_table1, table1_markdown), "table2": (run_table2, table2_markdown),
-                     "spread": (run_spread, spread_markdown)}[table]
-    res = run(cfg, progress=getattr(args, "progress", True))  # type: ignore[operator]
+    res = entry.run(cfg, progress=run.progress)
     print()
-    print(markdown(res))
+    print(entry.markdown(res))
     print(f"results: {cfg.out}.json and {cfg.out}.md")
 
 
-def script_main(doc: str, table: str, argv: list[str] | None = None) -> None:
-    """The command of benchmarks/table1.py, table2.py and fid_spread.py: one table's flags, with ``doc``
-    (the script's docstring) as help, and a bad value reported in one line rather than a traceback."""
-    p = argparse.ArgumentParser(description=doc.splitlines()[0], epilog=doc.split("\n", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_eval_args(p, table=table)
-    try:
-        cmd_eval(p.parse_args(argv), table=table)
-    except ValueError as e:
-        p.error(str(e))
-
-
+def script_main(doc: str, table: str, argv: Sequence[str] | None = None) -> None:
+    """The command of a table script in benchmarks/: the table's flags, with ``doc`` (the script's docstring) as
+    help; a bad value is reported in one line (exit status 2) rather than a traceback."""
+    p = script_parser(doc)
+    add_table_args(p, table)
+    run_one_line(p.prog, lambda: cmd_eval(p.parse_args(argv), table))

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -30,9 +30,9 @@ SPIN = "while True: pass"
 
 @dataclass
 class ThreadBenchConfig:
-    batch: int = 4
-    calls: int = 10  # model calls per timed block
-    rounds: int = 7  # interleaved rounds; the median is kept
+    batch: int = field(default=4, metadata={"help": "images per UNet call"})
+    calls: int = field(default=10, metadata={"help": "model calls per timed block"})
+    rounds: int = field(default=7, metadata={"help": "interleaved rounds; the median is kept"})
 
     def __post_init__(self) -> None:
         check_int("batch", self.batch, 1)

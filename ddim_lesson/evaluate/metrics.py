@@ -7,12 +7,12 @@ Numbers are therefore comparable with each other, not with FIDs from papers.
 The reference statistics of the test set ship beside the classifier
 (``weights/classifier.test-stats.*``), so FID needs no dataset; other splits are computed once
 and cached under ``cache_dir()/fid``, keyed by the classifier's SHA-256.
-``python -m ddim_lesson.evaluate.metrics --floor`` prints the FID floor: test set vs held-out training images.
+``python -m ddim_lesson.cli.cli_fid --floor 500`` prints the FID floor (test set vs held-out training images),
+``--write-reference`` rewrites the shipped statistics.
 """
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -189,19 +189,4 @@ def write_reference(path: str | Path = SHIPPED_STATS) -> Path:
     clf, sha = classifier_and_sha()
     stats = FeatureStats.of(features(split_images("test"), clf))
     return save_stats(path, stats, split="test", dataset="fashion-mnist", classifier_sha256=sha,
-                      command="python -m ddim_lesson.evaluate.metrics --write-reference")
-
-
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m ddim_lesson.evaluate.metrics", description="Classifier-FID utilities.")
-    p.add_argument("--write-reference", action="store_true", help="rewrite the shipped test-set statistics")
-    p.add_argument("--floor", type=int, nargs="*", help="print the FID floor at these sample counts")
-    a = p.parse_args(argv)
-    if a.write_reference:
-        print(f"wrote {write_reference()}")
-    for n in a.floor or []:
-        print(f"FID floor (test set vs {n} held-out training images): {fid_floor(n):.3f}")
-
-
-if __name__ == "__main__":
-    main()
+                      command="python -m ddim_lesson.cli.cli_fid --write-reference")

@@ -12,11 +12,10 @@ the table says so. Results are saved after every cell; the same command resumes.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,23 +29,23 @@ from .generate import batch_seed, channels_last, image_shape, n_batches, progres
 from .metrics import FeatureStats, features
 from .records import header, machine_line, open_results, save_results, with_suffix
 from .spread import spread_summary
-from .table1 import _fid_setup
+from .table1 import DEVICE_HELP, MODEL_HELP, OUT_HELP, _fid_setup
 
 
 @dataclass
 class SolverFIDConfig:
     """Which cells to measure. ``nfes`` are budgets in model calls; each solver spends the largest count <= it."""
 
-    model: str = "fashion-mnist"
-    solvers: tuple[str, ...] = ("ddim", "heun", "dpmpp_2m")
-    spacings: tuple[str, ...] = ("trailing", "logsnr")
-    nfes: tuple[int, ...] = (5, 10, 20)
-    seeds: tuple[int, ...] = (0, 1, 2)
-    n: int = 500
-    batch_size: int = 250
-    clip_x0: bool = False
-    device: str = "cpu"
-    out: str = "runs/eval/solver_fid"  # benchmarks/results/solver_fid holds the committed table: named explicitly
+    model: str = field(default="fashion-mnist", metadata={"help": MODEL_HELP})
+    solvers: tuple[str, ...] = field(default=("ddim", "heun", "dpmpp_2m"), metadata={"choices": SOLVERS})
+    spacings: tuple[str, ...] = field(default=("trailing", "logsnr"), metadata={"choices": SPACINGS})
+    nfes: tuple[int, ...] = field(default=(5, 10, 20), metadata={"help": "budgets in model calls"})
+    seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "seed k starts every cell from one x_T"})
+    n: int = field(default=500, metadata={"help": "samples per FID"})
+    batch_size: int = field(default=250, metadata={"help": "samples per model call"})
+    clip_x0: bool = field(default=False, metadata={"help": "clip x0_pred to [-1, 1] (off: the plain ODE)"})
+    device: str = field(default="cpu", metadata={"help": DEVICE_HELP})
+    out: str = field(default="runs/eval/solver_fid", metadata={"help": OUT_HELP})
 
     def __post_init__(self) -> None:
         for s in self.solvers:
@@ -191,40 +190,3 @@ def solver_fid_markdown(res: dict[str, Any]) -> str:
         machine_line(res),
         "",
     ])
-
-
-def _csv(conv: Callable[[str], Any]) -> Callable[[str], tuple[Any, ...]]:
-    def parse(s: str) -> tuple[Any, ...]:
-        try:
-            return tuple(conv(v) for v in s.split(","))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {s!r}") from None
-    return parse
-
-
-def main(argv: list[str] | None = None, doc: str = __doc__) -> None:
-    """The command of benchmarks/solver_fid.py; a bad value is reported in one line (exit 2)."""
-    d = SolverFIDConfig()
-    p = argparse.ArgumentParser(description=doc.splitlines()[0], epilog=doc.split("\n", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=d.model)
-    p.add_argument("--solvers", type=_csv(str), default=d.solvers, help=f"allowed: {', '.join(SOLVERS)}")
-    p.add_argument("--spacings", type=_csv(str), default=d.spacings, help=f"allowed: {', '.join(SPACINGS)}")
-    p.add_argument("--nfes", type=_csv(int), default=d.nfes, help="budgets in model calls")
-    p.add_argument("--seeds", type=_csv(int), default=d.seeds)
-    p.add_argument("--n", type=int, default=d.n, help="samples per FID")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--clip-x0", action="store_true", help="clip x0_pred to [-1, 1] (default: the plain ODE)")
-    p.add_argument("--device", default=d.device)
-    p.add_argument("--out", default=d.out, help="results path without suffix")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
-    args = p.parse_args(argv)
-    try:
-        cfg = SolverFIDConfig(args.model, args.solvers, args.spacings, args.nfes, args.seeds, args.n, args.batch_size,
-                              args.clip_x0, args.device, args.out)
-        res = run_solver_fid(cfg, progress=args.progress)
-    except ValueError as e:
-        p.error(str(e))
-    print()
-    print(solver_fid_markdown(res))
-    print(f"results: {cfg.out}.json and {cfg.out}.md")

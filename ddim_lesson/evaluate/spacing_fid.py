@@ -13,11 +13,10 @@ Results are saved after every cell; the same command resumes.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,23 +28,24 @@ from .generate import n_batches, progress_bar, sample_cell
 from .metrics import FeatureStats
 from .records import header, machine_line, open_results, save_results, with_suffix
 from .spread import spread_summary
-from .table1 import _fid_setup
+from .table1 import DEVICE_HELP, MODEL_HELP, OUT_HELP, _fid_setup
 
 
 @dataclass
 class SpacingFIDConfig:
     """FID per (spacing, seed) at one step count ``steps`` and one ``eta``; n samples per FID."""
 
-    model: str = "fashion-mnist"
-    spacings: tuple[str, ...] = ("leading", "trailing", "linspace", "quadratic")  # the DDIM-era four
-    baseline: str = "trailing"  # the spacing the others are read against, seed by seed
-    steps: int = 10
+    model: str = field(default="fashion-mnist", metadata={"help": MODEL_HELP})
+    spacings: tuple[str, ...] = field(default=("leading", "trailing", "linspace", "quadratic"),  # the DDIM-era four
+                                      metadata={"choices": SPACINGS})
+    baseline: str = field(default="trailing", metadata={"help": "the spacing the others are read against"})
+    steps: int = field(default=10, metadata={"help": "model calls per sample"})
     eta: float = 0.0
-    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
-    n: int = 500
-    batch_size: int = 250
-    device: str = "cpu"
-    out: str = "runs/eval/spacing_fid"  # benchmarks/results/spacing_fid holds the committed table: named explicitly
+    seeds: tuple[int, ...] = field(default=(0, 1, 2, 3, 4), metadata={"help": "seed k gives Table 1's x_T for seed k"})
+    n: int = field(default=500, metadata={"help": "samples per FID"})
+    batch_size: int = field(default=250, metadata={"help": "samples per model call"})
+    device: str = field(default="cpu", metadata={"help": DEVICE_HELP})
+    out: str = field(default="runs/eval/spacing_fid", metadata={"help": OUT_HELP})
 
     def __post_init__(self) -> None:
         self.spacings = tuple(check_choice("spacing", s, SPACINGS) for s in self.spacings)
@@ -161,40 +161,3 @@ def spacing_fid_markdown(res: dict[str, Any]) -> str:
         machine_line(res),
         "",
     ])
-
-
-def _csv(conv: Callable[[str], Any]) -> Callable[[str], tuple[Any, ...]]:
-    def parse(s: str) -> tuple[Any, ...]:
-        try:
-            return tuple(conv(v) for v in s.split(","))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {s!r}") from None
-    return parse
-
-
-def main(argv: list[str] | None = None, doc: str = __doc__) -> None:
-    """The command of benchmarks/spacing_fid.py; a bad value is reported in one line (exit 2)."""
-    d = SpacingFIDConfig()
-    p = argparse.ArgumentParser(description=doc.splitlines()[0], epilog=doc.split("\n", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=d.model, help="a shipped model's name or a checkpoint path")
-    p.add_argument("--spacings", type=_csv(str), default=d.spacings, help=f"allowed: {', '.join(SPACINGS)}")
-    p.add_argument("--baseline", default=d.baseline, help="the spacing the others are read against")
-    p.add_argument("--steps", type=int, default=d.steps, help="model calls per sample")
-    p.add_argument("--eta", type=float, default=d.eta)
-    p.add_argument("--seeds", type=_csv(int), default=d.seeds, help="seed k gives Table 1's x_T for seed k")
-    p.add_argument("--n", type=int, default=d.n, help="samples per FID")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--device", default=d.device)
-    p.add_argument("--out", default=d.out, help="results path without suffix")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
-    args = p.parse_args(argv)
-    try:
-        cfg = SpacingFIDConfig(args.model, args.spacings, args.baseline, args.steps, args.eta, args.seeds, args.n,
-                               args.batch_size, args.device, args.out)
-        res = run_spacing_fid(cfg, progress=args.progress)
-    except ValueError as e:
-        p.error(str(e))
-    print()
-    print(spacing_fid_markdown(res))
-    print(f"results: {cfg.out}.json and {cfg.out}.md")

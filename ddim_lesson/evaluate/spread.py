@@ -8,18 +8,24 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..core.schedules import DEFAULT_SPACING, NoiseSchedule
+from ..core.schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule
 from .generate import SIGMA_HAT, n_batches, progress_bar
 from .metrics import FeatureStats, features
 from .records import header, machine_line, open_results, save_results, with_suffix
-from .table1 import _fid_of_cell, _fid_setup, cell_key, check_fid_count
+from .table1 import DEVICE_HELP, MODEL_HELP, OUT_HELP, _fid_of_cell, _fid_setup, cell_key, check_fid_count
+
+
+def parse_cell(text: str) -> tuple[float | str, int]:
+    """One cell as the command line writes it: "0.5:10" -> (0.5, 10), "sigma_hat:100" -> (SIGMA_HAT, 100)."""
+    eta, steps = text.split(":")  # ValueError unless exactly one ":"
+    return (eta if eta == SIGMA_HAT else float(eta), int(steps))
 
 
 @dataclass
@@ -30,15 +36,18 @@ class SpreadConfig:
     noise of the floor is measured the same way.
     """
 
-    model: str = "fashion-mnist"
-    cells: tuple[tuple[float | str, int], ...] = ((0.0, 10), (1.0, 10), (0.0, 50), (1.0, 50))  # (η or σ̂, S)
-    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
-    n: int = 500
-    batch_size: int = 250
-    spacing: str = DEFAULT_SPACING
-    real: bool = True
-    device: str = "cpu"
-    out: str = "runs/eval/fid_spread"
+    model: str = field(default="fashion-mnist", metadata={"help": MODEL_HELP})
+    cells: tuple[tuple[float | str, int], ...] = field(  # (η or σ̂, S)
+        default=((0.0, 10), (1.0, 10), (0.0, 50), (1.0, 50)),
+        metadata={"parse": parse_cell, "help": f"the cells: ETA:S pairs (ETA a number or {SIGMA_HAT})",
+                  "example": f"ETA:S pairs like 0:10,1:50,{SIGMA_HAT}:100"})
+    seeds: tuple[int, ...] = field(default=(0, 1, 2, 3, 4), metadata={"help": "seeds (0 is Table 1's)"})
+    n: int = field(default=500, metadata={"help": "samples per FID"})
+    batch_size: int = field(default=250, metadata={"help": "samples per model call"})
+    spacing: str = field(default=DEFAULT_SPACING, metadata={"choices": SPACINGS, "help": "timestep spacing"})
+    real: bool = field(default=True, metadata={"help": "also disjoint sets of real held-out images, one per seed"})
+    device: str = field(default="cpu", metadata={"help": DEVICE_HELP})
+    out: str = field(default="runs/eval/fid_spread", metadata={"help": OUT_HELP})
 
     def __post_init__(self) -> None:
         self.cells = tuple((r if r == SIGMA_HAT else float(r), int(s)) for r, s in self.cells)

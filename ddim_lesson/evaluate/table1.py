@@ -20,11 +20,15 @@ from typing import Any
 from torch import nn
 
 from ..core.checks import check_int
-from ..core.schedules import DEFAULT_SPACING, NoiseSchedule
+from ..core.schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule
 from ..store.pretrained import load_any
 from .generate import SIGMA_HAT, n_batches, progress_bar, sample_cell
 from .metrics import FeatureStats, classifier_and_sha, fid_floor, reference_stats
 from .records import header, machine_line, open_results, save_results, with_suffix
+
+MODEL_HELP = "a shipped model's name or a checkpoint path"
+DEVICE_HELP = "cpu, cuda, cuda:N or mps"
+OUT_HELP = "results path without suffix (the committed one in benchmarks/results/ only if named)"
 
 
 def check_fid_count(name: str, v: Any) -> int:
@@ -39,18 +43,20 @@ def check_fid_count(name: str, v: Any) -> int:
 class Table1Config:
     """FID for every (η, S), plus the σ̂ row. ``n`` samples per cell; ``n_at`` overrides n for some S."""
 
-    model: str = "fashion-mnist"  # a shipped model's name, or a checkpoint path
-    steps: tuple[int, ...] = (10, 20, 50, 100, 1000)
-    etas: tuple[float, ...] = (0.0, 0.2, 0.5, 1.0)
-    sigma_hat: bool = True
-    n: int = 1000
-    n_at: dict[int, int] = field(default_factory=dict)  # e.g. {1000: 500}: fewer samples for the costly S
-    batch_size: int = 250
-    seed: int = 0
-    spacing: str = DEFAULT_SPACING
-    floor: bool = True  # also the FID of held-out real images at the same n (needs the dataset)
-    device: str = "cpu"
-    out: str = "runs/eval/table1"  # benchmarks/results/table1 holds the committed table: named explicitly
+    model: str = field(default="fashion-mnist", metadata={"help": MODEL_HELP})
+    steps: tuple[int, ...] = field(default=(10, 20, 50, 100, 1000), metadata={"help": "the columns: step counts S"})
+    etas: tuple[float, ...] = field(default=(0.0, 0.2, 0.5, 1.0), metadata={"help": "the rows: η values"})
+    sigma_hat: bool = field(default=True, metadata={"help": "also the σ̂ row (σ² = β)"})
+    n: int = field(default=1000, metadata={"help": "samples per cell"})
+    n_at: dict[int, int] = field(default_factory=dict, metadata={  # e.g. {1000: 500}: fewer samples for the costly S
+        "help": "other sample counts for some S, e.g. 1000=500", "example": "S=N pairs like 1000=500,100=800"})
+    batch_size: int = field(default=250, metadata={"help": "samples per model call"})
+    seed: int = field(default=0, metadata={"help": "seed of x_T and of the noise"})
+    spacing: str = field(default=DEFAULT_SPACING, metadata={"choices": SPACINGS, "help": "timestep spacing"})
+    floor: bool = field(default=True, metadata={"help": "also the FID of held-out real images at the same n "
+                                                        "(needs the dataset)"})
+    device: str = field(default="cpu", metadata={"help": DEVICE_HELP})
+    out: str = field(default="runs/eval/table1", metadata={"help": OUT_HELP})  # the committed table: named explicitly
 
     def __post_init__(self) -> None:
         self.steps = tuple(int(s) for s in self.steps)

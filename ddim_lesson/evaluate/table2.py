@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,24 +20,26 @@ from torch import nn
 from ..core.checks import check_int
 from ..core.inversion import ddim_invert
 from ..core.samplers import ddim_sample
-from ..core.schedules import DEFAULT_SPACING, NoiseSchedule
+from ..core.schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule
 from ..store.pretrained import load_any
 from .generate import n_batches, progress_bar
 from .records import header, machine_line, open_results, save_results, with_suffix
+from .table1 import DEVICE_HELP, MODEL_HELP, OUT_HELP
 
 
 @dataclass
 class Table2Config:
     """Mean squared error of ddim_sample(ddim_invert(x0)) against x0, for real test images, per S."""
 
-    model: str = "fashion-mnist"
-    steps: tuple[int, ...] = (10, 20, 50, 100, 200)
-    n: int = 500  # the first n test images
-    batch_size: int = 250
-    spacing: str = DEFAULT_SPACING
-    clip_x0: bool = False  # the exact reverse of the inversion; clipping x0_pred at high noise breaks it
-    device: str = "cpu"
-    out: str = "runs/eval/table2"
+    model: str = field(default="fashion-mnist", metadata={"help": MODEL_HELP})
+    steps: tuple[int, ...] = field(default=(10, 20, 50, 100, 200), metadata={"help": "the columns: step counts S"})
+    n: int = field(default=500, metadata={"help": "the first n test images"})
+    batch_size: int = field(default=250, metadata={"help": "images per model call"})
+    spacing: str = field(default=DEFAULT_SPACING, metadata={"choices": SPACINGS, "help": "timestep spacing"})
+    clip_x0: bool = field(default=False, metadata={  # off: the exact reverse; clipping at high noise breaks it
+        "help": "clip x0_pred to [-1, 1] when sampling back (off: the exact reverse ODE)"})
+    device: str = field(default="cpu", metadata={"help": DEVICE_HELP})
+    out: str = field(default="runs/eval/table2", metadata={"help": OUT_HELP})
 
     def __post_init__(self) -> None:
         self.steps = tuple(int(s) for s in self.steps)

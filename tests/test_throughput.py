@@ -1,0 +1,47 @@
+"""evaluate/throughput.py: images/s of sampling and of training steps, on the CPU (the code path a GPU takes)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ddim_lesson import NoiseSchedule
+from ddim_lesson.evaluate.throughput import sampling_throughput, synchronize, training_throughput
+from ddim_lesson.nets.models import MLPConfig, MLPDenoiser, UNetConfig
+from ddim_lesson.train.loop import diffusion_loss
+
+
+class CountingMLP(MLPDenoiser):
+    calls = 0
+
+    def forward(self, x, t):
+        self.calls += 1
+        self.batch = x.shape[0]
+        return super().forward(x, t)
+
+
+def test_sampling_throughput_runs_a_warmup_and_a_timed_sample_at_the_batch():
+    model = CountingMLP(MLPConfig(hidden=8, depth=1)).eval()
+    ips = sampling_throughput(model, NoiseSchedule.linear(T=100), torch.device("cpu"), batch=16, steps=3)
+    assert model.calls == 2 * 3 and model.batch == 16
+    assert math.isfinite(ips) and ips > 0
+
+
+def test_training_throughput_trains_a_small_unet_on_the_cpu():
+    losses = []
+
+    def loss(model, x0, schedule, g):
+        out = diffusion_loss(model, x0, schedule, g)
+        losses.append((tuple(x0.shape), out.item()))
+        return out
+
+    ips = training_throughput(torch.device("cpu"), loss, bf16=False, steps=2, batch=3,
+                              config=UNetConfig(base_channels=8, channel_mults=(1, 2)))
+    assert math.isfinite(ips) and ips > 0
+    assert len(losses) == 5 + 2 and {shape for shape, _ in losses} == {(3, 1, 28, 28)}  # 5 untimed, 2 timed
+    assert all(math.isfinite(v) for _, v in losses)
+
+
+def test_synchronize_is_a_no_op_on_the_cpu():
+    synchronize(torch.device("cpu"))
