@@ -1,0 +1,104 @@
+"""The package's layout (DESIGN.md → Layout): imports run one way, downward; every module stays under
+300 lines; the README's module table names every module in its folder, and nothing that is not one."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "ddim_lesson"
+# A layer may import only from layers of lower rank. train and evaluate share a rank: neither imports the other.
+RANK = {"core": 0, "nets": 1, "store": 2, "train": 3, "evaluate": 3, "course": 4, "cli": 5}
+MAX_LINES = 300
+
+
+def modules() -> list[Path]:
+    return sorted(PKG.rglob("*.py"))
+
+
+def layer_of(path: Path) -> str | None:
+    """The layer folder a module sits in; None for the top-level ``__init__`` and ``__main__``."""
+    parts = path.relative_to(PKG).parts
+    return parts[0] if len(parts) > 1 else None
+
+
+def imported_layers(path: Path) -> set[tuple[str, int]]:
+    """(layer, line) of every ``ddim_lesson`` import in ``path``, relative or absolute, local ones included."""
+    package = ["ddim_lesson", *path.relative_to(PKG).parts[:-1]]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            names = [base + (node.module.split(".") if node.module else [])]
+            if not node.module:  # "from .. import store": the names are the modules
+                names = [base + [a.name] for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name.split(".") for a in node.names]
+        else:
+            continue
+        for name in names:
+            if name[0] == "ddim_lesson":
+                out.add((name[1] if len(name) > 1 else "ddim_lesson", node.lineno))
+    return out
+
+
+def upward_imports(path: Path) -> list[str]:
+    """Each import of ``path`` that does not go down the layers (or to a sibling of rank 0), as 'file:line -> layer'."""
+    own = layer_of(path)
+    if own is None:
+        return []
+    bad = []
+    for target, line in sorted(imported_layers(path)):
+        if target == own:
+            continue
+        if target not in RANK or RANK[target] >= RANK[own]:
+            bad.append(f"{path.relative_to(ROOT)}:{line} -> {target}")
+    return bad
+
+
+def test_every_layer_folder_is_known() -> None:
+    folders = {p.name for p in PKG.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders == set(RANK), folders ^ set(RANK)
+
+
+def test_imports_run_downward() -> None:
+    bad = [b for m in modules() for b in upward_imports(m)]
+    assert not bad, "imports that do not run downward:\n" + "\n".join(bad)
+
+
+def test_the_check_catches_an_upward_import(tmp_path: Path) -> None:
+    """A planted upward import (core -> store, evaluate -> train) is found, relative or absolute."""
+    for layer, code in (("core", "from ..store.pretrained import pretrained\n"),
+                        ("evaluate", "def f():\n    from ddim_lesson.train.loop import train\n")):
+        fake = PKG / layer / "_planted_for_test.py"
+        try:
+            fake.write_text(code)
+            assert upward_imports(fake), code
+        finally:
+            fake.unlink()
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PKG)))
+def test_module_is_at_most_300_lines(path: Path) -> None:
+    n = len(path.read_text().splitlines())
+    assert n <= MAX_LINES, f"{path.relative_to(ROOT)} has {n} lines (at most {MAX_LINES})"
+
+
+def readme_table() -> dict[str, set[str]]:
+    """Folder -> the module names that the README's module table gives in its 'modules' column."""
+    rows = re.findall(r"^\| `(\w+)/` \| ([^|]+) \|", (ROOT / "README.md").read_text(), re.M)
+    return {folder: set(re.findall(r"`(\w+)/?`", cell)) for folder, cell in rows}
+
+
+def test_readme_module_table_matches_the_layout() -> None:
+    table = readme_table()
+    assert set(table) == set(RANK), set(table) ^ set(RANK)
+    for folder, named in table.items():
+        base = PKG / folder
+        actual = {p.stem for p in base.rglob("*.py") if p.stem != "__init__"}
+        actual |= {p.name for p in base.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+        assert named == actual, f"{folder}/: README lacks {sorted(actual - named)}, names {sorted(named - actual)}"
