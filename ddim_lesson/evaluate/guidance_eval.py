@@ -17,6 +17,7 @@ from ..core.guidance import cfg, sdedit
 from ..core.inversion import ddim_invert
 from ..core.samplers import ddim_sample
 from ..core.schedules import NoiseSchedule
+from .generate import image_shape, seeded_latents
 from .metrics import FeatureStats, classifier_and_sha, features, reference_stats
 
 # (source class, target class): shirt -> dress, T-shirt -> dress, sneaker -> ankle boot, pullover -> coat
@@ -27,20 +28,15 @@ def _num_classes(model: nn.Module) -> int:
     return int(model.config.num_classes)  # type: ignore[union-attr]
 
 
-def seeded_noise(n: int, seed: int, shape: tuple[int, ...] = (1, 28, 28)) -> torch.Tensor:
-    """n standard normal latents (n, *shape) from a CPU generator seeded with ``seed``."""
-    return torch.randn((n, *shape), generator=torch.Generator().manual_seed(seed))
-
-
 @torch.no_grad()
 def class_samples(model: nn.Module, schedule: NoiseSchedule, scale: float, n_per_class: int, steps: int,
                   seed: int, classes: tuple[int, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """n_per_class guided DDIM samples (η = 0) of each class. The latents depend on (seed, class) only, so
     every scale starts from the same x_T: differences between scales are paired. -> (N, 1, 28, 28), (N,)."""
     classes = classes if classes is not None else tuple(range(_num_classes(model)))
-    xs, ys = [], []
+    xs, ys, shape = [], [], image_shape(model, "class_samples")
     for c in classes:
-        x_T = seeded_noise(n_per_class, 1000 * seed + c)  # (n, 1, 28, 28)
+        x_T = seeded_latents(1000 * seed + c, n_per_class, shape)  # (n, C, H, W)
         xs.append(ddim_sample(cfg(model, c, scale), schedule, x_T, steps=steps))
         ys.append(torch.full((n_per_class,), c, dtype=torch.long))
     return torch.cat(xs), torch.cat(ys)
@@ -117,7 +113,7 @@ def edit_by_inversion(model: nn.Module, schedule: NoiseSchedule, x_src: torch.Te
     B = x_src.shape[0]
     x_T = ddim_invert(cfg(model, y_src, 1.0), schedule, x_src, steps=steps)
     edit = ddim_sample(cfg(model, y_tgt, scale), schedule, x_T, steps=steps)
-    fresh = ddim_sample(cfg(model, y_tgt, scale), schedule, seeded_noise(B, seed), steps=steps)
+    fresh = ddim_sample(cfg(model, y_tgt, scale), schedule, seeded_latents(seed, B, x_src.shape[1:]), steps=steps)
     tgt = torch.full((B,), y_tgt, dtype=torch.long)
     return {"src": y_src, "tgt": y_tgt, "scale": scale, "n": B,
             "edit_accuracy": float((classify(edit)[1].argmax(1) == tgt).float().mean()),

@@ -17,7 +17,8 @@ from ...core.checks import check_float, check_int, check_model_input
 from ...core.guidance import cfg
 from ...core.samplers import ddim_sample
 from ...core.schedules import NoiseSchedule
-from ...evaluate.guidance_eval import classify, seeded_noise
+from ...evaluate.generate import image_shape, seeded_latents
+from ...evaluate.guidance_eval import classify
 from ...store.data import FASHION_CLASSES
 from ..images import labelled_grid, png_bytes
 from ..measure import CallCounter
@@ -44,7 +45,8 @@ def guided_run(model: nn.Module, schedule: NoiseSchedule, label: int, scale: flo
                seed: int = 0) -> GuidedRun:
     """n DDIM samples (η = 0) of class ``label`` at guidance ``scale``, from latents seeded by ``seed``."""
     guided = cfg(model, label, scale)
-    x_T = check_model_input(guided, seeded_noise(n, seed))  # (n, 1, 28, 28): the same at every label and scale
+    x_T = seeded_latents(seed, n, image_shape(model, "guided_run"))  # (n, C, H, W): the same at every label and scale
+    x_T = check_model_input(guided, x_T)
     counted = CallCounter(guided)
     t0 = time.perf_counter()
     x = ddim_sample(counted, schedule, x_T, steps=steps)
