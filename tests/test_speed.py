@@ -28,13 +28,13 @@ COMMITTED = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "sp
 def test_the_defaults_are_the_committed_runs_and_quick_shrinks_them():
     cfg = SpeedConfig()
     assert (cfg.rounds, cfg.unet_batch, cfg.unet_steps, cfg.mlp_batch, cfg.mlp_steps, cfg.mlp_sweep, cfg.ddpm_batch,
-            cfg.ddpm_rounds, cfg.device, cfg.compile, cfg.json, cfg.quick) == (
-        11, 32, 10, 512, 50, (1, 32), 4, 2, "auto", False, "", False)
+            cfg.ddpm_rounds, cfg.block_s, cfg.device, cfg.compile, cfg.json, cfg.quick) == (
+        11, 32, 10, 512, 50, (1, 32), 4, 2, 0.5, "auto", False, "", False)
     assert cfg.table1.endswith("benchmarks/results/table1.json")
     quick = SpeedConfig(quick=True, rounds=99, mlp_sweep=(2, 8))
     assert {k: getattr(quick, k) for k in QUICK} == QUICK and quick.mlp_sweep == (2,)
     assert QUICK == {"rounds": 3, "unet_batch": 8, "unet_steps": 4, "mlp_batch": 256, "mlp_steps": 10,
-                     "ddpm_batch": 1, "ddpm_rounds": 1}
+                     "ddpm_batch": 1, "ddpm_rounds": 1, "block_s": 0.0}
 
 
 @pytest.mark.parametrize(("kw", "match"), [
@@ -42,6 +42,8 @@ def test_the_defaults_are_the_committed_runs_and_quick_shrinks_them():
     ({"mlp_steps": 2.5}, "mlp_steps must be an integer >= 1, got 2.5"),
     ({"mlp_sweep": (1, 0)}, "each of mlp_sweep must be an integer >= 1, got 0"),
     ({"ddpm_batch": 5, "unet_batch": 4}, "ddpm_batch must be <= unet_batch, got ddpm_batch=5, unet_batch=4"),
+    ({"block_s": -0.1}, "block_s must be a finite number in \\[0.0, 10.0\\], got -0.1"),
+    ({"block_s": float("nan")}, "block_s must be a finite number in \\[0.0, 10.0\\], got nan"),
 ])
 def test_bad_values_are_refused_naming_the_value_and_the_range(kw, match):
     with pytest.raises(ValueError, match=match):
@@ -96,7 +98,7 @@ def test_a_small_run_writes_the_report_in_the_committed_format(tmp_path):
     t1.write_text(json.dumps({"cells": {"eta=0.0 S=50": {"fid": 10.0, "n": 50},
                                         "eta=1.0 S=1000": {"fid": 9.0, "n": 50}}}))
     cfg = SpeedConfig(rounds=1, unet_batch=2, unet_steps=2, mlp_batch=8, mlp_steps=3, mlp_sweep=(1, 32),
-                      ddpm_batch=1, ddpm_rounds=1, table1=str(t1), device="cpu")
+                      ddpm_batch=1, ddpm_rounds=1, block_s=0.0, table1=str(t1), device="cpu")
     lines: list[str] = []
     report = json.loads(json.dumps(run_speed(cfg, log=lines.append, models=models)))  # as speed.json holds it
     committed = json.loads(COMMITTED.read_text())
@@ -106,8 +108,9 @@ def test_a_small_run_writes_the_report_in_the_committed_format(tmp_path):
     for r in report["ratios"].values():
         assert len(r["rounds"]) == 1 and r["median"] == pytest.approx(r["a_s"][0] / r["b_s"][0])
     text = "\n".join(lines)
-    assert "(a) overhead, UNet: ddim_sample / bare calls: " in text and "target <= 1.03: " in text
-    assert "(b) ours / diffusers DDIMScheduler, MLP batch 32 (2 runs per round): " in text
+    assert "(a) overhead, UNet: ddim_sample / bare calls (1 run per round): " in text and "target <= 1.03: " in text
+    assert "(b) ours / diffusers DDIMScheduler, MLP batch 32 (1 run per round): " in text
+    assert all(report["ratios"][k]["runs_per_round"] == 1 for k in report["ratios"] if k != "ddpm1000_over_ddim50")
     assert "(c) DDPM 1000 steps / DDIM 50 steps, UNet batch 1: speedup " in text
     assert "at FID 10.0 (DDIM η=0, S=50) vs 9.0 (DDPM, η=1, S=1000), n=50" in text
     assert lines[-1].startswith("\nno CUDA device")

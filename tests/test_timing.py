@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from ddim_lesson.evaluate.timing import Ratio, interleaved_ratio, repeated
+from ddim_lesson.evaluate.timing import Ratio, interleaved_ratio, matched_blocks, repeated
 
 
 class FakeClock:
@@ -112,3 +112,25 @@ def test_summary_gives_the_median_the_spread_and_both_sides():
     r = Ratio("x", 1.5, ratios=[1.0, 1.5, 2.0], a_s=[1.0, 3.0, 4.0], b_s=[1.0, 2.0, 2.0], median_cpu=1.25)
     assert r.summary() == ("1.500  (wall; rounds [1.000 .. 2.000]; A 3.000 s, B 2.000 s; "
                            "CPU-time ratio 1.250)")
+
+
+def test_matched_blocks_repeat_both_sides_until_a_block_of_b_lasts_min_seconds():
+    clock = FakeClock()
+    a = clock.task("a", [0.03] * 100)
+    b = clock.task("b", [0.5, 0.06] + [0.06] * 100)  # an untimed first run (cold), then 60 ms a run
+    block_a, block_b, reps = matched_blocks(a, b, 0.5, timer=clock)
+    assert reps == 9 and clock.log == ["b", "b"]  # ceil(0.5 / 0.06): the cold run is not what is timed
+    t0 = clock.now
+    block_b()
+    assert clock.now - t0 == pytest.approx(9 * 0.06) and clock.log.count("b") == 11
+    block_a()
+    assert clock.log.count("a") == 9  # the same count on both sides, so the ratio is still time(A)/time(B)
+
+
+def test_matched_blocks_keep_one_run_when_it_is_long_enough_and_refuse_a_bad_length():
+    clock = FakeClock()
+    assert matched_blocks(clock.task("a", [2.0] * 3), clock.task("b", [2.0] * 3), 0.5, timer=clock)[2] == 1
+    assert matched_blocks(lambda: None, lambda: None, 0.0)[2] == 1
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="min_seconds must be a finite number >= 0"):
+            matched_blocks(lambda: None, lambda: None, bad)

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.checks import check_int
+from ..core.checks import check_float, check_int
 from ..core.schedules import NoiseSchedule
 from ..nets.models import MLPConfig, MLPDenoiser, UNet, UNetConfig
 from ..store.device import machine, pick_device
@@ -35,13 +35,13 @@ from .generate import sample_shape
 from .records import REPO
 from .sampler_loops import bare_calls, ddim_loop, ddpm_loop, diffusers_loop, sampler_cost_per_step, synced
 from .throughput import Loss, sampling_throughput, training_throughput
-from .timing import Ratio, interleaved_ratio, repeated
+from .timing import Ratio, interleaved_ratio, matched_blocks
 
 Log = Callable[[str], None]
 Models = dict[str, tuple[nn.Module, NoiseSchedule]]
 RESULTS = REPO / "benchmarks" / "results"
 QUICK = {"rounds": 3, "unet_batch": 8, "unet_steps": 4, "mlp_batch": 256, "mlp_steps": 10, "ddpm_batch": 1,
-         "ddpm_rounds": 1}  # --quick: a smoke test, not a result
+         "ddpm_rounds": 1, "block_s": 0.0}  # --quick: a smoke test, not a result
 
 
 @dataclass
@@ -57,6 +57,9 @@ class SpeedConfig:
         "help": "also compare with diffusers at these MLP batches (comma-separated; '' for none)"})
     ddpm_batch: int = field(default=4, metadata={"help": "batch of (c), the first images of the UNet's batch"})
     ddpm_rounds: int = field(default=2, metadata={"help": "rounds of (c): DDPM's 1000 steps are slow on a CPU"})
+    block_s: float = field(default=0.5, metadata={
+        "help": "in (a), (b) a timed block repeats a run until it lasts this many seconds (a 60 ms run alone is "
+                "within a busy machine's jitter)"})
     table1: str = field(default=str(RESULTS / "table1.json"), metadata={"help": "where to read FIDs for (c)"})
     device: str = field(default="auto", metadata={"help": "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps"})
     compile: bool = field(default=False, metadata={"help": "on CUDA, also time torch.compile"})
@@ -74,6 +77,7 @@ class SpeedConfig:
             raise ValueError(f"ddpm_batch must be <= unet_batch, got ddpm_batch={self.ddpm_batch}, "
                              f"unet_batch={self.unet_batch}")
         self.mlp_sweep = tuple(check_int("each of mlp_sweep", b, 1) for b in self.mlp_sweep)
+        self.block_s = check_float("block_s", self.block_s, 0.0, 10.0)
 
 
 # -- models and inputs ---------------------------------------------------------------------------
@@ -154,27 +158,24 @@ def ratio_benchmarks(cfg: SpeedConfig, report: dict[str, Any], device: torch.dev
     log(f"MLP:  {mlp_src}, batch {cfg.mlp_batch}, S = {cfg.mlp_steps}\n")
     ours, bare, theirs = synced(ddim_loop, device), synced(bare_calls, device), synced(diffusers_loop, device)
     u, m = (unet, sched_u, x_img, cfg.unet_steps), (mlp, sched_m, x_2d, cfg.mlp_steps)
-    rows = [
-        ("(a) overhead, UNet: ddim_sample / bare calls", 1.03,
-         interleaved_ratio("overhead_unet", ours(*u), bare(*u), cfg.rounds)),
-        ("(a) overhead, MLP:  ddim_sample / bare calls", 1.10,
-         interleaved_ratio("overhead_mlp", ours(*m), bare(*m), cfg.rounds)),
-        ("(b) ours / diffusers DDIMScheduler, UNet", 0.9,
-         interleaved_ratio("vs_diffusers_unet", ours(*u), theirs(*u), cfg.rounds)),
-        ("(b) ours / diffusers DDIMScheduler, MLP ", 0.9,
-         interleaved_ratio("vs_diffusers_mlp", ours(*m), theirs(*m), cfg.rounds)),
-    ]
+    def row(label: str, target: float, name: str, a: Callable[[], object], b: Callable[[], object]) -> Ratio:
+        block_a, block_b, reps = matched_blocks(a, b, cfg.block_s)
+        r = interleaved_ratio(name, block_a, block_b, cfg.rounds)
+        log(f"{label} ({reps} run{'s' if reps > 1 else ''} per round): {r.summary()}  {verdict(r.median, target)}")
+        report["ratios"][name] = ratio_record(r, target) | {"runs_per_round": reps}
+        return r
+
+    over_u = row("(a) overhead, UNet: ddim_sample / bare calls", 1.03, "overhead_unet", ours(*u), bare(*u))
+    over_m = row("(a) overhead, MLP:  ddim_sample / bare calls", 1.10, "overhead_mlp", ours(*m), bare(*m))
+    row("(b) ours / diffusers DDIMScheduler, UNet", 0.9, "vs_diffusers_unet", ours(*u), theirs(*u))
+    row("(b) ours / diffusers DDIMScheduler, MLP ", 0.9, "vs_diffusers_mlp", ours(*m), theirs(*m))
     for batch in cfg.mlp_sweep:  # (b) again at smaller MLP batches, where the loop's own work is exposed
-        x_b, reps = torch.randn(batch, *sample_shape(mlp), generator=g).to(device), max(1, 64 // batch)
-        mb = (mlp, sched_m, x_b, cfg.mlp_steps)
-        rows.append((f"(b) ours / diffusers DDIMScheduler, MLP batch {batch} ({reps} runs per round)", 0.9,
-                     interleaved_ratio(f"vs_diffusers_mlp_batch{batch}", repeated(ours(*mb), reps),
-                                       repeated(theirs(*mb), reps), cfg.rounds)))
-    for label, target, r in rows:
-        log(f"{label}: {r.summary()}  {verdict(r.median, target)}")
-        report["ratios"][r.name] = ratio_record(r, target)
-    for label, (_, sched, x, steps), r in (("UNet", u, rows[0][2]), ("MLP", m, rows[1][2])):
-        _outside_model(label, x, sched, steps, statistics.median(r.b_s) / steps, cfg.rounds, report, log)
+        mb = (mlp, sched_m, torch.randn(batch, *sample_shape(mlp), generator=g).to(device), cfg.mlp_steps)
+        row(f"(b) ours / diffusers DDIMScheduler, MLP batch {batch}", 0.9, f"vs_diffusers_mlp_batch{batch}",
+            ours(*mb), theirs(*mb))
+    for label, (_, sched, x, steps), r in (("UNet", u, over_u), ("MLP", m, over_m)):
+        per_call = statistics.median(r.b_s) / (steps * report["ratios"][r.name]["runs_per_round"])
+        _outside_model(label, x, sched, steps, per_call, cfg.rounds, report, log)
     same = (ddim_loop(*m)() - diffusers_loop(*m)()).abs().max()
     log(f"    (same sampler: max |ours - diffusers| on the MLP's samples = {float(same):.2e})")
     report["max_abs_diff_vs_diffusers"] = float(same)

@@ -9,11 +9,15 @@ without the time spent waiting for a core.
     r = interleaved_ratio("overhead", sampler_run, bare_calls_run, rounds=11)
     r.median, r.median_cpu, r.summary()
 
+A run much shorter than the machine's jitter (a 2-D MLP sampler takes 60 ms) is timed in blocks:
+``matched_blocks`` repeats A and B the same number of times, enough for one block of B to last ``min_seconds``.
+
 Nothing here knows about models: A and B are any callables without arguments.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -83,3 +87,18 @@ def repeated(fn: Callable[[], object], times: int) -> Callable[[], list[object]]
     """``fn`` run ``times`` times per call: a block long enough to time when one run is too short."""
     times = check_int("times", times, 1)
     return lambda: [fn() for _ in range(times)]
+
+
+def matched_blocks(a: Callable[[], object], b: Callable[[], object], min_seconds: float,
+                   timer: Clock = time.perf_counter) -> tuple[Callable[[], object], Callable[[], object], int]:
+    """A and B each repeated ``reps`` times per call, ``reps`` the fewest runs of B that last ``min_seconds``
+    (B timed once, after one untimed run); returns (A block, B block, reps). Same reps on both sides, so
+    time(A block) / time(B block) is still time(A) / time(B)."""
+    if not (math.isfinite(min_seconds) and min_seconds >= 0):
+        raise ValueError(f"min_seconds must be a finite number >= 0, got {min_seconds}")
+    b()
+    t0 = timer()
+    b()
+    once = timer() - t0
+    reps = max(1, math.ceil(min_seconds / once)) if once > 0 else 1
+    return repeated(a, reps), repeated(b, reps), reps
