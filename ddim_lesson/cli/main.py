@@ -42,7 +42,8 @@ __all__ = ["CLIError", "EXAMPLES", "ExportArgs", "InfoArgs", "InvertArgs", "OneL
 
 EXAMPLES = {
     "train": "ddim-lesson train --dataset fashion-mnist --steps 5000 --out runs/fmnist",
-    "sample": "ddim-lesson sample --steps 50 --eta 0 --n 64 --out samples.png",
+    "sample": "ddim-lesson sample --steps 50 --eta 0 --n 64 --out samples.png\n"
+              "  ddim-lesson sample --model fashion-mnist-cond --label dress --scale 2 --out dresses.png",
     "invert": "ddim-lesson invert --steps 50 --n 8 --out inversion.png",
     "info": "ddim-lesson info fashion-mnist",
     "export": "ddim-lesson export runs/fmnist/checkpoint my-model",

@@ -32,6 +32,23 @@ FASHION_CLASSES = (
 )  # fmt: skip
 
 
+CLASS_NAMES = {"fashion-mnist": FASHION_CLASSES}
+
+
+def class_label(dataset: str | None, text: str, num_classes: int) -> int:
+    """A class label from the command line: a number in [0, num_classes] (num_classes is "no label"), or, for a
+    dataset with class names, a name in any case with "-", "_" or " " between words ("dress", "ankle-boot")."""
+    names = CLASS_NAMES.get(dataset or "", ())
+    if text.strip().isdigit() and int(text) <= num_classes:
+        return int(text)
+    key = text.strip().lower().replace("_", " ").replace("-", " ")
+    for i, name in enumerate(names):
+        if key in {n.lower().replace("-", " ") for n in (name, *name.split("/"))}:
+            return i
+    named = f" or a class name ({', '.join(names)})" if names else ""
+    raise ValueError(f"label must be an integer in [0, {num_classes}] ({num_classes}: no label){named}, got {text!r}")
+
+
 class DataNotFoundError(FileNotFoundError):
     """Raised when a dataset is in none of the places it is looked for."""
 
