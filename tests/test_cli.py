@@ -326,3 +326,10 @@ def test_sample_label_and_scale_errors_are_one_line(argv, msg, tmp_path, capsys)
     rc, _, err = run(capsys, "sample", *argv, "--n", "1", "--steps", "1", "--out", str(tmp_path / "x.png"))
     assert rc == 2 and err.count("\n") == 1 and msg in err, err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_sample_help_shows_what_no_label_and_the_default_scale_mean(capsys):
+    rc, out, _ = run(capsys, "sample", "--help")
+    text = " ".join(out.split())
+    assert rc == 0 and "--scale (default: none)" in text and "(default: 2 with --label)" in text, text
+    assert "(default: auto)" not in text.split("--label LABEL with")[1]  # None is no label here, not "picked for you"

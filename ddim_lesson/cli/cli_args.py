@@ -14,7 +14,8 @@ the values. Annotation -> flag:
 Field metadata: ``help``; ``choices`` (of the value, or of each item of a tuple); ``positional`` (an
 argument, not a flag); ``parse`` (an argparse type for a scalar field, or the converter of one item of a
 tuple field); ``example`` (what a good value looks like, for the error message of a bad item);
-``skip_empty`` (drop empty items of a tuple field, so that ``''`` is the empty tuple).
+``skip_empty`` (drop empty items of a tuple field, so that ``''`` is the empty tuple); ``shown`` (the default
+as the help shows it, where ``None`` means something other than "auto").
 Errors are one line (:class:`OneLineParser` raises :class:`CLIError`), printed with exit status 2.
 """
 
@@ -159,7 +160,7 @@ def add_dataclass_args(p: argparse.ArgumentParser, cls: type, skip: Sequence[str
             actions.append(p.add_argument(_flag(f.name), type=convert, default=default,
                                           help=f"{help_ or head}{allowed} (default: {_show(default)})"))
         else:
-            shown = "auto" if default is None else repr(default)
+            shown = meta.get("shown", "auto" if default is None else repr(default))
             actions.append(p.add_argument(_flag(f.name), type=meta.get("parse", typ), default=default,
                                           choices=meta.get("choices"), help=f"{help_} (default: {shown})".strip()))
     return actions
