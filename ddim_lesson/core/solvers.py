@@ -15,6 +15,9 @@ with λ = log(√ᾱ/√(1-ᾱ)) = -log σ̄ (half the log-SNR). ``steps`` is al
     "heun"      2      2N - 1 (no corrector at σ̄=0)   EDM Algorithm 1 (Heun in σ̄)      HeunDiscreteScheduler
     "dpmpp_2m"  2      N (first, last step order 1)   DPM-Solver++(2M), exponential    DPMSolverMultistepScheduler(
                                                       integrator in λ, data prediction  "dpmsolver++", solver_order=2)
+    "dpmpp_3m"  3      N (orders 1, 2, then 3; the    DPM-Solver++(3M): 2M plus a       the same with solver_order=3
+                       last step 1, the one before     second difference of x̂0          (lower_order_final=True)
+                       it 2 when N < 15)
 
 Each solver is one flat generator over the grid; :func:`ode_progressive` picks one and
 :func:`ode_sample` keeps its last step. With ``clip_x0`` every prediction x̂0 is clipped to [-1, 1]
@@ -133,6 +136,44 @@ def sample_dpmpp_2m(den: Denoiser, grid: Grid, x: torch.Tensor) -> Iterator[Samp
         yield SamplerStep(grid.ts[i], grid.t_prev(i), x, x0)
 
 
+def order_3m(i: int, n: int) -> int:
+    """The order of step i of n in DPM-Solver++(3M), as diffusers lowers it: 1 on the step to σ̄ = 0 (h = ∞), 2 on
+    the step before it when n < 15 (its ``lower_order_final``), and 1, 2, 3 on the first steps (the history)."""
+    if i == n - 1:
+        return 1
+    return min(3, i + 1, 2 if i == n - 2 and n < 15 else 3)
+
+
+def sample_dpmpp_3m(den: Denoiser, grid: Grid, x: torch.Tensor) -> Iterator[SamplerStep]:
+    """DPM-Solver++(3M): the third-order multistep update of Lu et al. 2022 (arXiv 2211.01095) in x̄, as diffusers'
+    DPMSolverMultistepScheduler(solver_order=3) writes it; orders from :func:`order_3m`. x: (B, ...)."""
+    x0s: list[torch.Tensor] = []  # x̂0 at the last three grid points, newest last
+    lam = grid.lam
+    for i in range(grid.n):
+        xbar = x / grid.scale(i)
+        x0, _ = den(xbar, i)
+        x0s = (x0s + [x0])[-3:]
+        e = grid.sigma[i + 1] / grid.sigma[i]  # e^{-h}, h = λ_{i+1} - λ_i
+        order = order_3m(i, grid.n)
+        if order == 1:
+            xbar = e * xbar + (1 - e) * x0  # exactly DDIM (and 2M's first and last step)
+        else:
+            h = lam[i + 1] - lam[i]
+            r0 = (lam[i] - lam[i - 1]) / h
+            D1_0 = (x0s[-1] - x0s[-2]) / r0  # h·dx̂0/dλ, first difference
+            if order == 2:
+                xbar = e * xbar + (1 - e) * (x0 + 0.5 * D1_0)  # = 2M (Alg. 2)
+            else:
+                r1 = (lam[i - 1] - lam[i - 2]) / h
+                D1_1 = (x0s[-2] - x0s[-3]) / r1
+                D1 = D1_0 + r0 / (r0 + r1) * (D1_0 - D1_1)  # h·dx̂0/dλ to second order
+                D2 = (D1_0 - D1_1) / (r0 + r1)  # h²/2·d²x̂0/dλ², the second difference
+                # x̄' = e^{-h} x̄ + ∫ e^{-(λ'-u)} x̂0(u) du over [λ, λ'], exact for x̂0 quadratic in u (DPM-Solver++ eq. 9)
+                xbar = e * xbar + (1 - e) * x0 + (1 - (1 - e) / h) * D1 - ((h - (1 - e)) / h**2 - 0.5) * D2
+        x = xbar * grid.scale(i + 1)
+        yield SamplerStep(grid.ts[i], grid.t_prev(i), x, x0)
+
+
 @dataclass(frozen=True)
 class Solver:
     """A rung of the ladder: its generator, its order, and how many grid steps a number of calls buys."""
@@ -157,6 +198,7 @@ SOLVERS: dict[str, Solver] = {
     "ddim": Solver(sample_ddim, 1, "N"),
     "heun": Solver(sample_heun, 2, "2N-1"),
     "dpmpp_2m": Solver(sample_dpmpp_2m, 2, "N"),
+    "dpmpp_3m": Solver(sample_dpmpp_3m, 3, "N"),
 }
 
 

@@ -25,7 +25,7 @@ from torch import nn
 from ..core.checks import check_choice, check_int
 from ..core.schedules import SPACINGS, NoiseSchedule
 from ..core.solvers import SOLVERS, calls_within, ode_progressive
-from .generate import batch_seed, channels_last, image_shape, n_batches, progress_bar
+from .generate import batch_seed, channels_last, image_shape, n_batches, progress_bar, seeded_latents
 from .metrics import FeatureStats, features
 from .records import header, machine_line, open_results, save_results, with_suffix
 from .spread import spread_summary
@@ -37,7 +37,7 @@ class SolverFIDConfig:
     """Which cells to measure. ``nfes`` are budgets in model calls; each solver spends the largest count <= it."""
 
     model: str = field(default="fashion-mnist", metadata={"help": MODEL_HELP})
-    solvers: tuple[str, ...] = field(default=("ddim", "heun", "dpmpp_2m"), metadata={"choices": SOLVERS})
+    solvers: tuple[str, ...] = field(default=("ddim", "heun", "dpmpp_2m", "dpmpp_3m"), metadata={"choices": SOLVERS})
     spacings: tuple[str, ...] = field(default=("trailing", "logsnr"), metadata={"choices": SPACINGS})
     nfes: tuple[int, ...] = field(default=(5, 10, 20), metadata={"help": "budgets in model calls"})
     seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "seed k starts every cell from one x_T"})
@@ -82,8 +82,7 @@ def sample_solver_cell(model: nn.Module, schedule: NoiseSchedule, solver: str, s
     feats, seconds = [], 0.0
     with channels_last(model):
         for b, start in enumerate(range(0, n, batch_size)):
-            g = torch.Generator().manual_seed(batch_seed(seed, b))
-            x_T = torch.randn((min(batch_size, n - start), *shape), generator=g).to(device)  # (b, C, H, W)
+            x_T = seeded_latents(batch_seed(seed, b), min(batch_size, n - start), shape).to(device)  # (b, C, H, W)
             t0 = time.perf_counter()
             for step in ode_progressive(counted, schedule, x_T, steps=calls, solver=solver, spacing=spacing,
                                         clip_x0=clip_x0):
