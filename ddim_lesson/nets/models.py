@@ -30,6 +30,12 @@ def _check_positive_int(obj: Any, name: str) -> None:
     setattr(obj, name, check_int(name, getattr(obj, name), 1))  # a plain int, so the config stays JSON
 
 
+def _check_time_scale(obj: Any) -> None:
+    if not (isinstance(obj.time_scale, (int, float)) and 0 < obj.time_scale < math.inf):
+        raise ValueError(f"time_scale must be a finite number > 0, got {obj.time_scale!r}")
+    obj.time_scale = float(obj.time_scale)
+
+
 # --------------------------------------------------------------------------------------
 # UNet
 # --------------------------------------------------------------------------------------
@@ -46,10 +52,12 @@ class UNetConfig:
     attn_heads: int = 4
     dropout: float = 0.0
     num_classes: int = 0  # > 0: class-conditional, model(x_t, t, y); the label num_classes means "no label"
+    time_scale: float = 1.0  # the embedding sees t·time_scale: 1 for integer t, T for a flow model's s in [0, 1]
 
     def __post_init__(self) -> None:
         self.channel_mults = tuple(int(m) for m in self.channel_mults)
         self.num_classes = check_int("num_classes", self.num_classes, 0)  # 0: unconditional
+        _check_time_scale(self)
         for name in ("base_channels", "num_res_blocks", "groups", "attn_heads"):
             _check_positive_int(self, name)
         if not self.channel_mults or min(self.channel_mults) < 1:
@@ -75,6 +83,8 @@ class UNetConfig:
         d["channel_mults"] = list(self.channel_mults)
         if not self.num_classes:
             del d["num_classes"]  # an unconditional config reads as it did before labels existed
+        if self.time_scale == 1.0:
+            del d["time_scale"]  # an ε-model's config reads as it did before flow models existed
         return d
 
 
@@ -173,7 +183,7 @@ class UNet(nn.Module):
         nn.init.zeros_(self.head[-1].bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        temb = self.t_mlp(timestep_embedding(t, self.config.base_channels))  # (B, t_dim)
+        temb = self.t_mlp(timestep_embedding(t * self.config.time_scale, self.config.base_channels))  # (B, t_dim)
         if self.config.num_classes:
             temb = temb + self.label_emb(self._labels(y, x.shape[0], x.device))  # (B, t_dim)
         elif y is not None:
@@ -220,14 +230,19 @@ class MLPConfig:
     hidden: int = 128
     depth: int = 3
     t_dim: int = 32
+    time_scale: float = 1.0  # as UNetConfig.time_scale
 
     def __post_init__(self) -> None:
         for name in ("dim", "hidden", "t_dim"):
             _check_positive_int(self, name)
         self.depth = check_int("depth", self.depth, 0)
+        _check_time_scale(self)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if self.time_scale == 1.0:
+            del d["time_scale"]
+        return d
 
 
 class MLPDenoiser(nn.Module):
@@ -244,7 +259,8 @@ class MLPDenoiser(nn.Module):
         self.out = nn.Linear(cfg.hidden, cfg.dim)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        h = self.inp(torch.cat([x, timestep_embedding(t, self.config.t_dim)], dim=-1))  # (B, hidden)
+        temb = timestep_embedding(t * self.config.time_scale, self.config.t_dim)  # (B, t_dim)
+        h = self.inp(torch.cat([x, temb.to(x.dtype)], dim=-1))  # (B, hidden)
         for blk in self.blocks:
             h = h + blk(h)
         return self.out(h)  # (B, dim)

@@ -19,11 +19,10 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..core.forward import q_sample
+from ..core.losses import diffusion_loss, flow_matching_loss
 from ..core.schedules import NoiseSchedule
 from ..nets.models import count_params
 from ..store.checkpoints import downsample_losses, save_model
@@ -31,7 +30,7 @@ from ..store.data import load_dataset, load_images
 from ..store.device import pick_device
 from .conditional import drop_labels, init_from_weights
 from .distributed import gather_rng_states, init_distributed, mean_over_ranks
-from .train_config import TrainConfig, TrainResult, batch_indices, lr_at, make_model
+from .train_config import TrainConfig, TrainResult, batch_indices, lr_at, make_model, subset_indices
 from .train_state import SignalGuard, open_run, restore_state, save_state
 
 __all__ = ["TrainConfig", "TrainResult", "batch_indices", "diffusion_loss", "ema_update", "lr_at", "make_model",
@@ -42,16 +41,6 @@ __all__ = ["TrainConfig", "TrainResult", "batch_indices", "diffusion_loss", "ema
 def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     for pe, pm in zip(ema.parameters(), model.parameters()):
         pe.lerp_(pm.detach().to(pe.dtype), 1 - decay)
-
-
-def diffusion_loss(model: nn.Module, x0: torch.Tensor, schedule: NoiseSchedule, g: torch.Generator,
-                   y: torch.Tensor | None = None) -> torch.Tensor:
-    """ε-prediction MSE (DDPM eq. 14): ||ε - ε_θ(√ᾱ_t x0 + √(1-ᾱ_t) ε, t[, y])||². x0: (B, ...), y: (B,)."""
-    t = torch.randint(0, schedule.T, (x0.shape[0],), generator=g).to(x0.device)  # (B,)
-    eps = torch.randn(x0.shape, generator=g).to(x0.device, x0.dtype)  # (B, ...)
-    x_t = q_sample(x0, t, schedule, noise=eps)
-    eps_pred = model(x_t, t) if y is None else model(x_t, t, y)
-    return F.mse_loss(eps_pred.float(), eps.float())
 
 
 def train(cfg: TrainConfig) -> TrainResult:
@@ -73,9 +62,11 @@ def _train(cfg: TrainConfig, guard: SignalGuard) -> TrainResult:
     torch.manual_seed(cfg.seed)
     data = load_dataset(cfg.dataset, train=True, n_toy=cfg.n_toy, seed=cfg.seed)  # (N, ...)
     labels = load_images(cfg.dataset, train=True, with_labels=True)[1] if cfg.num_classes else None  # (N,)
-    if cfg.n_images and data.ndim == 4:
-        data = data[: cfg.n_images]
-        labels = labels[: cfg.n_images] if labels is not None else None
+    if data.ndim == 4:
+        keep = subset_indices(data.shape[0], cfg.subset, cfg.n_images)  # (N',)
+        data = data[keep]
+        labels = labels[keep] if labels is not None else None
+    loss_fn = flow_matching_loss if cfg.objective == "flow" else diffusion_loss
     schedule = NoiseSchedule.linear(cfg.T) if cfg.schedule == "linear" else NoiseSchedule.cosine(cfg.T)
     model = make_model(cfg, tuple(data.shape))
     if cfg.init_from:
@@ -110,7 +101,7 @@ def _train(cfg: TrainConfig, guard: SignalGuard) -> TrainResult:
             group["lr"] = lr_at(cfg, step)
         y = None if labels is None else drop_labels(labels[idx], cfg.label_dropout, cfg.num_classes, g).to(device)
         with autocast:
-            loss = diffusion_loss(net, x0, schedule, g) if y is None else diffusion_loss(net, x0, schedule, g, y)
+            loss = loss_fn(net, x0, schedule, g) if y is None else loss_fn(net, x0, schedule, g, y)
         loss_mean = mean_over_ranks(loss.detach(), world)  # the same on every rank, so all stop together
         _check_finite("loss", loss_mean, step, cfg)
         opt.zero_grad(set_to_none=True)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..core.checks import check_int
+from ..core.losses import OBJECTIVES
 from ..core.schedules import NoiseSchedule
 from ..nets.models import MLPConfig, UNetConfig, build_model
 from ..store.data import IMAGE_DATASETS, TOY_DATASETS
@@ -47,7 +48,9 @@ class TrainConfig:
     stop_after: int = 0  # stop this invocation after N steps (0: run to ``steps``); resume later
     progress: bool = True
     n_toy: int = 20000
-    n_images: int = 0  # train on the first N images only (0: all); for quick CPU runs and tests
+    n_images: int = 0  # train on the first N images (of --subset, if set) only (0: all); quick runs and tests
+    subset: str = ""  # "K/P": the K-th of P disjoint parts of the image set (a fixed permutation, seed 0)
+    objective: str = "eps"  # eps: ε-prediction on the DDPM clock | flow: velocity on x_s = (1-s)x0 + sε
     num_classes: int = 0  # > 0: class-conditional UNet trained with the dataset's labels
     label_dropout: float = 0.1  # conditional only: P(label -> "no label"), so one net is also unconditional
     init_from: str = ""  # start from a saved model's weights (a shipped name or checkpoint path)
@@ -74,6 +77,12 @@ class TrainConfig:
             raise ValueError(f"label_dropout must be in [0, 1], got {self.label_dropout}")
         if self.num_classes and self.dataset in TOY_DATASETS:
             raise ValueError(f"num_classes must be 0 for the toy dataset {self.dataset!r}; allowed > 0: image sets")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        if self.subset:
+            parse_subset(self.subset)
+            if self.dataset in TOY_DATASETS:
+                raise ValueError(f"subset is for image sets; the toy dataset {self.dataset!r} has --n-toy")
         if self.schedule not in ("linear", "cosine"):
             raise ValueError(f"schedule must be 'linear' or 'cosine', got {self.schedule!r}")
 
@@ -88,11 +97,15 @@ class TrainResult:
 
 
 def make_model(cfg: TrainConfig, data_shape: tuple[int, ...]) -> nn.Module:
+    """The denoiser for ``cfg``: an MLP for toy data, a UNet for images. A flow model gets s in [0, 1]
+    and embeds s·T, so its time embedding spans the frequencies an ε-model's integer t does."""
+    time_scale = float(cfg.T) if cfg.objective == "flow" else 1.0
     if cfg.dataset in TOY_DATASETS:
-        return build_model("mlp", MLPConfig(hidden=cfg.mlp_hidden, depth=cfg.mlp_depth).to_dict())
+        mcfg = MLPConfig(hidden=cfg.mlp_hidden, depth=cfg.mlp_depth, time_scale=time_scale)
+        return build_model("mlp", mcfg.to_dict())
     c, h = data_shape[1], data_shape[2]
-    ucfg = UNetConfig(in_channels=c, image_size=h, base_channels=cfg.base_channels,
-                      channel_mults=cfg.channel_mults, num_res_blocks=cfg.num_res_blocks, num_classes=cfg.num_classes)
+    ucfg = UNetConfig(in_channels=c, image_size=h, base_channels=cfg.base_channels, channel_mults=cfg.channel_mults,
+                      num_res_blocks=cfg.num_res_blocks, num_classes=cfg.num_classes, time_scale=time_scale)
     return build_model("unet", ucfg.to_dict())
 
 
@@ -111,3 +124,32 @@ def batch_indices(n: int, batch: int, step: int, seed: int, rank: int = 0, world
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
     start = (j * world + rank) * batch
     return perm[start : start + batch] if start + batch <= n else perm[torch.arange(start, start + batch) % n]
+
+
+def parse_subset(subset: str) -> tuple[int, int]:
+    """``"K/P"`` -> (K, P) with 0 <= K < P; anything else is a ValueError naming the form."""
+    try:
+        k_s, p_s = subset.split("/")
+        k, p = int(k_s), int(p_s)
+    except ValueError:
+        raise ValueError(f"subset must read K/P (the K-th of P disjoint parts, 0 <= K < P), got {subset!r}") from None
+    if not (p >= 1 and 0 <= k < p):
+        raise ValueError(f"subset {subset!r}: need P >= 1 and 0 <= K < P")
+    return k, p
+
+
+def subset_indices(n: int, subset: str = "", n_images: int = 0) -> torch.Tensor:
+    """Indices of the training images a run uses, (N',) int64.
+
+    No subset: the first ``n_images`` (all if 0), in order. ``"K/P"``: the K-th of P equal, disjoint
+    slices of ``torch.randperm(n)`` drawn with seed 0 (so parts K and K' of one P never share an image),
+    then its first ``n_images``. The rule depends on nothing but (n, subset, n_images).
+    """
+    if not subset:
+        return torch.arange(min(n, n_images) if n_images else n)
+    k, p = parse_subset(subset)
+    size = n // p
+    part = torch.randperm(n, generator=torch.Generator().manual_seed(0))[k * size : (k + 1) * size]
+    if n_images > size:
+        raise ValueError(f"n_images={n_images} is more than part {subset} holds ({size} of {n}); allowed: 0..{size}")
+    return part[:n_images] if n_images else part
