@@ -6,6 +6,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DATA   := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 PYTEST_ARGS ?=
+# CPU-only torch (without the 4 GB of CUDA libraries and triton the default wheels bring): set TORCH_INDEX to the CPU wheel
+# index that PyTorch's "Get started" page gives for "Compute Platform: CPU", e.g. make lab TORCH_INDEX=...
+TORCH_INDEX ?=
 
 .PHONY: lab test setup data browser lint clean-venv
 
@@ -36,7 +39,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.10 is needed, found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(if $(TORCH_INDEX),$(BIN)/python -m pip install --quiet torch torchvision --index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# JupyterLab's "get Jupyter news?" toast: its announcements plugin off, for this environment only
+	$(BIN)/jupyter labextension disable --level=sys_prefix "@jupyterlab/apputils-extension:announcements" >/dev/null
 	touch $@
 
 # Real Fashion-MNIST from Debian's package, where apt exists and the data is missing.

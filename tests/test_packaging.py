@@ -53,8 +53,12 @@ def test_environment_yml_installs_the_same_thing(pyproject: dict) -> None:
     conda = [d for d in deps if isinstance(d, str)]
     pip = next(d["pip"] for d in deps if isinstance(d, dict) and "pip" in d)
     assert "-e .[dev]" in pip, "environment.yml must install the package and its dev extras from pyproject"
-    # Python's version floor agrees, and conda adds no package that pyproject does not know about.
-    assert f"python{pyproject['project']['requires-python']}" in conda
+    # conda pins a Python that pyproject admits, and adds no package that pyproject does not know about.
+    from packaging.specifiers import SpecifierSet
+
+    pinned = [d for d in conda if re.fullmatch(r"python=[\d.]+", d.split("#")[0].strip())]
+    assert pinned, f"environment.yml must pin Python (python=X.Y), got {conda}"
+    assert pinned[0].split("=")[1] + ".0" in SpecifierSet(pyproject["project"]["requires-python"])
     assert {_name(d) for d in conda} <= {"python", "pip"}
 
 
