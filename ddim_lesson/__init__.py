@@ -5,6 +5,7 @@ The public API the notebooks and tests rely on is re-exported here.
 
 from .core.forward import ddim_sigma, q_posterior, q_sample, q_sigma_step, q_step
 from .core.guidance import cfg, sdedit
+from .core.ideal_denoiser import IdealDenoiser
 from .core.inversion import ddim_invert, lerp, slerp
 from .core.samplers import (
     SamplerStep,
@@ -24,6 +25,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CallCounter",
+    "IdealDenoiser",
     "Stopwatch",
     "sample_images",
     "sdedit",

@@ -1,0 +1,132 @@
+"""The ideal denoiser: the exact minimum-MSE noise predictor of a finite training set.
+
+Let the data distribution be the empirical one, p(x0) = (1/N) Σ_i δ(x0 − x_i). Then
+q(x_t | x0 = x_i) = N(√ᾱ_t x_i, (1 − ᾱ_t) I), and Bayes' rule gives the posterior over the N points:
+
+    w_i(x_t, t) = softmax_i( −‖x_t − √ᾱ_t x_i‖² / (2(1 − ᾱ_t)) )
+    x̂0 = E[x0 | x_t] = Σ_i w_i x_i
+    ε̂  = E[ε | x_t]  = (x_t − √ᾱ_t x̂0) / √(1 − ᾱ_t)
+
+Both are the minimisers of the mean squared error over all functions of x_t, so no network trained on
+these N points with the ε-MSE loss can do better; DDIM run with this model can only return training
+points (notebook 09 measures it). ``IdealDenoiser`` streams over the N points in chunks with a running
+log-sum-exp, so N = 60,000 images need only a (B, chunk) block of logits at a time.
+
+Each chunk expands ‖x_t − √ᾱ x_i‖² = ‖x_t‖² − 2√ᾱ x_t·x_i + ᾱ‖x_i‖² and drops ‖x_t‖², which is the same
+for every i and cancels in the softmax. The work is in the data's (or x_t's, if wider) dtype: float64 in,
+float64 out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .checks import check_int
+from .schedules import NoiseSchedule
+
+
+@dataclass(frozen=True)
+class Posterior:
+    """What the ideal denoiser knows about x0 given x_t, for a batch of B.
+
+    x0_pred: (B, ...) E[x0 | x_t]. eps: (B, ...) E[ε | x_t]. w_max: (B,) the largest weight w_i.
+    nearest: (B,) int64, the index i of that weight (the training point x_t is most likely to come
+    from). n_eff: (B,) 1 / Σ w_i², the effective number of training points the average runs over
+    (1: one point, N: all equally).
+    """
+
+    x0_pred: torch.Tensor
+    eps: torch.Tensor
+    w_max: torch.Tensor
+    nearest: torch.Tensor
+    n_eff: torch.Tensor
+
+
+class IdealDenoiser(nn.Module):
+    """``model(x_t, t) -> eps``, the exact minimum-MSE noise predictor of the points in ``data``.
+
+    data: (N, ...) floating, finite; the samplers then take x_t of shape (B, ...) with the same
+    trailing shape, and t an int64 tensor (B,) of timestep indices in [0, T − 1] of ``schedule``.
+    chunk: how many training points are held in one block of logits (memory B·chunk; the result
+    does not depend on it beyond float rounding). The data is kept as a buffer, not a parameter, so
+    samplers do not cast x_t to its dtype; the work runs in the wider of the two dtypes.
+    """
+
+    def __init__(self, data: torch.Tensor, schedule: NoiseSchedule, *, chunk: int = 4096) -> None:
+        super().__init__()
+        if not torch.is_tensor(data) or not data.is_floating_point() or data.ndim < 2 or data.shape[0] < 1:
+            raise ValueError("data must be a floating tensor of shape (N, ...) with N >= 1 and at least one "
+                             f"feature dimension, got {getattr(data, 'dtype', type(data).__name__)} of shape "
+                             f"{tuple(getattr(data, 'shape', ()))}")
+        if not torch.isfinite(data).all():
+            raise ValueError(f"data must be finite everywhere; it has {int((~torch.isfinite(data)).sum())} "
+                             "NaN/inf entries (allowed: finite values)")
+        self.chunk = check_int("chunk", chunk, 1)
+        self.schedule = schedule
+        self.item_shape = tuple(data.shape[1:])
+        flat = data.detach().reshape(data.shape[0], -1)  # (N, D)
+        self.register_buffer("data", flat, persistent=False)
+        self.register_buffer("sq_norms", (flat * flat).sum(1), persistent=False)  # (N,) ‖x_i‖²
+        self.register_buffer("abar", schedule.alphas_cumprod, persistent=False)  # (T,) float64
+
+    @property
+    def N(self) -> int:
+        return int(self.data.shape[0])
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """E[ε | x_t]: x_t (B, ...), t (B,) int64 -> (B, ...) in x_t's dtype."""
+        return self.posterior(x_t, t).eps.to(x_t.dtype)
+
+    def x0_pred(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """E[x0 | x_t] = Σ w_i x_i: x_t (B, ...), t (B,) int64 -> (B, ...)."""
+        return self.posterior(x_t, t).x0_pred
+
+    @torch.no_grad()
+    def posterior(self, x_t: torch.Tensor, t: torch.Tensor) -> Posterior:
+        """The posterior over the N training points at (x_t, t), streamed in chunks; see :class:`Posterior`."""
+        B = self._check(x_t, t)
+        dtype = torch.promote_types(x_t.dtype, self.data.dtype)
+        x = x_t.reshape(B, -1).to(dtype)  # (B, D)
+        abar = self.abar[t].to(dtype)  # (B,) ᾱ_t
+        sa, var = abar.sqrt()[:, None], (1 - abar)[:, None]  # (B, 1) each: √ᾱ_t and 1 − ᾱ_t
+        m = torch.full((B, 1), -torch.inf, dtype=dtype, device=x.device)  # running max logit
+        s = torch.zeros((B, 1), dtype=dtype, device=x.device)  # Σ exp(l − m)
+        s2 = torch.zeros((B, 1), dtype=dtype, device=x.device)  # Σ exp(2(l − m))
+        acc = torch.zeros_like(x)  # (B, D) Σ exp(l − m) x_i
+        nearest = torch.zeros(B, dtype=torch.long, device=x.device)
+        for start in range(0, self.N, self.chunk):
+            xi = self.data[start:start + self.chunk].to(dtype)  # (n, D)
+            # −‖x_t − √ᾱ x_i‖² / (2(1 − ᾱ)), less the i-independent −‖x_t‖² / (2(1 − ᾱ))
+            logits = (sa * (x @ xi.T) - 0.5 * abar[:, None] * self.sq_norms[start:start + self.chunk].to(dtype)) / var
+            cmax, carg = logits.max(1, keepdim=True)  # (B, 1) each
+            nearest = torch.where(cmax[:, 0] > m[:, 0], carg[:, 0] + start, nearest)
+            m_new = torch.maximum(m, cmax)
+            scale = torch.exp(m - m_new)  # (B, 1); exp(−inf) = 0 on the first chunk
+            e = torch.exp(logits - m_new)  # (B, n)
+            s = s * scale + e.sum(1, keepdim=True)
+            s2 = s2 * scale * scale + (e * e).sum(1, keepdim=True)
+            acc = acc * scale + e @ xi
+            m = m_new
+        x0 = acc / s  # (B, D) Σ w_i x_i
+        eps = (x - sa * x0) / var.sqrt()  # ε = (x_t − √ᾱ x̂0)/√(1 − ᾱ)
+        shape = (B, *self.item_shape)
+        return Posterior(x0.reshape(shape), eps.reshape(shape), (1 / s)[:, 0], nearest, (s * s / s2)[:, 0])
+
+    def _check(self, x_t: torch.Tensor, t: torch.Tensor) -> int:
+        if not torch.is_tensor(x_t) or not x_t.is_floating_point():
+            raise ValueError(f"x_t must be a floating tensor of shape (B, {', '.join(map(str, self.item_shape))}), "
+                             f"got {getattr(x_t, 'dtype', type(x_t).__name__)}")
+        if x_t.ndim < 1 or tuple(x_t.shape[1:]) != self.item_shape or x_t.shape[0] < 1:
+            raise ValueError(f"x_t must have shape (B, {', '.join(map(str, self.item_shape))}) with B >= 1, the "
+                             f"shape of the training points, got {tuple(x_t.shape)}")
+        B = x_t.shape[0]
+        if not torch.is_tensor(t) or t.dtype != torch.long or tuple(t.shape) != (B,):
+            raise ValueError(f"t must be an int64 tensor of shape ({B},), got "
+                             f"{getattr(t, 'dtype', type(t).__name__)} of shape {tuple(getattr(t, 'shape', ()))}")
+        T = self.schedule.T
+        if int(t.min()) < 0 or int(t.max()) > T - 1:
+            raise ValueError(f"every t must be in [0, {T - 1}], got values from {int(t.min())} to {int(t.max())}")
+        return B
