@@ -73,3 +73,54 @@ def test_sample_shape_of_the_shipped_models_and_refusals():
         image_shape(pretrained("two-moons")[0])
     with pytest.raises(ValueError, match="got Linear"):
         sample_shape(torch.nn.Linear(2, 2))
+
+
+
+def _spy_draws(monkeypatch):
+    """Replace generate.draw by a recorder of (x_T's device, the generator's device and state); returns the list."""
+    from ddim_lesson.evaluate import generate
+
+    seen = []
+
+    def fake_draw(model, schedule, x_T, *, generator=None, **kw):
+        seen.append((x_T.device.type, generator.device.type, generator.get_state()))
+        return torch.zeros(x_T.shape)  # (B, ...) on the CPU, as the caller moves it there anyway
+
+    monkeypatch.setattr(generate, "draw", fake_draw)
+    return seen
+
+
+def test_the_noise_generator_is_a_cpu_one_whatever_the_device(monkeypatch):
+    """The rule, checked without a GPU: sample_batch and sample_in_batches both hand the sampler a CPU generator in
+    the state of noise_generator(s), while x_T goes to the model's device. "meta" stands in for a GPU: a device that
+    is not the CPU on every machine (the old sample_batch built torch.Generator(device=device) and fails here)."""
+    from ddim_lesson.evaluate.generate import noise_generator, sample_batch
+
+    seen = _spy_draws(monkeypatch)
+    sample_batch(None, NoiseSchedule.linear(T=50), 0.7, 3, (2, 1, 28, 28), 5, "trailing", "meta")
+    model = _tiny_unet().to("meta")
+    sample_in_batches(model, NoiseSchedule.linear(T=50), 3, 2, steps=3, eta=0.7, seed=4)
+    assert [(x, g) for x, g, _ in seen] == [("meta", "cpu")] * 3
+    for (_, _, state), s in zip(seen, (5, batch_seed(4, 0), batch_seed(4, 1))):
+        assert torch.equal(state, noise_generator(s).get_state())
+    assert not torch.equal(seen[1][2], seen[2][2]), "batches must draw different noise"
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_one_seeding_rule_on_cuda_at_eta_above_zero():
+    """On a GPU, a table cell's batch (sample_batch) and ``ddim-lesson sample`` (sample_in_batches) give the same
+    samples for the same seed at η = 0.6, and both match the CPU's up to float rounding (TF32 convolutions). A CUDA
+    generator seeded alike (the old sample_batch) lands far away: the planted bug is caught by the same check."""
+    from ddim_lesson.evaluate.generate import NOISE_OFFSET, draw, sample_batch, seeded_latents
+
+    cpu_model, schedule = _tiny_unet(), NoiseSchedule.linear(T=50)
+    model = _tiny_unet().cuda()
+    table, _ = sample_batch(model, schedule, 0.6, 4, (3, 1, 28, 28), 0, "trailing", "cuda")
+    cli = sample_in_batches(model, schedule, 3, 3, steps=4, eta=0.6, spacing="trailing", seed=0)
+    cpu = sample_in_batches(cpu_model, schedule, 3, 3, steps=4, eta=0.6, spacing="trailing", seed=0)
+    assert torch.equal(table.cpu(), cli)
+    assert (cli - cpu).abs().max() < 0.05, float((cli - cpu).abs().max())
+    planted = draw(model, schedule, seeded_latents(0, 3, (1, 28, 28)).cuda(), steps=4, eta=0.6, spacing="trailing",
+                   generator=torch.Generator(device="cuda").manual_seed(NOISE_OFFSET)).cpu()
+    assert (planted - cpu).abs().max() > 0.2, "a CUDA generator must draw other noise than the CPU rule"

@@ -4,6 +4,9 @@ Every front-end draws through :func:`draw` (one batch: x_T → x0, one ``on_step
 and every front-end seeds a batch by one rule. A batch with seed s starts from
 ``seeded_latents(s, B, shape)`` (a CPU generator seeded with s) and draws its η > 0 or σ̂ noise from
 ``noise_generator(s)`` (seeded s + NOISE_OFFSET), so changing η, steps or spacing never moves x_T.
+Both generators are CPU generators whatever device the model is on (the noise is drawn on the CPU and
+moved, core.forward._randn_like): a CUDA generator seeded alike draws other numbers, so a seed would
+name other samples on a GPU than on a CPU, and Table 1 other samples than ``ddim-lesson sample``.
 An explorer's one batch uses the explorer's seed; batch b of a run of several batches (Table 1,
 the spread, the spacing and solver tables, ``ddim-lesson sample``) uses ``batch_seed(seed, b)``,
 the same in every cell of a table, so cells differ only by the sampler.
@@ -50,9 +53,10 @@ def seeded_latents(seed: int, n: int, shape: tuple[int, ...]) -> torch.Tensor:
     return torch.randn((n, *shape), generator=torch.Generator().manual_seed(seed))
 
 
-def noise_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
-    """The generator of a batch's η > 0 (or σ̂) noise: seeded ``seed + NOISE_OFFSET``, apart from x_T's."""
-    return torch.Generator(device=device).manual_seed(check_seed(seed) + NOISE_OFFSET)
+def noise_generator(seed: int) -> torch.Generator:
+    """The generator of a batch's η > 0 (or σ̂) noise: a CPU generator seeded ``seed + NOISE_OFFSET``, apart from
+    x_T's. On the CPU for every device, so that a seed names the same samples on a GPU as on a CPU."""
+    return torch.Generator().manual_seed(check_seed(seed) + NOISE_OFFSET)
 
 
 def batch_seed(seed: int, b: int) -> int:
@@ -87,7 +91,7 @@ def sample_batch(model: nn.Module, schedule: NoiseSchedule, eta: float | str, st
                  on_step: Callable[[int], object] | None = None) -> tuple[torch.Tensor, float]:
     """One batch of a table cell: x0 of ``shape`` from x_T seeded by ``seed``, and the sampling seconds."""
     x_T = seeded_latents(seed, shape[0], shape[1:]).to(device)  # (B, ...)
-    g = noise_generator(seed, device)
+    g = noise_generator(seed)  # on the CPU whatever the device: the one rule
     t0 = time.perf_counter()
     x0 = draw(model, schedule, x_T, steps=steps, eta=eta, spacing=spacing, generator=g, on_step=on_step)
     if x0.device.type == "cuda":
