@@ -94,20 +94,82 @@ def test_second_order_beats_ddim_at_equal_calls(gaussian, linear_schedule) -> No
     assert e["heun"] * 3 < e["ddim"] and e["dpmpp_2m"] * 20 < e["ddim"], e
 
 
-def test_dpmpp_3m_beats_2m_on_logsnr_steps_but_not_at_third_order(gaussian, linear_schedule) -> None:
-    """The third rung, measured: on log-SNR steps 3M is closer to the exact map than 2M at every budget, by 1.7x at
-    21 calls and 2.8x at 81 (measured 4.3e-3 vs 7.4e-3, 1.8e-4 vs 4.9e-4). Its fitted order is not 3: the step to
-    ᾱ = 1 is first order for every rung (h = ∞) and adds a floor, 9.9e-5 from t = 0 on this grid, that 3M
-    reaches by 161 calls; the fit over 21-161 calls is 1.9 (2M: 2.0)."""
+def test_dpmpp_3m_beats_2m_on_logsnr_steps_at_second_order(gaussian, linear_schedule) -> None:
+    """3M as diffusers writes it, measured: on log-SNR steps it is closer to the exact map than 2M at every budget, by
+    1.7x at 21 calls and 2.8x at 81 (4.3e-3 vs 7.4e-3, 1.8e-4 vs 4.9e-4), with the same order: its second difference
+    has half the weight the exact integral of the quadratic needs, so its local error is O(h³) and its fitted order
+    is 1.9 over 21-161 calls (2M: 2.0). Stopped before the final jump it is 2 as well (tests/test_solver_study.py);
+    the step to ᾱ = 1 (h = ∞, first order for every rung) adds a floor, 9.9e-5 from t = 0 on this grid."""
     e3, e2 = _errors(gaussian, linear_schedule, "dpmpp_3m", "logsnr"), _errors(gaussian, linear_schedule, "dpmpp_2m",
                                                                               "logsnr")
     assert all(a < b for a, b in zip(e3, e2)) and e3[0] * 1.5 < e2[0] and e3[2] * 2.5 < e2[2], (e3, e2)
     assert 1.6 <= _slope(NFES, e3) <= 2.4 and e3[-1] < 1.2e-4
 
 
+def test_dpmpp_3m_exact_beats_3m_until_the_final_jump_floors_both(gaussian, linear_schedule) -> None:
+    """The exact rung to ᾱ = 1 on log-SNR steps: closer than 3M at 21 and 41 calls, and both meet the floor of the
+    first-order last step (about 1e-4) by 161 calls, where they agree within 30 %."""
+    ex, e3 = _errors(gaussian, linear_schedule, "dpmpp_3m_exact", "logsnr"), _errors(gaussian, linear_schedule,
+                                                                                    "dpmpp_3m", "logsnr")
+    assert ex[0] * 1.5 < e3[0] and ex[1] < e3[1], (ex, e3)
+    assert abs(ex[-1] / e3[-1] - 1) < 0.3 and ex[-1] < 1.2e-4, (ex, e3)
+
+
+# -- the 3M update in closed form: a quadratic x̂0 is integrated exactly by the exact rung only ----------------------
+def test_multistep_update_closed_form_u_squared() -> None:
+    """x̂0(u) = u² at u = -2, -1, 0 (so h·x̂0' = 0 and h²/2·x̂0'' = 1 at u = 0), x̄ = 0, one step of h = 1:
+    the exact value is ∫_0^1 e^{-(1-u)} u² du = 1 - 2/e = 0.2642; diffusers' weighting gives half of it."""
+    from ddim_lesson.core.multistep import D2_WEIGHT, multistep_update
+
+    x0s = [torch.tensor([4.0], dtype=F64), torch.tensor([1.0], dtype=F64), torch.tensor([0.0], dtype=F64)]
+    zero = torch.zeros(1, dtype=F64)
+    exact = 1 - 2 / math.e
+    got = {k: float(multistep_update(zero, x0s, [-2.0, -1.0, 0.0], 1.0, w)) for k, w in D2_WEIGHT.items()}
+    assert got["dpmpp_3m_exact"] == pytest.approx(exact, abs=1e-14)
+    assert got["dpmpp_3m"] == pytest.approx(exact / 2, abs=1e-14)  # the half weight, the bug the name hides
+
+
+def _quadratic_x0(c: tuple[float, float, float]):
+    """A model whose x̂0 is c0 + c1·λ + c2·λ² whatever x_t: ε = (x̄ - x̂0)/σ̄. And the exact flow of
+    dx̄/dλ = -x̄ + p(λ): x̄ = p - p' + p'' + (x̄_0 - (p - p' + p'')(λ_0))·e^{-(λ - λ_0)}."""
+    p = lambda v: c[0] + c[1] * v + c[2] * v * v  # noqa: E731
+    xp = lambda v: p(v) - (c[1] + 2 * c[2] * v) + 2 * c[2]  # noqa: E731
+
+    def model(x_t: torch.Tensor, t: torch.Tensor, sch=dl.NoiseSchedule.linear(T)) -> torch.Tensor:
+        a = float(sch.alphas_cumprod[int(t[0])])
+        sig = math.sqrt((1 - a) / a)
+        return (x_t / math.sqrt(a) - p(-math.log(sig))) / sig
+
+    def flow(xbar: torch.Tensor, lam0: float, lam1: float) -> torch.Tensor:
+        return xp(lam1) + (xbar - xp(lam0)) * math.exp(-(lam1 - lam0))
+
+    return model, flow
+
+
+@pytest.mark.parametrize("spacing", ["logsnr", "trailing"])
+def test_dpmpp_3m_exact_integrates_a_quadratic_x0_exactly(linear_schedule, spacing: str) -> None:
+    """Through the sampler: with x̂0 quadratic in λ, every order-3 step of the exact rung lands on the exact flow from
+    the state it had (to 1e-10); the same check on dpmpp_3m, the half weight, fails (a planted bug, caught)."""
+    from ddim_lesson.core.multistep import order_3m
+
+    model, flow = _quadratic_x0((0.3, -0.2, 0.05))
+    x_T = _x_T((4, 3), 7)
+    N = 20
+    grid = make_grid(linear_schedule, N, spacing)
+    worst = {}
+    for solver in ("dpmpp_3m_exact", "dpmpp_3m"):
+        x, worst[solver] = x_T, 0.0
+        for i, st in enumerate(ode_progressive(model, linear_schedule, x_T, steps=N, solver=solver, spacing=spacing)):
+            if order_3m(i, N) == 3:
+                want = flow(x / grid.scale(i), grid.lam[i], grid.lam[i + 1]) * grid.scale(i + 1)
+                worst[solver] = max(worst[solver], _rel(st.x, want))
+            x = st.x
+    assert worst["dpmpp_3m_exact"] < 1e-10 and worst["dpmpp_3m"] > 1e-4, worst
+
+
 def test_dpmpp_3m_orders_follow_diffusers_lowering() -> None:
     """1, 2, then 3; the last step 1 (to σ̄ = 0); the one before it 2 when the grid is shorter than 15 steps."""
-    from ddim_lesson.core.solvers import order_3m
+    from ddim_lesson.core.multistep import order_3m
 
     assert [order_3m(i, 1) for i in range(1)] == [1]
     assert [order_3m(i, 2) for i in range(2)] == [1, 1]
@@ -356,3 +418,32 @@ def test_diffusers_trailing_dpm_is_our_trailing_grid(gaussian, linear_schedule, 
         x = ds.step(gaussian(x, t.expand(x.shape[0])), t, x).prev_sample.double()
     ours = ode_sample(gaussian, linear_schedule, x_T, steps=N, solver=f"dpmpp_{order}m", spacing="trailing")
     assert _rel(ours, x) < 1e-5
+
+
+# -- the checks ddim_sample has, on every rung (issue 19, item 9) ------------------------------------------------------
+@pytest.mark.parametrize("solver", list(SOLVERS))
+def test_an_overflowing_update_is_refused_not_returned(linear_schedule, solver: str) -> None:
+    """ε finite at every step, x_T finite, but x̄ = x_T/√ᾱ overflows float32: a ValueError, never an inf sample."""
+    x_T = torch.full((2, 3), 1e37)
+    with pytest.raises(ValueError, match="not finite after the last step"):
+        ode_sample(lambda x, t: torch.zeros_like(x), linear_schedule, x_T, steps=3 if solver == "heun" else 4,
+                   solver=solver)
+
+
+@pytest.mark.parametrize("solver", list(SOLVERS))
+def test_a_schedule_whose_abar_rounds_to_1_is_refused(solver: str) -> None:
+    """β below float64's resolution near 1: ᾱ = 1.0 at the first timesteps. DDIM and Heun used to return x_T
+    unchanged there and the DPM-Solvers raised ZeroDivisionError; now every rung names the timestep."""
+    sch = dl.NoiseSchedule.linear(20, 1e-18, 1e-2)
+    assert float(sch.alphas_cumprod[0]) == 1.0
+    with pytest.raises(ValueError, match=r"t=0 .*rounds to 1"):
+        ode_sample(lambda x, t: 0.1 * x, sch, _x_T((2, 3)), steps=19 if solver == "heun" else 20, solver=solver,
+                   spacing="linspace")
+
+
+@pytest.mark.parametrize("bad", [lambda x, t: (x, x), lambda x, t: None, lambda x, t: (0.1 * x).double()])
+def test_a_model_returning_no_tensor_or_another_dtype_is_named(linear_schedule, bad) -> None:
+    x_T = torch.randn(2, 3, generator=torch.Generator().manual_seed(0))  # float32
+    for solver in SOLVERS:
+        with pytest.raises(ValueError, match="tuple|NoneType|dtype torch.float64"):
+            ode_sample(bad, linear_schedule, x_T, steps=3, solver=solver)

@@ -8,16 +8,23 @@ and higher-order solvers of the same ODE buy accuracy per model call. Every solv
 one shared grid: N timesteps from ``ddim_timesteps`` plus a final point at ᾱ = 1 (σ̄ = 0, λ = +∞),
 with λ = log(√ᾱ/√(1-ᾱ)) = -log σ̄ (half the log-SNR). ``steps`` is always the number of model calls.
 
-    solver      order  model calls for N grid steps   what it is                       diffusers
-    ---------   -----  -----------------------------  -------------------------------  ------------------------------
-    "ddim"      1      N                              Euler in σ̄ = DPM-Solver-1        DDIMScheduler(eta=0),
-                                                      = DPM-Solver++ 1                  clip_sample=False
-    "heun"      2      2N - 1 (no corrector at σ̄=0)   EDM Algorithm 1 (Heun in σ̄)      HeunDiscreteScheduler
-    "dpmpp_2m"  2      N (first, last step order 1)   DPM-Solver++(2M), exponential    DPMSolverMultistepScheduler(
-                                                      integrator in λ, data prediction  "dpmsolver++", solver_order=2)
-    "dpmpp_3m"  3      N (orders 1, 2, then 3; the    DPM-Solver++(3M): 2M plus a       the same with solver_order=3
-                       last step 1, the one before     second difference of x̂0          (lower_order_final=True)
-                       it 2 when N < 15)
+    solver            order*  calls for N steps        what it is                       diffusers
+    ----------------  ------  -----------------------  -------------------------------  --------------------------
+    "ddim"            1       N                        Euler in σ̄ = DPM-Solver-1        DDIMScheduler, step(eta=0),
+                                                       = DPM-Solver++ 1                  clip_sample=False
+    "heun"            2       2N - 1 (no corrector     EDM Algorithm 1 (Heun in σ̄)      HeunDiscreteScheduler
+                              at σ̄ = 0)
+    "dpmpp_2m"        2       N (first, last step      DPM-Solver++(2M), exponential    DPMSolverMultistepScheduler(
+                              order 1)                 integrator in λ, data prediction  "dpmsolver++", solver_order=2)
+    "dpmpp_3m"        2       N (steps of order 1, 2,  DPM-Solver++(3M) as diffusers    the same with solver_order=3
+                              then 3; the last 1, the  writes it: D2 at half the weight  (lower_order_final=True)
+                              one before it 2 if N<15) the exact integral needs
+    "dpmpp_3m_exact"  3       N (the same)             3M with the quadratic in λ       none (one coefficient x2)
+                                                       integrated exactly
+
+    * measured, not read off the name (tests/test_solver_study.py): the slope of log error against log steps
+      on dx/dλ = -x + D(λ) with an exact warm-up (3M: 2.0, 3M exact: 3.0), and at the grid's last timestep on
+      Gaussian data, before the first-order jump to ᾱ = 1, on a clock fine enough not to floor it.
 
 Each solver is one flat generator over the grid; :func:`ode_progressive` picks one and
 :func:`ode_sample` keeps its last step. With ``clip_x0`` every prediction x̂0 is clipped to [-1, 1]
@@ -32,7 +39,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .checks import check_choice, check_eps_finite, check_int, check_model_input
+from .checks import check_choice, check_eps_finite, check_int, check_model_input, check_sample_finite
+from .multistep import D2_WEIGHT, multistep_update, order_3m
 from .samplers import Model, SamplerStep, _last
 from .schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule, ddim_timesteps
 
@@ -59,9 +67,19 @@ class Grid:
 
 
 def make_grid(schedule: NoiseSchedule, n: int, spacing: str = DEFAULT_SPACING) -> Grid:
-    """The grid of ``n`` timesteps for ``spacing`` and the final point ᾱ = 1."""
+    """The grid of ``n`` timesteps for ``spacing`` and the final point ᾱ = 1.
+
+    ValueError if ᾱ at a grid timestep rounds to 1 in float64 (σ̄ = 0 before the end: no ODE left to solve) or
+    does not rise strictly along the grid (a step of length 0 in λ), as a schedule with tiny β can give.
+    """
     ts = ddim_timesteps(schedule.T, n, spacing, schedule=schedule).tolist()
     abar = schedule.alphas_cumprod[ts].tolist() + [1.0]
+    for i, t in enumerate(ts):
+        if not abar[i] < abar[i + 1]:
+            what = "rounds to 1" if abar[i] >= 1.0 else f"is not below ᾱ at the next grid timestep {ts[i + 1]}"
+            raise ValueError(f"the schedule's ᾱ at timestep t={t} ({abar[i]!r}) {what}; the ODE solvers need "
+                             "0 < ᾱ < 1 at every grid timestep, rising strictly along the grid (are the betas "
+                             "too small for float64?)")
     sigma = [math.sqrt((1.0 - a) / a) for a in abar]
     return Grid(ts, abar, sigma, [-math.log(s) if s > 0 else math.inf for s in sigma])
 
@@ -79,8 +97,14 @@ def denoiser(model: Model, grid: Grid, batch: int, device: torch.device, clip_x0
     def den(xbar: torch.Tensor, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         x = xbar * grid.scale(i)  # (B, ...) the model sees x_t = √ᾱ·x̄
         eps = model(x, t_batches[i])
+        if not isinstance(eps, torch.Tensor):
+            raise ValueError(f"the model must return one tensor ε of x_t's shape {tuple(x.shape)}, "
+                             f"got {type(eps).__name__}")
         if eps.shape != x.shape:
             raise ValueError(f"model output shape {tuple(eps.shape)} must equal x_T shape {tuple(x.shape)}")
+        if eps.dtype != x.dtype:  # else the sample silently changes dtype
+            raise ValueError(f"the model returned ε of dtype {eps.dtype} for x_t of dtype {x.dtype}; "
+                             "return ε in x_t's dtype (e.g. eps.to(x_t.dtype))")
         check_eps_finite(eps, grid.ts[i])
         x0 = xbar - grid.sigma[i] * eps  # DDIM eq. 9, divided by √ᾱ
         if clip_x0:
@@ -136,42 +160,31 @@ def sample_dpmpp_2m(den: Denoiser, grid: Grid, x: torch.Tensor) -> Iterator[Samp
         yield SamplerStep(grid.ts[i], grid.t_prev(i), x, x0)
 
 
-def order_3m(i: int, n: int) -> int:
-    """The order of step i of n in DPM-Solver++(3M), as diffusers lowers it: 1 on the step to σ̄ = 0 (h = ∞), 2 on
-    the step before it when n < 15 (its ``lower_order_final``), and 1, 2, 3 on the first steps (the history)."""
-    if i == n - 1:
-        return 1
-    return min(3, i + 1, 2 if i == n - 2 and n < 15 else 3)
-
-
-def sample_dpmpp_3m(den: Denoiser, grid: Grid, x: torch.Tensor) -> Iterator[SamplerStep]:
-    """DPM-Solver++(3M): the third-order multistep update of Lu et al. 2022 (arXiv 2211.01095) in x̄, as diffusers'
-    DPMSolverMultistepScheduler(solver_order=3) writes it; orders from :func:`order_3m`. x: (B, ...)."""
+def _multistep(den: Denoiser, grid: Grid, x: torch.Tensor, d2_weight: float) -> Iterator[SamplerStep]:
+    """The 3M loop over the grid, orders from :func:`order_3m`, D2 weighted by ``d2_weight``. x: (B, ...)."""
     x0s: list[torch.Tensor] = []  # x̂0 at the last three grid points, newest last
-    lam = grid.lam
     for i in range(grid.n):
         xbar = x / grid.scale(i)
         x0, _ = den(xbar, i)
         x0s = (x0s + [x0])[-3:]
-        e = grid.sigma[i + 1] / grid.sigma[i]  # e^{-h}, h = λ_{i+1} - λ_i
-        order = order_3m(i, grid.n)
-        if order == 1:
-            xbar = e * xbar + (1 - e) * x0  # exactly DDIM (and 2M's first and last step)
-        else:
-            h = lam[i + 1] - lam[i]
-            r0 = (lam[i] - lam[i - 1]) / h
-            D1_0 = (x0s[-1] - x0s[-2]) / r0  # h·dx̂0/dλ, first difference
-            if order == 2:
-                xbar = e * xbar + (1 - e) * (x0 + 0.5 * D1_0)  # = 2M (Alg. 2)
-            else:
-                r1 = (lam[i - 1] - lam[i - 2]) / h
-                D1_1 = (x0s[-2] - x0s[-3]) / r1
-                D1 = D1_0 + r0 / (r0 + r1) * (D1_0 - D1_1)  # h·dx̂0/dλ to second order
-                D2 = (D1_0 - D1_1) / (r0 + r1)  # h²/2·d²x̂0/dλ², the second difference
-                # x̄' = e^{-h} x̄ + ∫ e^{-(λ'-u)} x̂0(u) du over [λ, λ'], exact for x̂0 quadratic in u (DPM-Solver++ eq. 9)
-                xbar = e * xbar + (1 - e) * x0 + (1 - (1 - e) / h) * D1 - ((h - (1 - e)) / h**2 - 0.5) * D2
+        k = order_3m(i, grid.n)
+        xbar = multistep_update(xbar, x0s[-k:], grid.lam[i - k + 1:i + 1], grid.lam[i + 1], d2_weight)
         x = xbar * grid.scale(i + 1)
         yield SamplerStep(grid.ts[i], grid.t_prev(i), x, x0)
+
+
+def sample_dpmpp_3m(den: Denoiser, grid: Grid, x: torch.Tensor) -> Iterator[SamplerStep]:
+    """DPM-Solver++(3M) of Lu et al. 2022 (arXiv 2211.01095) in x̄, as diffusers'
+    DPMSolverMultistepScheduler(solver_order=3) writes it: the second difference D2 at half the weight the exact
+    integral of the quadratic needs, so its local error is O(h³) and it is second order (measured; see
+    :mod:`ddim_lesson.evaluate.solver_study`). Orders from :func:`order_3m`. x: (B, ...)."""
+    return _multistep(den, grid, x, D2_WEIGHT["dpmpp_3m"])
+
+
+def sample_dpmpp_3m_exact(den: Denoiser, grid: Grid, x: torch.Tensor) -> Iterator[SamplerStep]:
+    """3M with the quadratic in λ integrated exactly (D2 at full weight, 2hφ3): local error O(h⁴), third order
+    (measured). Same history, same orders per step (:func:`order_3m`), one model call per step. x: (B, ...)."""
+    return _multistep(den, grid, x, D2_WEIGHT["dpmpp_3m_exact"])
 
 
 @dataclass(frozen=True)
@@ -198,7 +211,8 @@ SOLVERS: dict[str, Solver] = {
     "ddim": Solver(sample_ddim, 1, "N"),
     "heun": Solver(sample_heun, 2, "2N-1"),
     "dpmpp_2m": Solver(sample_dpmpp_2m, 2, "N"),
-    "dpmpp_3m": Solver(sample_dpmpp_3m, 3, "N"),
+    "dpmpp_3m": Solver(sample_dpmpp_3m, 2, "N"),  # measured 2, not the 3 of its name (tests/test_solver_study.py)
+    "dpmpp_3m_exact": Solver(sample_dpmpp_3m_exact, 3, "N"),  # measured 3 once the clock is fine enough
 }
 
 
@@ -234,7 +248,17 @@ def ode_progressive(
     x_T = check_model_input(model, x_T)  # a tensor the model takes, finite everywhere
     grid = make_grid(schedule, n, spacing)
     den = denoiser(model, grid, x_T.shape[0], x_T.device, clip_x0)
-    return torch.no_grad()(rung.fn)(den, grid, x_T)
+    return _checked(rung.fn(den, grid, x_T))
+
+
+@torch.no_grad()
+def _checked(walk: Iterator[SamplerStep]) -> Iterator[SamplerStep]:
+    """The solver's steps, with the sample checked finite after the last one (ε was finite at every step, so a
+    non-finite sample means an update overflowed: NonFiniteError, a ValueError)."""
+    for st in walk:
+        if st.t_prev == -1:
+            check_sample_finite(st.x, st.t)
+        yield st
 
 
 def ode_sample(

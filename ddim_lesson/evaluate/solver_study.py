@@ -3,6 +3,12 @@ calls, fitted orders, and the error each step adds. Used by notebook 06 and its 
 
 For data x0 ~ N(μ, s²) per dimension the ideal noise predictor and the probability-flow map are
 closed forms, so a solver's error can be measured exactly, without a reference run.
+
+Orders, measured rather than read off a name: :func:`scalar_errors` runs the multistep update itself on
+dx/dλ = -x + D(λ) with a known D (no final jump, exact or the solver's own warm-up), and
+:func:`last_timestep_errors` stops a run on Gaussian data at the grid's last timestep, before the
+first-order jump to ᾱ = 1. :func:`fine_clock` is the linear schedule on a finer integer clock, which
+removes the floor T = 1000's integer timesteps put under any order above 2.
 """
 
 from __future__ import annotations
@@ -14,9 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..core.checks import check_choice
 from ..core.samplers import Model
 from ..core.schedules import NoiseSchedule
-from ..core.solvers import ode_progressive, ode_sample
+from ..core.solvers import D2_WEIGHT, multistep_update, ode_progressive, ode_sample
 
 
 @dataclass(frozen=True)
@@ -89,3 +96,69 @@ def step_errors(data: GaussianData, x_T: torch.Tensor, *, steps: int, solver: st
         lsnr.append(math.log(ap / (1 - ap)) if ap < 1 else math.inf)
         x = st.x
     return StepErrors(lsnr, local, glob)
+
+
+# --------------------------------------------------------------------------------------
+# Orders, measured: the multistep update alone, and a run stopped before its final jump
+# --------------------------------------------------------------------------------------
+OMEGA = 1.0  # the test ODE's forcing frequency
+
+
+def scalar_solution(lam: float, lam0: float = -3.0, x0: float = 1.0) -> float:
+    """The exact solution of dx/dλ = -x + cos(ωλ), x(lam0) = x0: x_p(λ) + (x0 - x_p(lam0))·e^{-(λ - lam0)}, with the
+    particular solution x_p(λ) = (cos ωλ + ω sin ωλ)/(1 + ω²)."""
+    def xp(v: float) -> float:
+        return (math.cos(OMEGA * v) + OMEGA * math.sin(OMEGA * v)) / (1 + OMEGA**2)
+
+    return xp(lam) + (x0 - xp(lam0)) * math.exp(-(lam - lam0))
+
+
+def scalar_errors(steps: Sequence[int], solver: str, warmup: str = "exact", lam0: float = -3.0,
+                  lam1: float = 3.0) -> list[float]:
+    """|x_N - x(lam1)| for dx/dλ = -x + D(λ), D = cos(ωλ) (an x̂0 that does not depend on x), N uniform steps in λ.
+
+    Every step is :func:`~ddim_lesson.core.multistep.multistep_update` with three predictions and the second
+    difference weighted as ``solver`` ("dpmpp_3m" or "dpmpp_3m_exact") weights it. ``warmup`` "exact" takes x at
+    the first three grid points from the closed form, so only the third-order update is measured; "solver" runs
+    the rungs' own first two steps (orders 1 and 2), whose O(h²) first step caps any multistep rung at order 2
+    (damped here by e^{-(lam1 - lam0)}, so it shows only at many steps).
+    """
+    d2_weight = D2_WEIGHT[check_choice("solver", solver, D2_WEIGHT)]
+    check_choice("warmup", warmup, ("exact", "solver"))
+    out = []
+    for n in steps:
+        if n < 3:
+            raise ValueError(f"steps must be >= 3 (two warm-up steps and one multistep update), got {n}")
+        lams = [lam0 + (lam1 - lam0) * k / n for k in range(n + 1)]
+        D = [torch.tensor([math.cos(OMEGA * v)], dtype=torch.float64) for v in lams]
+        x = torch.tensor([1.0], dtype=torch.float64)
+        for i in range(n):
+            k = min(3, i + 1)
+            if warmup == "exact" and i < 2:
+                x = torch.tensor([scalar_solution(lams[i + 1], lam0)], dtype=torch.float64)
+                continue
+            x = multistep_update(x, D[i - k + 1:i + 1], lams[i - k + 1:i + 1], lams[i + 1], d2_weight)
+        out.append(abs(float(x) - scalar_solution(lam1, lam0)))
+    return out
+
+
+def fine_clock(T: int = 20000) -> NoiseSchedule:
+    """The course's linear schedule on a finer integer clock: T steps, β from 1e-4·1000/T to 0.02·1000/T, so ᾱ
+    follows nearly the same curve in t/T while neighbouring timesteps are T/1000 times closer in λ."""
+    return NoiseSchedule.linear(T, 1e-4 * 1000 / T, 0.02 * 1000 / T)
+
+
+def last_timestep_errors(data: GaussianData, x_T: torch.Tensor, solver: str, steps: Sequence[int],
+                         spacing: str = "logsnr") -> list[float]:
+    """For each grid of N steps: the relative error of the state at the grid's last timestep t_{N-1} (after N - 1
+    model calls), before the first-order jump to ᾱ = 1, against the exact flow of x_T (B, D) to that timestep."""
+    abar = data.schedule.alphas_cumprod
+    out = []
+    for n in steps:
+        walk = ode_progressive(data.eps, data.schedule, x_T, steps=n, solver=solver, spacing=spacing)
+        for k, st in enumerate(walk):
+            if k == n - 2:  # the step that lands on t_{N-1}
+                exact = data.flow(x_T, float(abar[-1]), float(abar[st.t_prev]))
+                out.append(rel_error(st.x, exact))
+                break
+    return out
