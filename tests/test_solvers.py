@@ -134,9 +134,10 @@ def _quadratic_x0(c: tuple[float, float, float]):
     dx̄/dλ = -x̄ + p(λ): x̄ = p - p' + p'' + (x̄_0 - (p - p' + p'')(λ_0))·e^{-(λ - λ_0)}."""
     p = lambda v: c[0] + c[1] * v + c[2] * v * v  # noqa: E731
     xp = lambda v: p(v) - (c[1] + 2 * c[2] * v) + 2 * c[2]  # noqa: E731
+    abar = dl.NoiseSchedule.linear(T).alphas_cumprod
 
-    def model(x_t: torch.Tensor, t: torch.Tensor, sch=dl.NoiseSchedule.linear(T)) -> torch.Tensor:
-        a = float(sch.alphas_cumprod[int(t[0])])
+    def model(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        a = float(abar[int(t[0])])
         sig = math.sqrt((1 - a) / a)
         return (x_t / math.sqrt(a) - p(-math.log(sig))) / sig
 
