@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from .cifar import cifar10_present, read_cifar10
+
 IMAGE_DATASETS = ("fashion-mnist", "mnist", "cifar10")
 TOY_DATASETS = ("two-moons", "swiss-roll", "8-gaussians", "checkerboard")
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -180,10 +182,12 @@ def load_images(
             if name == "mnist":
                 ds = datasets.MNIST(r, train=train, download=download)
                 x, y = ds.data[:, None], ds.targets
-            else:
-                ds = datasets.CIFAR10(r, train=train, download=download)
-                x, y = torch.from_numpy(ds.data).permute(0, 3, 1, 2), torch.tensor(ds.targets)  # (N, 3, 32, 32)
-        except RuntimeError as e:
+            else:  # torchvision downloads (MD5-checked); store.cifar reads, building nothing but numpy arrays
+                if download and not cifar10_present(r):
+                    c = datasets.CIFAR10
+                    datasets.utils.download_and_extract_archive(c.url, r, filename=c.filename, md5=c.tgz_md5)
+                x, y = read_cifar10(r, train)  # (N, 3, 32, 32) uint8
+        except (RuntimeError, FileNotFoundError) as e:
             msg = f"{name} not found under {r} ({e}); pass download=True where a network exists"
             raise DataNotFoundError(msg) from None
     x = from_uint8(x)
