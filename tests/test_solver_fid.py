@@ -47,3 +47,19 @@ def test_solver_fid_cli_reports_a_bad_value_in_one_line(capsys) -> None:
     with pytest.raises(SystemExit) as e:
         script_main("solver FID", "solver_fid", ["--solvers", "euler", "--no-progress"])
     assert e.value.code == 2 and "'euler'" in capsys.readouterr().err
+
+
+def test_adding_a_rung_computes_only_its_cells(tmp_path) -> None:
+    """How the committed table gained dpmpp_3m_exact: the same --out with one more solver keeps every old cell
+    (bit for bit) and spends model calls on the new rung's cells only; the Markdown then has its rows."""
+    model, schedule = Counted(tiny_unet()), dl.NoiseSchedule.linear(T=50)
+    kw = dict(model="tiny", spacings=("trailing",), nfes=(3, 4), seeds=(0, 1), n=4, batch_size=4,
+              out=str(tmp_path / "sf"))
+    old = run_solver_fid(SolverFIDConfig(solvers=("ddim", "dpmpp_3m"), **kw), model, schedule, log=lambda s: None,
+                         progress=False)
+    model.calls = 0
+    new = run_solver_fid(SolverFIDConfig(solvers=("ddim", "dpmpp_3m", "dpmpp_3m_exact"), **kw), model, schedule,
+                         log=lambda s: None, progress=False)
+    assert model.calls == (3 + 4) * 2  # two budgets, two seeds, one batch each: the new rung only
+    assert {k: v for k, v in new["cells"].items() if k in old["cells"]} == old["cells"]
+    assert len(new["cells"]) == len(old["cells"]) + 4 and "| dpmpp_3m_exact | trailing |" in solver_fid_markdown(new)

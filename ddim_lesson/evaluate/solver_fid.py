@@ -37,7 +37,8 @@ class SolverFIDConfig:
     """Which cells to measure. ``nfes`` are budgets in model calls; each solver spends the largest count <= it."""
 
     model: str = field(default="fashion-mnist", metadata={"help": MODEL_HELP})
-    solvers: tuple[str, ...] = field(default=("ddim", "heun", "dpmpp_2m", "dpmpp_3m"), metadata={"choices": SOLVERS})
+    solvers: tuple[str, ...] = field(default=("ddim", "heun", "dpmpp_2m", "dpmpp_3m", "dpmpp_3m_exact"),
+                                     metadata={"choices": SOLVERS})
     spacings: tuple[str, ...] = field(default=("trailing", "logsnr"), metadata={"choices": SPACINGS})
     nfes: tuple[int, ...] = field(default=(5, 10, 20), metadata={"help": "budgets in model calls"})
     seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "seed k starts every cell from one x_T"})
