@@ -43,13 +43,14 @@ def test_ideal_denoiser_is_exact_on_its_training_points_at_small_t_but_not_on_ne
     g = torch.Generator().manual_seed(2)
     train = torch.rand((40, 16), generator=g, dtype=torch.float64) * 2 - 1
     held_out = torch.rand((40, 16), generator=g, dtype=torch.float64) * 2 - 1
+    both = torch.cat([train, held_out])  # (80, 16): one call per model and t, split by column after
     ideal = IdealDenoiser(train, SCHEDULE)
-    on_train = eps_gap_by_t(ideal, Oracle(train), SCHEDULE, train, [5, 50], generator=torch.Generator().manual_seed(3))
-    on_new = eps_gap_by_t(ideal, Oracle(held_out), SCHEDULE, held_out, [5, 50],
-                          generator=torch.Generator().manual_seed(3))
-    assert float(on_train.mse_a.max()) < 1e-8, "the posterior picks the right training point"
-    assert float(on_new.mse_a.min()) > 10, "it snaps a new point to a training point: ε is then far off"
-    torch.testing.assert_close(on_new.gap, on_new.mse_a, atol=1e-9, rtol=1e-9)  # b is the oracle
+    res = eps_gap_by_t(ideal, Oracle(both), SCHEDULE, both, [5, 50], generator=torch.Generator().manual_seed(3))
+    assert res.err_a.shape == (2, 80)
+    assert float(res.err_a[:, :40].max()) < 1e-8, "the posterior picks the right training point"
+    assert float(res.err_a[:, 40:].mean(1).min()) > 10, "it snaps a new point to a training point: ε is far off"
+    torch.testing.assert_close(res.err_ab, res.err_a, atol=1e-9, rtol=1e-9)  # b is the oracle
+    torch.testing.assert_close(res.mse_a, res.err_a.mean(1), atol=0, rtol=0)
 
 
 @pytest.mark.parametrize("kw, match", [

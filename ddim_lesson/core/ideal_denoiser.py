@@ -61,15 +61,16 @@ class IdealDenoiser(nn.Module):
             raise ValueError("data must be a floating tensor of shape (N, ...) with N >= 1 and at least one "
                              f"feature dimension, got {getattr(data, 'dtype', type(data).__name__)} of shape "
                              f"{tuple(getattr(data, 'shape', ()))}")
-        if not torch.isfinite(data).all():
-            raise ValueError(f"data must be finite everywhere; it has {int((~torch.isfinite(data)).sum())} "
-                             "NaN/inf entries (allowed: finite values)")
         self.chunk = check_int("chunk", chunk, 1)
         self.schedule = schedule
         self.item_shape = tuple(data.shape[1:])
         flat = data.detach().reshape(data.shape[0], -1)  # (N, D)
+        sq_norms = torch.linalg.vector_norm(flat, dim=1).square()  # (N,) ‖x_i‖², with no (N, D) temporary
+        if not torch.isfinite(sq_norms).all():
+            raise ValueError(f"data must be finite everywhere; {int((~torch.isfinite(sq_norms)).sum())} of its "
+                             "points have NaN/inf entries (allowed: finite values)")
         self.register_buffer("data", flat, persistent=False)
-        self.register_buffer("sq_norms", (flat * flat).sum(1), persistent=False)  # (N,) ‖x_i‖²
+        self.register_buffer("sq_norms", sq_norms, persistent=False)
         self.register_buffer("abar", schedule.alphas_cumprod, persistent=False)  # (T,) float64
 
     @property

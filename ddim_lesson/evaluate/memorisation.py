@@ -34,13 +34,16 @@ class Neighbours:
     index: torch.Tensor
 
 
-def _flat(name: str, x: torch.Tensor) -> torch.Tensor:
+def _flat(name: str, x: torch.Tensor, check_finite: bool = True) -> torch.Tensor:
     if not torch.is_tensor(x) or not x.is_floating_point() or x.ndim < 2 or x.shape[0] < 1:
         raise ValueError(f"{name} must be a floating tensor of shape (n, ...) with n >= 1, got "
                          f"{getattr(x, 'dtype', type(x).__name__)} of shape {tuple(getattr(x, 'shape', ()))}")
-    if not torch.isfinite(x).all():
+    if check_finite and not torch.isfinite(x).all():
         raise ValueError(f"{name} must be finite everywhere (allowed: finite values)")
     return x.reshape(x.shape[0], -1)
+
+
+SPARE = 8  # candidates kept beyond k in the fast pass, then re-ranked by exact float64 distances
 
 
 @torch.no_grad()
@@ -50,10 +53,12 @@ def nearest_neighbours(
     """The k nearest points of ``ref`` (N, ...) to each sample of ``x`` (B, ...), same trailing shape.
 
     exclude: (B,) int64, optional; sample b never matches ref[exclude[b]] (use it when x is drawn from
-    ref, to find a training image's nearest *other* training image). Works in float64, chunk points of
-    ref at a time (memory B·chunk), so the answer does not depend on ``chunk``.
+    ref, to find a training image's nearest *other* training image). Two passes: chunk points of ref at
+    a time (memory B·chunk), ‖x‖² − 2x·r + ‖r‖² in the wider dtype of x and ref keeps the k + 8 best
+    candidates; their distances are then recomputed as ‖x − r‖ in float64 and sorted, so a copy of a
+    training point at 1e-6 reads as 1e-6, not as float32's rounding of 400 − 2·200 + 200.
     """
-    xf, rf = _flat("x", x), _flat("ref", ref)
+    xf, rf = _flat("x", x), _flat("ref", ref, check_finite=False)  # ref is checked chunk by chunk, below
     if xf.shape[1] != rf.shape[1]:
         raise ValueError(f"x and ref must have the same shape per point, got {tuple(x.shape[1:])} and "
                          f"{tuple(ref.shape[1:])}")
@@ -64,20 +69,29 @@ def nearest_neighbours(
     if exclude is not None and (exclude.dtype != torch.long or tuple(exclude.shape) != (B,)):
         raise ValueError(f"exclude must be an int64 tensor of shape ({B},), got {exclude.dtype} of shape "
                          f"{tuple(exclude.shape)}")
-    xd = xf.double()  # (B, D)
-    x_sq = (xd * xd).sum(1, keepdim=True)  # (B, 1)
-    best_d = torch.full((B, 0), torch.inf, dtype=torch.float64, device=xd.device)
+    dtype = torch.promote_types(xf.dtype, rf.dtype)
+    xd = xf.to(dtype)  # (B, D)
+    x_sq = torch.linalg.vector_norm(xd, dim=1, keepdim=True).square()  # (B, 1)
+    keep = min(k + SPARE, N)
+    best_d = torch.full((B, 0), torch.inf, dtype=dtype, device=xd.device)
     best_i = torch.zeros((B, 0), dtype=torch.long, device=xd.device)
     for start in range(0, N, chunk):
-        r = rf[start:start + chunk].double()  # (n, D)
-        d2 = (x_sq - 2 * xd @ r.T + (r * r).sum(1)[None]).clamp_min(0)  # (B, n) ‖x − r‖², rounding below 0 is 0
+        r = rf[start:start + chunk].to(dtype)  # (n, D)
+        r_sq = torch.linalg.vector_norm(r, dim=1).square()  # (n,) without an (n, D) temporary
+        if not torch.isfinite(r_sq).all():
+            raise ValueError("ref must be finite everywhere (allowed: finite values)")
+        d2 = x_sq - 2 * xd @ r.T + r_sq[None]  # (B, n) ‖x − r‖², up to rounding
         idx = torch.arange(start, start + r.shape[0], device=xd.device).expand(B, -1)  # (B, n)
         if exclude is not None:
             d2 = d2.masked_fill(idx == exclude[:, None].to(xd.device), torch.inf)
         both_d, both_i = torch.cat([best_d, d2], 1), torch.cat([best_i, idx], 1)
-        top = both_d.topk(min(k, both_d.shape[1]), dim=1, largest=False)  # ascending
+        top = both_d.topk(min(keep, both_d.shape[1]), dim=1, largest=False)
         best_d, best_i = top.values, both_i.gather(1, top.indices)
-    return Neighbours(best_d.sqrt(), best_i)
+    exact = (xf.double()[:, None, :] - rf[best_i].double()).norm(dim=2)  # (B, keep) ‖x − r‖ in float64
+    if exclude is not None:
+        exact = exact.masked_fill(best_i == exclude[:, None].to(best_i.device), torch.inf)
+    order = exact.argsort(dim=1)[:, :k]  # ascending
+    return Neighbours(exact.gather(1, order), best_i.gather(1, order))
 
 
 def memorisation_rate(dist: torch.Tensor, ratio: float = RATIO) -> float:
