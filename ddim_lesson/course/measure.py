@@ -4,6 +4,9 @@
     with Stopwatch() as sw:
         ddim_sample(counted, schedule, x_T, steps=10)
     counted.calls, sw.seconds   # -> 10, 0.4...
+
+    with progress(model, total=1000, desc="DDPM") as model_:   # a bar that moves once per model call
+        ddpm_sample(model_, schedule, x_T)
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from ..core.checks import check_int
 
@@ -41,6 +46,44 @@ class CallCounter:
     def reset(self) -> None:
         self.calls = 0
         self.timesteps = []
+
+
+class ModelProgress:
+    """Wrap a model so a progress bar (tqdm.auto: a widget in JupyterLab) advances once per model call.
+
+    Any sampler, solver or inversion takes the wrapped model unchanged, so a long loop shows how far it
+    has got without the maths knowing about bars. ``total`` is the number of calls expected; extra
+    arguments (a label y) pass through. The bar closes when the ``with`` block ends. Its cost is one
+    counter update per call (tqdm redraws at most ten times a second).
+    """
+
+    def __init__(self, model: Callable[..., torch.Tensor], total: int, desc: str = "model calls") -> None:
+        self.model = model
+        self.total = check_int("total", total, 1)
+        self.desc = desc
+        self.bar: Any = None
+
+    def __enter__(self) -> ModelProgress:
+        self.bar = tqdm(total=self.total, desc=self.desc, unit="call", dynamic_ncols=True, mininterval=0.1)
+        return self
+
+    def __call__(self, x_t: torch.Tensor, t: torch.Tensor, *args: Any) -> torch.Tensor:
+        out = self.model(x_t, t, *args)
+        if self.bar is not None:
+            self.bar.update(1)
+        return out
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def progress(model: Callable[..., torch.Tensor], total: int, desc: str = "model calls") -> ModelProgress:
+    """``with progress(model, total=N, desc=...) as model_:`` a model whose calls move a progress bar."""
+    return ModelProgress(model, total, desc)
 
 
 class Stopwatch:

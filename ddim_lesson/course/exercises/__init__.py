@@ -6,7 +6,10 @@ Each ``check_*`` takes the learner's function and compares it with the library o
 - it returns False, and says what to write, while the function still raises NotImplementedError;
 - it raises AssertionError naming the largest difference and the likely mistake otherwise.
 
-The reference solutions are the ``reference_*`` functions; ``show_solution(name)`` prints one.
+The reference solutions are the ``reference_*`` functions. ``solution(name)`` runs the checker on the
+reference quietly and says so in one line, without showing it; ``solution(name, show=True)`` (or
+``show_solution(name)``) prints it, for a learner who asks. A wrong answer is rendered as the hint
+alone (:class:`~ddim_lesson.course.exercises.harness.CheckFailed`), never with the checker's frames.
 They are written from the papers' equations, not by calling the library, so a checker accepting
 its reference solution is itself a test of the library. The checkers live in one module per
 group of notebooks, all calling the learner's code through :mod:`ddim_lesson.course.exercises.harness`:
@@ -20,7 +23,9 @@ group of notebooks, all calling the learner's code through :mod:`ddim_lesson.cou
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import io
 
 from ..env import check_environment, fashion_mnist_location
 from .ddim import (
@@ -33,7 +38,7 @@ from .ddim import (
 )
 from .ddpm import check_ddpm_step, check_q_sample, reference_ddpm_step, reference_q_sample
 from .guidance import check_fixed_point_step, reference_fixed_point_step
-from .harness import LearnerError
+from .harness import CheckFailed, LearnerError
 from .latents import INVERT_CASES, check_invert_step, check_slerp, reference_invert_step, reference_slerp
 
 SOLUTIONS = {
@@ -47,6 +52,17 @@ SOLUTIONS = {
 }
 
 
+CHECKERS = {
+    "q_sample": check_q_sample,
+    "ddpm_step": check_ddpm_step,
+    "ddim_step": check_ddim_step,
+    "step_sigmas": check_step_sigmas,
+    "slerp": check_slerp,
+    "invert_step": check_invert_step,
+    "fixed_point_step": check_fixed_point_step,
+}
+
+
 def show_solution(name: str) -> None:
     """Print the source of the reference solution ``name`` (one of SOLUTIONS)."""
     if name not in SOLUTIONS:
@@ -54,10 +70,32 @@ def show_solution(name: str) -> None:
     print(inspect.getsource(SOLUTIONS[name]))
 
 
+def solution(name: str, show: bool = False) -> bool:
+    """Check the reference solution ``name`` with its own checker, quietly, and say so in one line.
+
+    The source is printed only with ``show=True``: a notebook run from the top shows no spoiler.
+    Returns True when the reference passes (it is written from the paper, so this also tests the
+    library); a failure raises, naming the exercise.
+    """
+    if name not in SOLUTIONS:
+        raise ValueError(f"unknown exercise {name!r}; allowed: {', '.join(SOLUTIONS)}")
+    with contextlib.redirect_stdout(io.StringIO()) as said:
+        passed = CHECKERS[name](SOLUTIONS[name])
+    if not passed:
+        raise AssertionError(f"the reference solution of {name!r} did not pass its checker: {said.getvalue()}")
+    if show:
+        show_solution(name)
+    else:
+        print(f"The reference solution of this exercise passes the same checker (a test of the library too). "
+              f"To see it, once you have tried: solution({name!r}, show=True).")
+    return True
+
+
 __all__ = [
-    "DDIM_CASES", "INVERT_CASES", "STEP_SIGMA_CASES", "SOLUTIONS", "LearnerError", "check_ddim_step",
+    "CHECKERS", "CheckFailed", "DDIM_CASES", "INVERT_CASES", "STEP_SIGMA_CASES", "SOLUTIONS", "LearnerError",
+    "check_ddim_step",
     "check_ddpm_step", "check_environment", "check_fixed_point_step", "check_invert_step", "check_q_sample",
     "check_slerp", "check_step_sigmas", "fashion_mnist_location", "reference_ddim_step", "reference_ddpm_step",
     "reference_fixed_point_step", "reference_invert_step", "reference_q_sample", "reference_slerp",
-    "reference_step_sigmas", "show_solution",
+    "reference_step_sigmas", "show_solution", "solution",
 ]

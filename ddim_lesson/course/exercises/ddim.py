@@ -25,6 +25,7 @@ from .harness import (
     _not_attempted,
     _NotAttempted,
     _randn,
+    checker,
 )
 
 
@@ -52,6 +53,7 @@ DDIM_CASES = (  # (ᾱ_t, ᾱ_prev, η): one step, strided steps, the last step 
 )
 
 
+@checker
 def check_ddim_step(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> bool:
     """Check ``fn(x_t, eps, abar_t, abar_prev, eta, noise) -> (x_prev, x0_pred)`` against ``ddim_step``."""
     g = _gen(3)
@@ -119,6 +121,7 @@ def reference_step_sigmas(schedule: NoiseSchedule, timesteps: torch.Tensor, eta:
 STEP_SIGMA_CASES = ((10, "trailing", 1.0), (20, "linspace", 0.5), (7, "quadratic", 0.3), (1000, "trailing", 1.0))
 
 
+@checker
 def check_step_sigmas(fn: Callable[[NoiseSchedule, torch.Tensor, float], torch.Tensor]) -> bool:
     """Check ``fn(schedule, timesteps, eta) -> σ of shape (S,)`` against ``ddim_lesson.ddim_sigma``, step by step."""
 

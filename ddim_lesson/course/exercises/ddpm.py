@@ -25,6 +25,7 @@ from .harness import (
     _not_attempted,
     _NotAttempted,
     _randn,
+    checker,
 )
 
 
@@ -40,6 +41,7 @@ def reference_q_sample(
     return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
 
 
+@checker
 def check_q_sample(fn: Callable[..., torch.Tensor]) -> bool:
     """Check ``fn(x0, t, schedule, noise) -> x_t`` against ``ddim_lesson.q_sample``."""
     schedule = NoiseSchedule.linear(1000)
@@ -129,6 +131,7 @@ def reference_ddpm_step(
     return mean + sigma * noise
 
 
+@checker
 def check_ddpm_step(fn: Callable[..., torch.Tensor]) -> bool:
     """Check ``fn(x_t, eps, t, schedule, noise) -> x_{t-1}`` against the library's ancestral step."""
     schedule = NoiseSchedule.linear(1000)

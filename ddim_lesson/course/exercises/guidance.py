@@ -15,6 +15,7 @@ from .harness import (
     _not_attempted,
     _NotAttempted,
     _randn,
+    checker,
 )
 from .latents import reference_invert_step as invert_step
 
@@ -52,6 +53,7 @@ def _toy_eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 CASES = ((1.0, 0.98, 20, 0), (0.98, 0.7, 150, 1), (0.7, 0.2, 500, 3), (0.2, 0.01, 900, 6))  # ᾱ_from, ᾱ_to, t, k
 
 
+@checker
 def check_fixed_point_step(fn: Callable[..., torch.Tensor]) -> bool:
     """Check ``fn(model, x, t, abar_from, abar_to, k)`` against the reference: the value, and 1 + k model calls."""
     g = _gen(8)

@@ -8,15 +8,20 @@ wrong inside it into a message the learner can act on, never a traceback from th
   the line of the learner's code that raised it, and the inputs it was called with;
 - an input changed in place (``x0 *= ...``, ``x0.mul_(...)``) becomes an AssertionError that
   names the argument, since the caller's tensor would be lost.
+
+Every ``check_*`` is wrapped by :func:`checker`, so a wrong answer reaches the learner as
+:class:`CheckFailed`: an AssertionError that Jupyter renders as its message alone (the hint), without
+the checker's own frames above it.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import linecache
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -27,7 +32,35 @@ class _NotAttempted(Exception):
     pass
 
 
-class LearnerError(AssertionError):
+class CheckFailed(AssertionError):
+    """A checker's verdict on a wrong answer. IPython shows ``_render_traceback_``'s lines instead of a
+    traceback, so the learner reads the hint alone; outside IPython it is an ordinary AssertionError."""
+
+    def _render_traceback_(self) -> list[str]:
+        red, bold, reset = "\x1b[31m", "\x1b[1m", "\x1b[0m"
+        return [f"{red}{bold}Not yet:{reset} {red}{line}{reset}" if i == 0 else f"{red}{line}{reset}"
+                for i, line in enumerate(str(self).splitlines() or [""])]
+
+
+F = TypeVar("F", bound=Callable[..., bool])
+
+
+def checker(check: F) -> F:
+    """Wrap a ``check_*`` function: any AssertionError it raises reaches the learner as :class:`CheckFailed`."""
+
+    @functools.wraps(check)
+    def wrapped(*args: Any, **kwargs: Any) -> bool:
+        try:
+            return check(*args, **kwargs)
+        except CheckFailed:
+            raise
+        except AssertionError as err:
+            raise CheckFailed(str(err)) from None
+
+    return wrapped  # type: ignore[return-value]
+
+
+class LearnerError(CheckFailed):
     """The learner's function raised an exception; the message says which, where, and on what inputs.
 
     ``error`` is the exception the learner's code raised, so a checker can add a hint for a known one.

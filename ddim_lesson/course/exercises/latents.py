@@ -22,6 +22,7 @@ from .harness import (
     _not_attempted,
     _NotAttempted,
     _randn,
+    checker,
 )
 
 
@@ -32,6 +33,7 @@ def reference_slerp(z0: torch.Tensor, z1: torch.Tensor, alpha: float) -> torch.T
     return (torch.sin((1 - alpha) * theta) * z0 + torch.sin(alpha * theta) * z1) / torch.sin(theta)
 
 
+@checker
 def check_slerp(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) -> bool:
     """Check ``fn(z0, z1, alpha) -> z`` on (B, D) Gaussian latents against ``ddim_lesson.slerp``."""
     from ...core.inversion import slerp
@@ -99,6 +101,7 @@ def _invert_output(fn: Callable[..., torch.Tensor], x: torch.Tensor, eps: torch.
             "√ᾱ_to·x0_pred + √(1-ᾱ_to)·eps.") from None
 
 
+@checker
 def check_invert_step(fn: Callable[[torch.Tensor, torch.Tensor, float, float], torch.Tensor]) -> bool:
     """Check ``fn(x, eps, abar_from, abar_to) -> x at ᾱ_to`` against the step ``ddim_lesson.ddim_invert`` takes."""
     from ...core.inversion import _invert_step
