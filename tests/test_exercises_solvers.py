@@ -73,3 +73,30 @@ def test_reference_heun_step_is_the_library_step() -> None:
     first = next(iter(dl.ode_progressive(data.eps, sch, x_T, steps=7, solver="heun")))
     xbar1 = ex.reference_heun_step(x_T / grid.scale(0), grid.sigma[0], grid.sigma[1], slope)
     assert float((first.x - xbar1 * grid.scale(1)).abs().max()) < 1e-10
+
+
+def test_checker_refuses_an_in_place_answer_through_the_harness() -> None:
+    """Right values, but xbar changed in place: refused as in every other exercise (it was accepted before)."""
+    def in_place(x, s, sn, f):
+        h = sn - s
+        d = f(x, s)
+        if sn == 0:
+            return x.add_(h * d)
+        d_next = f(x + h * d, sn)
+        return x.add_(h * 0.5 * (d + d_next))
+
+    with pytest.raises(AssertionError, match="changed its input `x` in place"):
+        ex.check_heun_step(in_place)
+
+
+def test_checker_names_float32_as_the_cause() -> None:
+    """The right maths in float32: the hint names the dtype, not a generic 'wrong'; a float32 answer with a real
+    mistake still gets that mistake's hint."""
+    def f32(x, s, sn, f):
+        return ex.reference_heun_step(x, s, sn, f).float()
+
+    with pytest.raises(AssertionError, match="torch.float32.*7 digits"):
+        ex.check_heun_step(f32)
+    with pytest.raises(AssertionError, match="Euler") as e:
+        ex.check_heun_step(lambda x, s, sn, f: (x + (sn - s) * f(x, s)).float())
+    assert "float32" not in str(e.value)

@@ -5,7 +5,10 @@ The learner writes ``my_heun_step(xbar, sigma, sigma_next, slope) -> xbar_next``
 slope with known answers and names the usual mistakes: no corrector (that is Euler, i.e. DDIM), the
 second slope taken at the wrong noise level or at the wrong point, only the end slope, a corrector
 on the last step to σ̄ = 0, and any error raised inside the learner's function, which comes back
-as a hint rather than a traceback.
+as a hint rather than a traceback. The function is called through the course's one harness
+(:func:`~ddim_lesson.course.exercises.harness._call`), so an answer that changes ``xbar`` in place is
+refused as in every other exercise; a float32 answer with the right maths gets a hint that names
+the dtype.
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ from collections.abc import Callable
 
 import torch
 
+from .harness import LearnerError, _call, _not_attempted, _NotAttempted
+
 Slope = Callable[[torch.Tensor, float], torch.Tensor]
 TOL = 1e-9  # float64 throughout: only a real mistake is this large
+F32_TOL = 1e-5  # what float32 round-off of a right answer can reach, relative to its size
 
 
 def reference_heun_step(xbar: torch.Tensor, sigma: float, sigma_next: float, slope: Slope) -> torch.Tensor:
@@ -82,26 +88,31 @@ def check_heun_step(fn: Callable[[torch.Tensor, float, float, Slope], torch.Tens
         where = f"σ̄ = {s}, σ̄_next = {sn}"
         slope = _Slope()
         try:
-            out = fn(xbar.clone(), s, sn, slope)
-        except NotImplementedError:
-            print("check_heun_step: not attempted yet. Compute d = slope(xbar, sigma), the Euler prediction, the "
-                  "slope at its end, and average the two.\nReplace `raise NotImplementedError` with your code and "
-                  "run the checker again.")
-            return False
-        except Exception as e:  # the learner's error comes back as a hint
+            out = _call(fn, xbar, s, sn, slope)  # on copies; an input changed in place is named
+        except _NotAttempted:
+            return _not_attempted("check_heun_step", "Compute d = slope(xbar, sigma), the Euler prediction, the "
+                                  "slope at its end, and average the two.")
+        except LearnerError as e:  # the learner's error comes back as a hint
             hint = ("on the last step (σ̄_next = 0) the model cannot be called: skip the corrector there and keep "
-                    "the Euler step, as EDM does." if sn == 0 and "σ̄ = 0" in str(e) else
+                    "the Euler step, as EDM does." if sn == 0 and "σ̄ = 0" in str(e.error) else
                     "read the message above; the inputs are a float64 tensor xbar, floats sigma and sigma_next, "
                     "and slope(xbar, sigma) returns a tensor like xbar.")
-            raise AssertionError(f"your step raised {type(e).__name__}: {e} (at {where}).\nHint: {hint}") from None
+            raise AssertionError(f"{e} (at {where}).\nHint: {hint}") from None
         if not torch.is_tensor(out) or out.shape != xbar.shape:
             raise AssertionError(f"return x̄_next, a tensor of shape {tuple(xbar.shape)}; got "
                                  f"{type(out).__name__} {tuple(getattr(out, 'shape', ()))} (at {where})")
         want = reference_heun_step(xbar, s, sn, _Slope())
         err = float((out.double() - want).abs().max())
+        if err > TOL and out.dtype != torch.float64 and err < F32_TOL * max(1.0, float(want.abs().max())):
+            raise AssertionError(f"your step is right to {err:.1g}, but it returns a {out.dtype} tensor: the "
+                                 f"inputs are float64, and {out.dtype} keeps only about 7 digits (at {where}).\n"
+                                 "Hint: a tensor made without a dtype (torch.zeros(...), torch.tensor(...)) or a "
+                                 ".float() is float32; build on xbar (torch.zeros_like(xbar), xbar + ...) to keep "
+                                 "its dtype.")
         if err > TOL:
+            tol = TOL if out.dtype == torch.float64 else F32_TOL * max(1.0, float(want.abs().max()))
             for name, wrong in _mistakes(xbar, s, sn).items():
-                if float((out.double() - wrong).abs().max()) < TOL:
+                if float((out.double() - wrong).abs().max()) < tol:
                     raise AssertionError(f"wrong at {where} (max difference {err:.3g}).\nHint: {HINTS[name]}")
             raise AssertionError(f"wrong at {where} (max difference {err:.3g}).\nHint: x̄_next = x̄ + h·½(d + "
                                  "d_next), with h = σ̄_next - σ̄, d = slope(x̄, σ̄), d_next = slope(x̄ + h·d, σ̄_next).")
