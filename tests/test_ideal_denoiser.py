@@ -46,7 +46,9 @@ def test_matches_brute_force_on_image_shaped_data() -> None:
     x0_ref, eps_ref, w = brute_force(data, x, t)
     post = model.posterior(x, t)
     torch.testing.assert_close(post.x0_pred, x0_ref, atol=1e-12, rtol=0)
+    assert model.last is None
     torch.testing.assert_close(model(x, t), eps_ref, atol=1e-10, rtol=0)
+    assert torch.equal(model.last.eps, model(x, t)) and torch.equal(model.last.nearest, w.argmax(1))
     torch.testing.assert_close(post.w_max, w.max(1).values, atol=1e-12, rtol=0)
     assert torch.equal(post.nearest, w.argmax(1))
     torch.testing.assert_close(post.n_eff, 1 / w.pow(2).sum(1), atol=1e-9, rtol=1e-12)

@@ -72,14 +72,20 @@ class IdealDenoiser(nn.Module):
         self.register_buffer("data", flat, persistent=False)
         self.register_buffer("sq_norms", sq_norms, persistent=False)
         self.register_buffer("abar", schedule.alphas_cumprod, persistent=False)  # (T,) float64
+        self.last: Posterior | None = None  # the posterior of the latest forward call
 
     @property
     def N(self) -> int:
         return int(self.data.shape[0])
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """E[ε | x_t]: x_t (B, ...), t (B,) int64 -> (B, ...) in x_t's dtype."""
-        return self.posterior(x_t, t).eps.to(x_t.dtype)
+        """E[ε | x_t]: x_t (B, ...), t (B,) int64 -> (B, ...) in x_t's dtype.
+
+        The full :class:`Posterior` of the call is kept as ``self.last``, so a sampler's run can be
+        inspected step by step (which training point, how many share the weight) at no extra cost.
+        """
+        self.last = self.posterior(x_t, t)
+        return self.last.eps.to(x_t.dtype)
 
     def x0_pred(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """E[x0 | x_t] = Σ w_i x_i: x_t (B, ...), t (B,) int64 -> (B, ...)."""
