@@ -33,6 +33,9 @@ from .cli_commands import (
     cmd_train,
     save_scatter,
 )
+from .cli_distill import EXAMPLE as DISTILL_EXAMPLE
+from .cli_distill import HELP as DISTILL_HELP
+from .cli_distill import cmd_distill
 from .cli_eval import add_eval_args
 from .info import info_lines
 
@@ -48,6 +51,7 @@ EXAMPLES = {
     "info": "ddim-lesson info fashion-mnist",
     "export": "ddim-lesson export runs/fmnist/checkpoint my-model",
     "eval": "ddim-lesson eval table1 --steps 10,20,50 --n 500 --out benchmarks/results/table1",
+    "distill": DISTILL_EXAMPLE,
 }
 PARSERS: dict[str, tuple[Callable[[argparse.Namespace], None], str, type | None]] = {
     "train": (cmd_train, "train a denoiser (one GPU, CPU, or torchrun for several GPUs)", None),
@@ -57,6 +61,7 @@ PARSERS: dict[str, tuple[Callable[[argparse.Namespace], None], str, type | None]
     "export": (cmd_export, ExportArgs.__doc__ or "", ExportArgs),
     "eval": (cmd_eval, "measure quality: the paper's Table 1 (FID vs S and η), Table 2 "
              "(inversion error vs S), or how far FID moves with the seed (spread)", None),
+    "distill": (cmd_distill, DISTILL_HELP, None),
 }
 
 
@@ -73,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(func=fn)
         if name == "eval":
             add_eval_args(sp)
+        elif name == "distill":
+            from ..train.distill_config import DistillConfig
+
+            add_dataclass_args(sp, DistillConfig)
         else:
             add_dataclass_args(sp, cls or TrainConfig)
     return p

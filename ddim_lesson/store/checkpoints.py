@@ -27,6 +27,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
+from ..core.distill import EpsFromV
 from ..core.schedules import NoiseSchedule
 from ..nets.models import model_type_of
 from .ckpt_checks import build_checked, check_finite, check_header_dtypes, check_schedule_dict
@@ -211,7 +212,10 @@ def load_model(
     if not prefix and is_training_checkpoint(tensors):
         prefix = "ema."  # a training checkpoint: sample with its EMA weights
     model = model_from_meta(tensors, meta, prefix)
-    return model.to(device).eval(), schedule_from_meta(meta), meta
+    schedule = schedule_from_meta(meta)
+    if meta.get("prediction") == "v":  # a distilled student (ddim-lesson distill): seen as model(x_t, t) -> eps
+        model = EpsFromV(model, schedule)
+    return model.to(device).eval(), schedule, meta
 
 
 def is_training_checkpoint(tensors: dict[str, torch.Tensor]) -> bool:

@@ -39,13 +39,17 @@ def load_pretrained(name: str = "fashion-mnist") -> tuple[nn.Module, NoiseSchedu
     return load_model(weights_path(name), device="cpu")
 
 
-def pretrained(name: str = "fashion-mnist") -> tuple[nn.Module, NoiseSchedule]:
+def pretrained(name: str | Path = "fashion-mnist") -> tuple[nn.Module, NoiseSchedule]:
     """Load a shipped model (EMA weights, eval mode, CPU) and the schedule it was trained with.
 
-    ``name``: one of ``PRETRAINED`` ("fashion-mnist", "two-moons", "fashion-mnist-cond"). The last is
+    ``name``: one of ``PRETRAINED`` ("fashion-mnist", "two-moons", "fashion-mnist-cond"), or a path with a "/"
+    (NAME[.safetensors] or a run folder), such as a round of ``ddim-lesson distill``. "fashion-mnist-cond" is
     class-conditional: ``model(x_t, t, y)``, wrapped by :func:`ddim_lesson.cfg` for guidance. Image models take
     x_t of shape (B, 1, 28, 28); the 2-D model takes (B, 2). Both return the ε prediction.
     """
+    if isinstance(name, Path) or (name not in PRETRAINED and "/" in str(name)):
+        model, schedule, _, _ = load_any(str(name))  # a run folder or NAME[.safetensors]
+        return model, schedule
     model, schedule, _ = load_pretrained(name)
     return model, schedule
 

@@ -1,0 +1,80 @@
+"""What a progressive-distillation run is told (:class:`DistillConfig`, from which ``ddim-lesson distill``'s
+flags are built), and its plan: the rounds 2k -> k from ``start_steps`` down to ``final_steps``."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass
+class DistillConfig:
+    """A halving run: each round trains a student whose ONE DDIM step matches TWO of its teacher's
+    (Salimans & Ho 2022), then the student teaches the next round. The flags are built from these fields."""
+
+    teacher: str = field(default="fashion-mnist", metadata={"help": "the first teacher: a shipped name or a path"})
+    start_steps: int = field(default=64, metadata={"help": "the teacher's DDIM steps; the first student takes half"})
+    final_steps: int = field(default=4, metadata={"help": "the last student's steps (start_steps / 2**rounds)"})
+    steps_per_round: int = field(default=1000, metadata={"help": "training steps in each round"})
+    batch_size: int = 64
+    lr: float = 2e-4
+    warmup: int = 20  # per round
+    min_lr_frac: float = 0.1  # cosine decay to lr·min_lr_frac at the end of each round
+    grad_clip: float = 1.0
+    ema_decay: float = 0.995  # the EMA restarts each round from the round's first weights
+    spacing: str = field(default="trailing", metadata={"help": "the DDIM grid; only 'trailing' nests 2k -> k"})
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    out: str = field(default="", metadata={"help": "folder for checkpoint.*, student-K.* per round and model.*"})
+    ckpt_every: int = 200
+    resume: bool = False
+    stop_after: int = 0  # stop this invocation after N steps (0: run to the end); resume later
+    progress: bool = True
+    n_toy: int = 20000  # toy data: points drawn (as ``train``)
+    n_images: int = 0  # image data: the first N training images only (0: all); quick runs and tests
+
+    def __post_init__(self) -> None:
+        for name in ("start_steps", "final_steps", "steps_per_round", "batch_size", "ckpt_every", "n_toy"):
+            v = getattr(self, name)
+            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        for name in ("warmup", "stop_after", "n_images", "seed"):
+            v = getattr(self, name)
+            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
+                raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
+        ratio = self.start_steps // self.final_steps
+        if self.start_steps % self.final_steps or ratio < 2 or ratio & (ratio - 1):
+            raise ValueError(f"start_steps / final_steps must be a power of 2 >= 2, got {self.start_steps} / "
+                             f"{self.final_steps}; allowed e.g. --start-steps 64 --final-steps 4")
+        if not (0 < self.lr < 1):
+            raise ValueError(f"lr must be in (0, 1), got {self.lr}")
+        if not (0 <= self.ema_decay < 1):
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not (0 < self.grad_clip < math.inf):
+            raise ValueError(f"grad_clip must be a finite number > 0, got {self.grad_clip}")
+        if not (0 <= self.min_lr_frac <= 1):
+            raise ValueError(f"min_lr_frac must be in [0, 1], got {self.min_lr_frac}")
+        if self.spacing != "trailing":
+            raise ValueError(f"spacing must be 'trailing' (the one spacing whose k-step grid is every other point "
+                             f"of its 2k-step grid for every T), got {self.spacing!r}")
+
+    @property
+    def rounds(self) -> int:
+        """How many halvings: log2(start_steps / final_steps)."""
+        return (self.start_steps // self.final_steps).bit_length() - 1
+
+    @property
+    def steps(self) -> int:
+        """Training steps over all rounds (what ``train_state``'s resume checks call ``steps``)."""
+        return self.rounds * self.steps_per_round
+
+    def student_steps(self, round_: int) -> int:
+        """The DDIM steps of round ``round_``'s student (its teacher takes twice as many)."""
+        return self.start_steps >> (round_ + 1)
+
+    def lr_at(self, j: int) -> float:
+        """The learning rate at step j of a round: linear warmup, then cosine decay to lr·min_lr_frac."""
+        if j < self.warmup:
+            return self.lr * (j + 1) / self.warmup
+        p = (j - self.warmup) / max(1, self.steps_per_round - self.warmup)
+        return self.lr * (self.min_lr_frac + (1 - self.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(p, 1.0))))
