@@ -40,7 +40,40 @@ ACTIVE_CELL_JS = (
     ".findIndex(c => c.classList.contains('jp-mod-active'))"
 )
 
+RUNNING_CELL_JS = (  # the index of the first cell whose prompt shows [*] (running or queued), or -1
+    f"() => Array.from(document.querySelectorAll('{NOTEBOOK} .jp-Cell'))"
+    ".findIndex(c => (c.querySelector('.jp-InputPrompt') || {}).innerText?.includes('*'))"
+)
+KERNEL_BUSY_JS = ("() => Array.from(document.querySelectorAll('.jp-StatusBar-Widget'))"
+                  ".some(e => e.innerText.includes('| Busy'))")
+IDLE_GRACE_S = 90  # how long the kernel may sit idle while what we wait for still has not happened
+CAP_S = 1800  # the most any one wait lasts, busy or not
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def wait_patiently(page, check, what: str, idle_grace_s: float = IDLE_GRACE_S, cap_s: float = CAP_S):  # noqa: ANN001, ANN201
+    """Poll ``check()`` until it returns something truthy, and return it.
+
+    A busy machine makes the kernel slow, not wrong: while the kernel is busy this keeps waiting (up to
+    ``cap_s``), so a learner's loaded laptop does not fail on patience. It gives up once the kernel has
+    been idle for ``idle_grace_s`` with ``what`` still not there, and says which cell it was waiting on.
+    """
+    start, idle_since = time.monotonic(), None
+    while True:
+        result = check()
+        if result:
+            return result
+        now = time.monotonic()
+        busy = page.evaluate(KERNEL_BUSY_JS)
+        idle_since = None if busy else (idle_since or now)
+        if now - start > cap_s or (idle_since is not None and now - idle_since > idle_grace_s):
+            running = page.evaluate(RUNNING_CELL_JS)
+            active = page.evaluate(ACTIVE_CELL_JS)
+            state = "busy" if busy else f"idle for {now - idle_since:.0f} s"
+            raise AssertionError(f"gave up waiting for {what} after {now - start:.0f} s; the kernel is {state}; "
+                                 f"running cell: {running if running >= 0 else 'none'}, active cell: {active}")
+        time.sleep(0.5)
 
 
 def _require_browser_stack() -> None:
@@ -199,15 +232,10 @@ def press_slider(page, description: str, key: str, times: int) -> str:  # noqa: 
     return box.locator(".widget-readout").inner_text()
 
 
-def wait_for_image_change(image, before: bytes, timeout_s: float = 90) -> bytes:  # noqa: ANN001
-    """Poll the rendered pixels of an image element until they differ from ``before``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        now = image.screenshot()
-        if now != before:
-            return now
-        time.sleep(0.5)
-    raise AssertionError(f"the image did not change within {timeout_s} s")
+def wait_for_image_change(image, before: bytes) -> bytes:  # noqa: ANN001
+    """Poll the rendered pixels of an image element until they differ from ``before`` (patiently)."""
+    return wait_patiently(image.page, lambda: (lambda now: now if now != before else None)(image.screenshot()),
+                          "the explorer's image to change")
 
 
 def open_explorer(page, lab_url: str, name: str, marker: str):  # noqa: ANN001, ANN201
@@ -215,13 +243,13 @@ def open_explorer(page, lab_url: str, name: str, marker: str):  # noqa: ANN001, 
     open_notebook(page, lab_url, name)
     cell = page.locator(f"{NOTEBOOK} .jp-Cell").nth(run_through_cell(page, name, marker))
     image = cell.locator(".widget-image").first
-    image.wait_for()
+    wait_patiently(page, lambda: image.count() > 0 and image.is_visible(), f"the explorer of {name} to appear")
     page.wait_for_timeout(500)  # let the first PNG paint
     return cell, image, cell.locator(".widget-html").first
 
 
 def wait_for_text(page, element, text: str) -> None:  # noqa: ANN001
-    page.wait_for_function("([el, s]) => el.innerText.includes(s)", arg=[element.element_handle(), text])
+    wait_patiently(page, lambda: text in element.inner_text(), f"the text {text!r}")
 
 
 def save_artifact(element, name: str) -> None:  # noqa: ANN001
@@ -294,3 +322,36 @@ def test_solver_explorer_nfe_and_solver_in_jupyterlab(page, lab_url: str) -> Non
         wait_for_text(page, readout, f"so it ran {nfe0 + 9}")
     assert len({first, after_nfe, after_heun}) == 3, "each change must re-render the samples"
     save_artifact(cell, "solver-explorer.png")
+
+
+def test_a_wrong_exercise_answer_shows_the_hint_alone_in_jupyterlab(page, lab_url: str) -> None:  # noqa: ANN001
+    """Notebook 01: a plausible wrong answer (the variance for the std) reads as the checker's hint, in red,
+    without a traceback or the checker's source; the reference cell after it shows no spoiler."""
+    name = "01_forward_process.ipynb"
+    open_notebook(page, lab_url, name)
+    cells = json.loads((ROOT / "notebooks" / name).read_text())["cells"]
+    stub = next(i for i, c in enumerate(cells) if "def my_q_sample" in "".join(c["source"]))
+    editor = page.locator(f"{NOTEBOOK} .jp-Cell").nth(stub).locator(".cm-content")
+    editor.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.insert_text("def my_q_sample(x0, t, schedule, noise):\n"
+                              "    a = schedule.alphas_cumprod[t].view(-1, 1, 1, 1)\n"
+                              "    return a * x0 + (1 - a) * noise")
+    page.keyboard.press("Escape")
+    run_through_cell(page, name, "check_q_sample(my_q_sample)")
+    checker = page.locator(f"{NOTEBOOK} .jp-Cell").nth(stub + 1).locator(".jp-OutputArea")
+    wait_patiently(page, lambda: "Not yet" in checker.inner_text(), "the checker's verdict")
+    shown = checker.inner_text()
+    assert "Hint" in shown or "hint" in shown, shown
+    for frame_text in ("Traceback", "harness.py", "ddpm.py", "raise AssertionError", "File "):
+        assert frame_text not in shown, f"the checker's frames leak into the output: {shown!r}"
+    save_artifact(checker, "exercise-wrong-answer.png")
+    ref = next(i for i, c in enumerate(cells)
+               if c["cell_type"] == "code" and 'solution("q_sample")' in "".join(c["source"]))
+    page.locator(f"{NOTEBOOK} .jp-Cell").nth(stub + 2).click()  # past the failed check: an error aborts a queue
+    page.keyboard.press("Escape")
+    for _ in range(ref - stub - 1):  # run cells stub + 2 .. ref
+        page.keyboard.press("Shift+Enter")
+    out = page.locator(f"{NOTEBOOK} .jp-Cell").nth(ref).locator(".jp-OutputArea")
+    wait_patiently(page, lambda: "passes the same checker" in out.inner_text(), "the reference cell's line")
+    assert "def reference_q_sample" not in out.inner_text(), "the reference solution must not be shown unasked"
