@@ -21,9 +21,12 @@ def test_one_thread_per_idle_core(idle: float, cores: int, want: int) -> None:
     assert env.threads_for(idle, cores) == want
 
 
-def test_pick_threads_sets_torch_and_says_why() -> None:
+def test_pick_threads_sets_torch_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in env.USER_VARS:  # nothing set by the user: the load rule chooses
+        monkeypatch.delenv(var, raising=False)
     before = torch.get_num_threads()
     try:
+        torch.set_num_threads(env.torch_default_threads())
         choice = env.pick_threads(window_s=0.05)
         assert torch.get_num_threads() == choice.threads
         assert 1 <= choice.threads <= choice.cores == env.available_cores()

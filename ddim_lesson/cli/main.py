@@ -37,6 +37,7 @@ from .cli_distill import EXAMPLE as DISTILL_EXAMPLE
 from .cli_distill import HELP as DISTILL_HELP
 from .cli_distill import cmd_distill
 from .cli_eval import add_eval_args
+from .gpu_run import GpuRunConfig, cmd_gpu_run
 from .info import info_lines
 
 __all__ = ["CLIError", "EXAMPLES", "ExportArgs", "InfoArgs", "InvertArgs", "OneLineParser", "PARSERS", "SampleArgs",
@@ -51,6 +52,7 @@ EXAMPLES = {
     "info": "ddim-lesson info fashion-mnist",
     "export": "ddim-lesson export runs/fmnist/checkpoint my-model",
     "eval": "ddim-lesson eval table1 --steps 10,20,50 --n 500 --out benchmarks/results/table1",
+    "gpu-run": "bash benchmarks/gpu_run.sh   # or: ddim-lesson gpu-run --smoke --out /tmp/gpu-smoke",
     "distill": DISTILL_EXAMPLE,
 }
 PARSERS: dict[str, tuple[Callable[[argparse.Namespace], None], str, type | None]] = {
@@ -61,6 +63,7 @@ PARSERS: dict[str, tuple[Callable[[argparse.Namespace], None], str, type | None]
     "export": (cmd_export, ExportArgs.__doc__ or "", ExportArgs),
     "eval": (cmd_eval, "measure quality: the paper's Table 1 (FID vs S and η), Table 2 "
              "(inversion error vs S), or how far FID moves with the seed (spread)", None),
+    "gpu-run": (cmd_gpu_run, GpuRunConfig.__doc__ or "", GpuRunConfig),
     "distill": (cmd_distill, DISTILL_HELP, None),
 }
 
@@ -103,7 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_common_args(args, _device)  # seeds, η and device, before any work
         if args.func in (cmd_train, cmd_sample, cmd_invert):  # eval picks its own (--threads)
             _validate_flags(args)  # a bad value is the one line printed, before any note
-            args.thread_note = f"torch uses {pick_threads().reason}"  # applied now, said when work starts
+            steady = args.func is cmd_train  # training: a count that does not follow the load
+            args.thread_note = f"torch uses {pick_threads(steady=steady).reason}"  # said when work starts
             if args.func is cmd_train:
                 say_threads(args)
         args.func(args)

@@ -10,7 +10,14 @@ faster (about 1.5× with 2 on 2 cores). So the rule is: one thread per core that
     print(choice.reason)
 
 The idle cores are measured from /proc/stat over a short window (Linux); elsewhere from the
-1-minute load average, else all cores are taken as idle. ``DDIM_LESSON_THREADS`` overrides it.
+1-minute load average, else all cores are taken as idle.
+
+A count the user set wins over the rule, in this order (the first one found applies, and the
+reason says which): ``DDIM_LESSON_THREADS``; a ``torch.set_num_threads(n)`` the user called (a
+count other than torch's start-up default and other than what this rule last set);
+``OMP_NUM_THREADS``; ``MKL_NUM_THREADS``. Training asks for a ``steady`` choice: with nothing set
+it uses 1 thread whatever the load, because float sums differ between thread counts and a run
+whose count followed the load would not be reproducible bit for bit.
 ``benchmarks/threads.py`` measures the rule against fixed thread counts, idle and under load.
 
 :func:`check_environment`, which every notebook runs first, prints the versions, the device and
@@ -80,25 +87,90 @@ def threads_for(idle: float, cores: int) -> int:
     return max(1, min(cores, math.floor(idle + 0.25)))
 
 
-def pick_threads(apply: bool = True, window_s: float = WINDOW_S) -> ThreadChoice:
-    """Choose torch's CPU thread count for this machine as it is now; set it unless ``apply`` is False."""
-    cores = available_cores()
-    override = os.environ.get(ENV_VAR)
-    if override:
+USER_VARS = (ENV_VAR, "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # the order in which a user's setting wins
+_applied: int | None = None  # the count pick_threads last set (so that it is not mistaken for the user's)
+
+
+def physical_cores() -> int:
+    """Physical cores (hyper-threads of one core counted once) from /sys, else ``os.cpu_count()``."""
+    seen = set()
+    for topo in Path("/sys/devices/system/cpu").glob("cpu[0-9]*/topology"):
         try:
-            n = check_int(ENV_VAR, int(override), 1, cores)
-        except ValueError as e:
-            raise ValueError(f"{e} (from the environment variable {ENV_VAR}={override!r})") from None
-        choice = ThreadChoice(n, cores, float("nan"), f"{n} thread(s): set by {ENV_VAR}")
+            seen.add(((topo / "physical_package_id").read_text().strip(), (topo / "core_id").read_text().strip()))
+        except OSError:
+            continue
+    return len(seen) or os.cpu_count() or 1
+
+
+def torch_default_threads() -> int:
+    """The count torch starts with here: one per physical core it may run on, or the OMP/MKL value (capped so)."""
+    n = min(physical_cores(), available_cores())
+    for var in ("MKL_NUM_THREADS", "OMP_NUM_THREADS"):  # torch reads OMP, then lets MKL override it
+        v = _env_count(var, strict=False)
+        if v is not None:
+            n = min(v, n) if n else v
+    return max(1, n)
+
+
+def user_threads() -> tuple[int, str] | None:
+    """The thread count the user set, and where, in the order the user's settings win; None if none is set."""
+    n = _env_count(ENV_VAR)
+    if n is not None:
+        return n, f"set by {ENV_VAR}"
+    now = torch.get_num_threads()
+    if now != _applied and now != torch_default_threads():
+        return now, "set by torch.set_num_threads (kept: the user's setting wins over the rule)"
+    for var in USER_VARS[1:]:
+        n = _env_count(var)
+        if n is not None:
+            return n, f"set by {var}"
+    return None
+
+
+def pick_threads(apply: bool = True, window_s: float = WINDOW_S, steady: bool = False) -> ThreadChoice:
+    """Choose torch's CPU thread count; set it unless ``apply`` is False. The reason says which rule applied.
+
+    The user's setting wins (:func:`user_threads`). Else with ``steady`` (training) 1 thread, whatever
+    the load, so that the run's bits do not depend on it; else one thread per core idle now.
+    """
+    global _applied
+    cores = available_cores()
+    user = user_threads()
+    if user is not None:
+        n, where = user
+        more = f" (more than the {cores} core(s) this process may use)" if n > cores else ""
+        choice = ThreadChoice(n, cores, float("nan"), f"{n} thread(s): {where}{more}")
+    elif steady:
+        choice = ThreadChoice(1, cores, float("nan"), f"1 of {cores} CPU thread(s): the training rule (nothing "
+                              f"set), whatever the load, so the run is reproducible bit for bit; set {ENV_VAR} "
+                              "or OMP_NUM_THREADS to use more")
     else:
         idle, how = idle_cores(window_s)
         n = threads_for(idle, cores)
         why = ("every core is idle" if n == cores else
                f"{cores - n} of {cores} core(s) are busy with other programs, and extra threads would wait for them")
-        choice = ThreadChoice(n, cores, idle, f"{n} of {cores} CPU thread(s): {idle:.1f} core(s) idle ({how}); {why}")
+        choice = ThreadChoice(n, cores, idle, f"{n} of {cores} CPU thread(s): the load rule (nothing set), "
+                              f"{idle:.1f} core(s) idle ({how}); {why}")
     if apply:
         torch.set_num_threads(choice.threads)
+        _applied = choice.threads
     return choice
+
+
+def _env_count(var: str, strict: bool = True) -> int | None:
+    """The positive thread count in the environment variable ``var`` (OMP's "4,2" form: its first number);
+    None if unset or empty. A bad value is a ValueError naming the variable (with ``strict``), else None."""
+    raw = os.environ.get(var, "").strip()
+    if not raw:
+        return None
+    hi = available_cores() if var == ENV_VAR else None
+    try:
+        return check_int(var, int(raw.split(",")[0]), 1, hi)
+    except ValueError as e:
+        if not strict:
+            return None
+        msg = str(e) if "must be" in str(e) else f"{var} must be an integer >= 1"
+        raise ValueError(f"{msg} (from the environment variable {var}={raw!r})") from None
 
 
 def _cpu_times(stat: Path) -> tuple[int, int]:

@@ -31,7 +31,7 @@ from ..store.device import pick_device
 from .conditional import drop_labels, init_from_weights
 from .distributed import gather_rng_states, init_distributed, mean_over_ranks
 from .train_config import TrainConfig, TrainResult, batch_indices, lr_at, make_model, subset_indices
-from .train_state import SignalGuard, open_run, restore_state, save_state
+from .train_state import SignalGuard, keep_numerics, numerics, open_run, restore_state, save_state
 
 __all__ = ["TrainConfig", "TrainResult", "batch_indices", "diffusion_loss", "ema_update", "lr_at", "make_model",
            "pick_device", "train"]
@@ -80,8 +80,10 @@ def _train(cfg: TrainConfig, guard: SignalGuard) -> TrainResult:
     g = torch.Generator().manual_seed(cfg.seed * 7919 + rank)  # timesteps and noise
     start, losses, wall = 0, [], 0.0
     ckpt = Path(cfg.out) / "checkpoint" if cfg.out else None
+    now = numerics(device, cfg.bf16)
     if resumed is not None:
         start, losses, wall = restore_state(resumed, model, ema, opt, g, rank)
+        keep_numerics(resumed.meta, now, rank)  # the recorded thread count, so that the bits match
     net = model
     if world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -120,6 +122,7 @@ def _train(cfg: TrainConfig, guard: SignalGuard) -> TrainResult:
             rngs = gather_rng_states(g, world)  # every rank takes part; rank 0 writes
             if rank == 0:
                 run_meta = _run_meta(cfg, model, device, done, wall + time.perf_counter() - t0, losses, world)
+                run_meta["numerics"] = now  # threads, device, dtype: what --resume keeps
                 with guard.writing():  # a signal never cuts a checkpoint write short
                     save_state(ckpt, model, ema, opt, rngs, schedule, run_meta, losses)
         if signalled and done < cfg.steps:
@@ -129,7 +132,7 @@ def _train(cfg: TrainConfig, guard: SignalGuard) -> TrainResult:
             break
     bar.close()
     wall += time.perf_counter() - t0
-    meta = _run_meta(cfg, model, device, start + len(losses[start:]), wall, losses, world)
+    meta = _run_meta(cfg, model, device, start + len(losses[start:]), wall, losses, world) | {"numerics": now}
     if cfg.out and rank == 0 and meta["steps"] == cfg.steps:
         with guard.writing():
             save_model(Path(cfg.out) / "model", ema, schedule, **meta, loss_history=downsample_losses(losses))

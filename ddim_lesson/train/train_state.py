@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import signal
 import sys
 import threading
@@ -126,6 +127,48 @@ def open_run(cfg: Any, rank: int = 0) -> Loaded | None:
     if rank == 0:
         print(f"resuming from {loaded.note()}", file=sys.stderr)
     return loaded
+
+
+def numerics(device: torch.device, bf16: bool) -> dict[str, Any]:
+    """What changes a run's bits besides its flags: torch's CPU thread count, the device and the dtype."""
+    name = f"{device.type} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type
+    dtype = "bfloat16 autocast" if device.type == "cuda" and bf16 else "float32"
+    return {"threads": torch.get_num_threads(), "device": name, "dtype": dtype}
+
+
+def keep_numerics(meta: dict[str, Any], now: dict[str, Any], rank: int = 0) -> list[str]:
+    """Set torch's thread count to the one the checkpoint recorded, and say so; returns what still differs.
+
+    A run is bitwise reproducible at one thread count (float sums are ordered by it), so a resumed run
+    uses the recorded count whatever the load or the user's setting now. If it cannot (the count is more
+    than the cores this process may use), or the device or dtype changed, it says that the result will
+    not be bitwise equal to an uninterrupted run, and continues.
+    """
+    saved = meta.get("numerics")
+    say = (lambda m: print(m, file=sys.stderr)) if rank == 0 else (lambda m: None)
+    if not isinstance(saved, dict):
+        say(f"--resume: the checkpoint does not record its thread count (an older version); continuing with "
+            f"{now['threads']} thread(s): the result may not be bitwise equal to an uninterrupted run")
+        return ["threads"]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    differ = []
+    want = saved.get("threads")
+    if isinstance(want, int) and not isinstance(want, bool) and 1 <= want <= cores:
+        if want != now["threads"]:
+            torch.set_num_threads(want)
+            now["threads"] = want
+        say(f"--resume: torch uses {want} thread(s), the count this run was started with (recorded in its "
+            "checkpoint), so that it continues bit for bit")
+    else:
+        differ.append("threads")
+        say(f"--resume: the run was started with {want} thread(s) but only {cores} core(s) are available; continuing "
+            f"with {now['threads']}: the result will not be bitwise equal to an uninterrupted run")
+    for key in ("device", "dtype"):
+        if saved.get(key) != now[key]:
+            differ.append(key)
+            say(f"--resume: the run was started on {key} {saved.get(key)}, this one is on {now[key]}: the result "
+                "will not be bitwise equal to an uninterrupted run")
+    return differ
 
 
 def check_resume_flags(cfg: Any, meta: dict[str, Any], where: Path) -> None:
