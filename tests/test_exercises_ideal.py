@@ -60,3 +60,14 @@ def test_reference_is_the_package_posterior() -> None:
     post = dl.IdealDenoiser(data, schedule, chunk=7).posterior(x, t)
     torch.testing.assert_close(post.x0_pred, w @ data, atol=1e-12, rtol=0)
     torch.testing.assert_close(post.w_max, w.max(1).values, atol=1e-12, rtol=0)
+
+
+def test_registered_with_the_course_harness(capsys) -> None:
+    from ddim_lesson.course.exercises import CHECKERS, SOLUTIONS, CheckFailed, solution
+
+    assert CHECKERS["ideal_weights"] is ex.check_ideal_weights
+    assert SOLUTIONS["ideal_weights"] is ex.reference_ideal_weights
+    assert solution("ideal_weights") is True
+    assert "solution('ideal_weights', show=True)" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match="off by 2"):
+        ex.check_ideal_weights(_weights("temperature"))

@@ -16,7 +16,7 @@ group of notebooks, all calling the learner's code through :mod:`ddim_lesson.cou
 
 - :mod:`ddim_lesson.course.exercises.ddpm` (01-02), :mod:`ddim_lesson.course.exercises.ddim` (03-04),
   :mod:`ddim_lesson.course.exercises.latents` (04-05), :mod:`ddim_lesson.course.exercises.solvers` (06),
-  :mod:`ddim_lesson.course.exercises.guidance` (08).
+  :mod:`ddim_lesson.course.exercises.guidance` (08), :mod:`ddim_lesson.course.exercises.ideal` (09).
 
 ``check_environment``, which every notebook runs first, lives in :mod:`ddim_lesson.course.env`.
 """
@@ -39,6 +39,7 @@ from .ddim import (
 from .ddpm import check_ddpm_step, check_q_sample, reference_ddpm_step, reference_q_sample
 from .guidance import check_fixed_point_step, reference_fixed_point_step
 from .harness import CheckFailed, LearnerError
+from .ideal import check_ideal_weights, reference_ideal_weights
 from .latents import INVERT_CASES, check_invert_step, check_slerp, reference_invert_step, reference_slerp
 
 SOLUTIONS = {
@@ -49,6 +50,7 @@ SOLUTIONS = {
     "slerp": reference_slerp,
     "invert_step": reference_invert_step,
     "fixed_point_step": reference_fixed_point_step,
+    "ideal_weights": reference_ideal_weights,
 }
 
 
@@ -60,6 +62,7 @@ CHECKERS = {
     "slerp": check_slerp,
     "invert_step": check_invert_step,
     "fixed_point_step": check_fixed_point_step,
+    "ideal_weights": check_ideal_weights,
 }
 
 
@@ -98,4 +101,5 @@ __all__ = [
     "check_slerp", "check_step_sigmas", "fashion_mnist_location", "reference_ddim_step", "reference_ddpm_step",
     "reference_fixed_point_step", "reference_invert_step", "reference_q_sample", "reference_slerp",
     "reference_step_sigmas", "show_solution", "solution",
+    "check_ideal_weights", "reference_ideal_weights",
 ]

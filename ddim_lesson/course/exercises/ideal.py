@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-from .harness import TOL, _as_tensor, _call, _gen, _max_diff, _not_attempted, _NotAttempted, _randn
+from .harness import TOL, _as_tensor, _call, _gen, _max_diff, _not_attempted, _NotAttempted, _randn, checker
 
 
 def reference_ideal_weights(x_t: torch.Tensor, data: torch.Tensor, abar: float) -> torch.Tensor:
@@ -49,6 +49,7 @@ def _hint(got: torch.Tensor, x: torch.Tensor, data: torch.Tensor, abar: float) -
     return "w_i = softmax_i(−‖x_t − √ᾱ x_i‖² / (2(1 − ᾱ))); the squared distance sums over the D features."
 
 
+@checker
 def check_ideal_weights(fn: Callable[..., torch.Tensor]) -> bool:
     """Check ``fn(x_t, data, abar)`` -> (B, N) weights against the reference on four noise levels."""
     g = _gen(9)
