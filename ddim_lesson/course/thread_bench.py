@@ -23,6 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..core.checks import check_int
+from ..evaluate.records import md_safe
 from .env import available_cores, pick_threads
 
 SPIN = "while True: pass"
@@ -100,6 +101,7 @@ def run_thread_bench(model: nn.Module, cfg: ThreadBenchConfig, progress: bool = 
 
 def thread_bench_markdown(res: dict[str, Any]) -> str:
     """The result as a small Markdown table."""
+    res = md_safe(res)  # the reasons and names escaped before they meet Markdown
     lines = [f"# Threads: one UNet call at batch {res['config']['batch']}, ms (median of "
              f"{res['config']['rounds']} interleaved rounds), {res['cores']} cores", "",
              "| condition | " + " | ".join(res["idle"]["ms_per_call"]) + " | chosen count |",

@@ -47,7 +47,7 @@ from .guidance_eval import (
     sdedit_point,
 )
 from .metrics import FeatureStats, reference_stats
-from .records import git_commit, model_sha256
+from .records import git_commit, md_safe, model_sha256
 
 PARTS = ("tradeoff", "sdedit", "edit", "inversion")
 
@@ -197,6 +197,7 @@ def _inversion(r: _Run) -> None:
 # -- the Markdown -----------------------------------------------------------------------------------
 def guidance_markdown(res: dict[str, Any]) -> str:
     """The parts present in ``res``, one section each, under a header naming the model and the machine."""
+    res = md_safe(res)  # every string from the file escaped before it meets Markdown
     lines = [f"# Guidance and editing on `{res['model']['spec']}`", "",
              f"Model sha256 {res['model']['sha256'][:12]}, trained {res['model']['train_steps']} steps. "
              f"Machine: {res['machine']['platform']}, {res['machine']['torch_threads']} torch thread(s), "

@@ -1,6 +1,10 @@
 """What every result file records, and how it is written: provenance (machine, git commit, the
 model's SHA-256), a header with the resume key, and atomic JSON + Markdown saves.
 
+Every string a results file holds (a model spec, a command, a machine name) is escaped with :func:`md_safe`
+before it is interpolated into Markdown, so a crafted file cannot put HTML or script into a notebook that
+renders it.
+
 A resumable run opens its results with :func:`open_results` (the previous cells are kept only if
 every setting that moves a number matches) and saves after every cell with :func:`save_results`.
 """
@@ -91,8 +95,32 @@ def save_results(out: Path, res: dict[str, Any], markdown: Callable[[dict[str, A
     atomic_write(with_suffix(out, ".md"), markdown(res).encode())
 
 
+# Characters that let text leave a Markdown code span, open an HTML tag or a link, or split a table cell:
+# each becomes its HTML entity, which Markdown shows as the character itself and never acts on.
+MD_ACTIVE = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;", "`": "&#96;", "|": "&#124;",
+             "[": "&#91;", "]": "&#93;", "\\": "&#92;", "\n": " ", "\r": " "}
+_MD_TABLE = str.maketrans(MD_ACTIVE)
+
+
+def md_text(value: Any) -> str:
+    """``str(value)`` safe to interpolate into Markdown or HTML: no tag, code-span break, link or new line."""
+    return str(value).translate(_MD_TABLE)
+
+
+def md_safe(obj: Any) -> Any:
+    """A copy of a results record with every string value escaped by :func:`md_text` (keys, numbers kept)."""
+    if isinstance(obj, str):
+        return md_text(obj)
+    if isinstance(obj, dict):
+        return {k: md_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [md_safe(v) for v in obj]
+    return obj
+
+
 def machine_line(res: dict[str, Any]) -> str:
     """The Markdown line that says where and when a result file was measured."""
+    res = md_safe(res)
     m = res["machine"]
     gpu = f", {m['cuda']}" if "cuda" in m else ""
     load = f"; load average {m['load_avg_1min']} when the run last started" if "load_avg_1min" in m else ""

@@ -27,7 +27,7 @@ from ..core.schedules import SPACINGS, NoiseSchedule
 from ..core.solvers import SOLVERS, calls_within, ode_progressive
 from .generate import batch_seed, channels_last, image_shape, n_batches, progress_bar, seeded_latents
 from .metrics import FeatureStats, features
-from .records import header, machine_line, open_results, save_results, with_suffix
+from .records import header, machine_line, md_safe, open_results, save_results, with_suffix
 from .spread import spread_summary
 from .table1 import DEVICE_HELP, MODEL_HELP, OUT_HELP, _fid_setup
 
@@ -147,6 +147,7 @@ def _fmt(fids: dict[int, float]) -> str:
 def solver_fid_markdown(res: dict[str, Any]) -> str:
     """FID mean ± sd over seeds per (solver, spacing) and budget; then each solver's best spacing
     against DDIM's best, seed by seed."""
+    res = md_safe(res)  # every string from the file escaped before it meets Markdown
     tab, cfg = fid_table(res), res["config"]
     nfes = sorted({nfe for _, _, nfe in tab})
     calls = {(c["solver"], c["nfe"]): c["calls"] for c in res["cells"].values()}

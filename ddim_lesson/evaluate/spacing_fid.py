@@ -26,7 +26,7 @@ from ..core.checks import check_choice, check_float, check_int
 from ..core.schedules import SPACINGS, NoiseSchedule, ddim_timesteps
 from .generate import n_batches, progress_bar, sample_cell
 from .metrics import FeatureStats
-from .records import header, machine_line, open_results, save_results, with_suffix
+from .records import header, machine_line, md_safe, open_results, save_results, with_suffix
 from .spread import spread_summary
 from .table1 import DEVICE_HELP, MODEL_HELP, OUT_HELP, _fid_setup
 
@@ -123,6 +123,7 @@ def spacing_summary(res: dict[str, Any]) -> dict[str, dict[str, float]]:
 def spacing_fid_markdown(res: dict[str, Any]) -> str:
     """One row per spacing: its first and last timestep, the FID of every seed, mean and sd; then each
     spacing minus the baseline, paired by seed."""
+    res = md_safe(res)  # every string from the file escaped before it meets Markdown
     cfg, fids, summ = res["config"], fids_by_spacing(res), spacing_summary(res)
     seeds = sorted({c["seed"] for c in res["cells"].values()})
     ts = res.get("timesteps", {})

@@ -18,7 +18,7 @@ from torch import nn
 from ..core.schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule
 from .generate import SIGMA_HAT, n_batches, progress_bar
 from .metrics import FeatureStats, features
-from .records import header, machine_line, open_results, save_results, with_suffix
+from .records import header, machine_line, md_safe, open_results, save_results, with_suffix
 from .table1 import DEVICE_HELP, MODEL_HELP, OUT_HELP, _fid_of_cell, _fid_setup, cell_key, check_fid_count
 
 
@@ -121,6 +121,7 @@ def spread_markdown(res: dict[str, Any]) -> str:
     x_T, so the difference is less noisy than either FID, and its sign over seeds says whether
     the ordering in Table 1 is real.
     """
+    res = md_safe(res)  # every string from the file escaped before it meets Markdown
     by_cell: dict[tuple[str, int], dict[int, float]] = {}
     for c in res["cells"].values():
         row = "σ̂" if c["eta"] == SIGMA_HAT else f"η = {c['eta']:g}"

@@ -24,7 +24,7 @@ from ..core.schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule
 from ..store.pretrained import load_any
 from .generate import SIGMA_HAT, n_batches, progress_bar, sample_cell
 from .metrics import FeatureStats, classifier_and_sha, fid_floor, reference_stats
-from .records import header, machine_line, open_results, save_results, with_suffix
+from .records import header, machine_line, md_safe, open_results, save_results, with_suffix
 
 MODEL_HELP = "a shipped model's name or a checkpoint path"
 DEVICE_HELP = "cpu, cuda, cuda:N or mps"
@@ -145,6 +145,7 @@ def _add_floor(res: dict[str, Any], n: int, log: Callable[[str], None]) -> None:
 
 def table1_markdown(res: dict[str, Any]) -> str:
     """Rows η (and σ̂), columns S: FID, then seconds per image."""
+    res = md_safe(res)  # every string from the file escaped before it meets Markdown
     cells = res["cells"]
     steps = sorted({c["steps"] for c in cells.values()})
     rows = sorted({c["eta"] for c in cells.values() if c["eta"] != SIGMA_HAT}) + (

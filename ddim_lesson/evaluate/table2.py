@@ -23,7 +23,7 @@ from ..core.samplers import ddim_sample
 from ..core.schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule
 from ..store.pretrained import load_any
 from .generate import n_batches, progress_bar
-from .records import header, machine_line, open_results, save_results, with_suffix
+from .records import header, machine_line, md_safe, open_results, save_results, with_suffix
 from .table1 import DEVICE_HELP, MODEL_HELP, OUT_HELP
 
 
@@ -95,6 +95,7 @@ def run_table2(cfg: Table2Config, model: nn.Module | None = None, schedule: Nois
 
 
 def table2_markdown(res: dict[str, Any]) -> str:
+    res = md_safe(res)  # every string from the file escaped before it meets Markdown
     cells = sorted(res["cells"].values(), key=lambda c: c["steps"])
     cfg = res["config"]
     n = cells[0]["n"] if cells else 0

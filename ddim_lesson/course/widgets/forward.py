@@ -9,6 +9,7 @@ controls, so a test can set ``ex.t.value = 500`` and read ``ex.image.value`` (PN
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -100,7 +101,8 @@ def forward_explorer(
         image_w.value = image_png(torch.cat([x0, x_t]), nrow=x0.shape[0])  # top row x_0, bottom row x_t
         abar = s.abar(tt)
         readout_w.value = (
-            f"top: x<sub>0</sub>, bottom: x<sub>t</sub> &nbsp;·&nbsp; <code>{sched_w.value}, t = {tt}</code>"
+            f"top: x<sub>0</sub>, bottom: x<sub>t</sub> &nbsp;·&nbsp; "
+            f"<code>{html.escape(str(sched_w.value))}, t = {tt}</code>"
             f" &nbsp;·&nbsp; ᾱ<sub>t</sub> = {abar:.4f} &nbsp;·&nbsp; "
             f"x<sub>t</sub> = {abar ** 0.5:.3f}·x<sub>0</sub> + {(1 - abar) ** 0.5:.3f}·ε &nbsp;·&nbsp; "
             f"SNR = {abar / (1 - abar):.3g}"

@@ -9,6 +9,7 @@ and shows the result. A test drives it by setting ``explorer.<control>.value`` w
 
 from __future__ import annotations
 
+import html
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -65,7 +66,7 @@ def connect(
         except ValueError as e:
             if not show_errors:
                 raise
-            ex.readout.value = f"<span style='color:#b00'>error: {e}</span>"
+            ex.readout.value = f"<span style='color:#b00'>error: {html.escape(str(e))}</span>"  # text, never HTML
             return
         ex.last = run
         ex.image.value = png

@@ -6,6 +6,7 @@ only draws. Sliders use ``continuous_update=False``, so a slider move costs at m
 
 from __future__ import annotations
 
+import html
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -104,7 +105,8 @@ def explorer_readout(run: SampleRun, cached: bool) -> str:
     """The text under the sliders: the settings, then how long the run took (or that it was cached)."""
     how = "from cache" if cached else "computed"
     return (
-        f"<code>steps = {run.steps}, eta = {run.eta:.1f}, seed = {run.seed}, spacing = {run.spacing}</code>"
+        f"<code>steps = {run.steps}, eta = {run.eta:.1f}, seed = {run.seed}, "
+        f"spacing = {html.escape(str(run.spacing))}</code>"
         f" &nbsp;·&nbsp; {run.model_calls} model calls, {run.seconds:.2f} s ({how})"
     )
 

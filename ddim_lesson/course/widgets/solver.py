@@ -8,6 +8,7 @@ it runs with one call fewer and the readout says so.
 
 from __future__ import annotations
 
+import html
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,7 +69,8 @@ def solver_readout(run: SolverRun, cached: bool) -> str:
     """The text under the controls: settings, calls spent, error, time (or that it came from the cache)."""
     note = "" if run.calls == run.budget else (f" (heun makes 2N-1 calls: {run.budget} cannot be spent exactly, "
                                                f"so it ran {run.calls})")
-    return (f"<code>solver = {run.solver}, NFE = {run.budget}, spacing = {run.spacing}</code>{note}"
+    return (f"<code>solver = {html.escape(str(run.solver))}, NFE = {run.budget}, "
+            f"spacing = {html.escape(str(run.spacing))}</code>{note}"
             f" &nbsp;·&nbsp; error vs reference {run.error:.4f} &nbsp;·&nbsp; {run.calls} model calls, "
             f"{run.seconds:.2f} s ({'from cache' if cached else 'computed'})")
 
