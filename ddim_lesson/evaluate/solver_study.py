@@ -119,7 +119,7 @@ def scalar_errors(steps: Sequence[int], solver: str, warmup: str = "exact", lam0
 
     Every step is :func:`~ddim_lesson.core.multistep.multistep_update` with three predictions and the second
     difference weighted as ``solver`` ("dpmpp_3m" or "dpmpp_3m_exact") weights it. ``warmup`` "exact" takes x at
-    the first three grid points from the closed form, so only the third-order update is measured; "solver" runs
+    the first three grid points from the closed form, so only the three-point update is measured; "solver" runs
     the rungs' own first two steps (orders 1 and 2), whose O(h²) first step caps any multistep rung at order 2
     (damped here by e^{-(lam1 - lam0)}, so it shows only at many steps).
     """
