@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import GaussianEps
 
-from ddim_lesson import IdealDenoiser, NoiseSchedule, ddim_invert, ddim_sample, ode_sample
+from ddim_lesson import IdealDenoiser, NoiseSchedule, cfg, ddim_invert, ddim_sample, ode_sample
 
 SCHEDULE = NoiseSchedule.linear()
 
@@ -134,6 +134,37 @@ def test_ddim_lands_on_training_points_and_every_sampler_composes() -> None:
     torch.testing.assert_close(back, data, atol=1e-6, rtol=0)
     # float32 samples from float64 data come back in float32
     assert ddim_sample(model, SCHEDULE, x_T.float(), steps=5).dtype == torch.float32
+
+
+def test_labels_make_it_class_conditional_and_cfg_wraps_it() -> None:
+    g = torch.Generator().manual_seed(7)
+    data = torch.randn((30, 5), generator=g, dtype=torch.float64)
+    labels = torch.arange(30) % 3  # classes 0, 1, 2; label 3 is "no label"
+    cond = IdealDenoiser(data, SCHEDULE, labels=labels, chunk=4)  # chunks that hold no point of a class, too
+    plain = IdealDenoiser(data, SCHEDULE)
+    x, t = _batch(8, 6, (5,))
+    y = torch.tensor([0, 1, 2, 3, 1, 3])
+    got = cond(x, t, y)
+    for b in range(6):
+        ref = plain if y[b] == 3 else IdealDenoiser(data[labels == y[b]], SCHEDULE)  # the class's own points
+        torch.testing.assert_close(got[b:b + 1], ref(x[b:b + 1], t[b:b + 1]), atol=1e-10, rtol=0)
+    assert all(int(labels[i]) == int(c) for i, c in zip(cond.last.nearest[[0, 1, 2, 4]], y[[0, 1, 2, 4]]))
+    torch.testing.assert_close(cond(x, t), plain(x, t), atol=1e-12, rtol=0)  # no y: every point
+    # cfg: scale 1 is the conditional model, 0 the unconditional one; DDIM with it lands on the class's points
+    torch.testing.assert_close(cfg(cond, y[:4], 1.0)(x[:4], t[:4]), cond(x[:4], t[:4], y[:4]), atol=1e-12, rtol=0)
+    torch.testing.assert_close(cfg(cond, 2, 0.0)(x, t), plain(x, t), atol=1e-12, rtol=0)
+    x0 = ddim_sample(cfg(cond, 2, 1.0), SCHEDULE, torch.randn((20, 5), generator=g, dtype=torch.float64), steps=100,
+                     clip_x0=False)
+    nn = torch.cdist(x0, data).min(1)
+    assert float(nn.values.max()) < 1e-6 and bool((labels[nn.indices] == 2).all())
+    with pytest.raises(ValueError, match=r"every label y must be in \[0, 3\]"):
+        cond(x, t, torch.full((6,), 4))
+    with pytest.raises(ValueError, match="no training point has label 1"):
+        IdealDenoiser(data, SCHEDULE, labels=labels * 2, num_classes=5)(x, t, torch.ones(6, dtype=torch.long))
+    with pytest.raises(ValueError, match="built with labels"):
+        plain(x, t, y)
+    with pytest.raises(ValueError, match="labels must be an int64"):
+        IdealDenoiser(data, SCHEDULE, labels=labels[:5])
 
 
 def test_sixty_thousand_images_a_batch_of_16_in_seconds() -> None:

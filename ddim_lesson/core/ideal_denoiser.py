@@ -12,6 +12,10 @@ these N points with the ε-MSE loss can do better; DDIM run with this model can 
 points (notebook 09 measures it). ``IdealDenoiser`` streams over the N points in chunks with a running
 log-sum-exp, so N = 60,000 images need only a (B, chunk) block of logits at a time.
 
+With ``labels`` it is also class-conditional, ``model(x_t, t, y)``: the posterior runs over the points of
+class y only (y = num_classes: over all of them, "no label"), so ``cfg`` wraps it as it wraps a trained
+conditional network, and guidance can be measured against an exact model.
+
 Each chunk expands ‖x_t − √ᾱ x_i‖² = ‖x_t‖² − 2√ᾱ x_t·x_i + ᾱ‖x_i‖² and drops ‖x_t‖², which is the same
 for every i and cancels in the softmax. The work is in the data's (or x_t's, if wider) dtype: float64 in,
 float64 out.
@@ -26,6 +30,13 @@ from torch import nn
 
 from .checks import check_int
 from .schedules import NoiseSchedule
+
+
+@dataclass(frozen=True)
+class IdealConfig:
+    """What ``cfg`` and the shape checks read from a model: the number of classes (labels 0..K-1; K is "no label")."""
+
+    num_classes: int
 
 
 @dataclass(frozen=True)
@@ -53,9 +64,12 @@ class IdealDenoiser(nn.Module):
     chunk: how many training points are held in one block of logits (memory B·chunk; the result
     does not depend on it beyond float rounding). The data is kept as a buffer, not a parameter, so
     samplers do not cast x_t to its dtype; the work runs in the wider of the two dtypes.
+    labels: optional (N,) int64 in [0, num_classes − 1] (num_classes defaults to labels.max() + 1); then
+    ``model(x_t, t, y)`` with y (B,) int64 in [0, num_classes] is the ideal denoiser of class y's points.
     """
 
-    def __init__(self, data: torch.Tensor, schedule: NoiseSchedule, *, chunk: int = 4096) -> None:
+    def __init__(self, data: torch.Tensor, schedule: NoiseSchedule, *, labels: torch.Tensor | None = None,
+                 num_classes: int | None = None, chunk: int = 4096) -> None:
         super().__init__()
         if not torch.is_tensor(data) or not data.is_floating_point() or data.ndim < 2 or data.shape[0] < 1:
             raise ValueError("data must be a floating tensor of shape (N, ...) with N >= 1 and at least one "
@@ -73,28 +87,43 @@ class IdealDenoiser(nn.Module):
         self.register_buffer("sq_norms", sq_norms, persistent=False)
         self.register_buffer("abar", schedule.alphas_cumprod, persistent=False)  # (T,) float64
         self.last: Posterior | None = None  # the posterior of the latest forward call
+        self.config: IdealConfig | None = None
+        if labels is not None:
+            if not torch.is_tensor(labels) or labels.dtype != torch.long or tuple(labels.shape) != (self.N,):
+                raise ValueError(f"labels must be an int64 tensor of shape ({self.N},), one per point, got "
+                                 f"{getattr(labels, 'dtype', type(labels).__name__)} of shape "
+                                 f"{tuple(getattr(labels, 'shape', ()))}")
+            k = check_int("num_classes", num_classes if num_classes is not None else int(labels.max()) + 1, 1)
+            if int(labels.min()) < 0 or int(labels.max()) > k - 1:
+                raise ValueError(f"every label must be in [0, {k - 1}], got values from {int(labels.min())} to "
+                                 f"{int(labels.max())}")
+            self.register_buffer("labels", labels.to(flat.device), persistent=False)
+            self.config = IdealConfig(k)
+        elif num_classes is not None:
+            raise ValueError("num_classes needs labels (one per point); allowed: both or neither")
 
     @property
     def N(self) -> int:
         return int(self.data.shape[0])
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """E[ε | x_t]: x_t (B, ...), t (B,) int64 -> (B, ...) in x_t's dtype.
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """E[ε | x_t] (or E[ε | x_t, y]): x_t (B, ...), t (B,) int64, y (B,) int64 -> (B, ...) in x_t's dtype.
 
         The full :class:`Posterior` of the call is kept as ``self.last``, so a sampler's run can be
         inspected step by step (which training point, how many share the weight) at no extra cost.
         """
-        self.last = self.posterior(x_t, t)
+        self.last = self.posterior(x_t, t, y)
         return self.last.eps.to(x_t.dtype)
 
-    def x0_pred(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def x0_pred(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """E[x0 | x_t] = Σ w_i x_i: x_t (B, ...), t (B,) int64 -> (B, ...)."""
-        return self.posterior(x_t, t).x0_pred
+        return self.posterior(x_t, t, y).x0_pred
 
     @torch.no_grad()
-    def posterior(self, x_t: torch.Tensor, t: torch.Tensor) -> Posterior:
-        """The posterior over the N training points at (x_t, t), streamed in chunks; see :class:`Posterior`."""
+    def posterior(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> Posterior:
+        """The posterior over the N training points (of class y, if given) at (x_t, t), streamed in chunks."""
         B = self._check(x_t, t)
+        keep = self._classes(y, B)  # (B, 1) label to keep per row, or None: every point
         dtype = torch.promote_types(x_t.dtype, self.data.dtype)
         x = x_t.reshape(B, -1).to(dtype)  # (B, D)
         abar = self.abar[t].to(dtype)  # (B,) ᾱ_t
@@ -108,11 +137,15 @@ class IdealDenoiser(nn.Module):
             xi = self.data[start:start + self.chunk].to(dtype)  # (n, D)
             # −‖x_t − √ᾱ x_i‖² / (2(1 − ᾱ)), less the i-independent −‖x_t‖² / (2(1 − ᾱ))
             logits = (sa * (x @ xi.T) - 0.5 * abar[:, None] * self.sq_norms[start:start + self.chunk].to(dtype)) / var
+            if keep is not None:  # other classes get weight 0; the label num_classes keeps every point
+                other = (self.labels[start:start + self.chunk][None] != keep) & (keep != self.config.num_classes)
+                logits = logits.masked_fill(other, -torch.inf)
             cmax, carg = logits.max(1, keepdim=True)  # (B, 1) each
             nearest = torch.where(cmax[:, 0] > m[:, 0], carg[:, 0] + start, nearest)
             m_new = torch.maximum(m, cmax)
-            scale = torch.exp(m - m_new)  # (B, 1); exp(−inf) = 0 on the first chunk
-            e = torch.exp(logits - m_new)  # (B, n)
+            shift = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)  # no point of the class yet: 0
+            scale = torch.exp(m - shift)  # (B, 1); exp(−inf) = 0 while nothing has been summed
+            e = torch.exp(logits - shift)  # (B, n)
             s = s * scale + e.sum(1, keepdim=True)
             s2 = s2 * scale * scale + (e * e).sum(1, keepdim=True)
             acc = acc * scale + e @ xi
@@ -121,6 +154,24 @@ class IdealDenoiser(nn.Module):
         eps = (x - sa * x0) / var.sqrt()  # ε = (x_t − √ᾱ x̂0)/√(1 − ᾱ)
         shape = (B, *self.item_shape)
         return Posterior(x0.reshape(shape), eps.reshape(shape), (1 / s)[:, 0], nearest, (s * s / s2)[:, 0])
+
+    def _classes(self, y: torch.Tensor | None, B: int) -> torch.Tensor | None:
+        if y is None:
+            return None
+        if self.config is None:
+            raise ValueError("y needs an IdealDenoiser built with labels (one per point); allowed: y=None")
+        k = self.config.num_classes
+        if not torch.is_tensor(y) or y.dtype != torch.long or tuple(y.shape) != (B,):
+            raise ValueError(f"y must be an int64 tensor of shape ({B},), got {getattr(y, 'dtype', type(y).__name__)} "
+                             f"of shape {tuple(getattr(y, 'shape', ()))}")
+        if int(y.min()) < 0 or int(y.max()) > k:
+            raise ValueError(f"every label y must be in [0, {k}] ({k}: no label), got values from {int(y.min())} to "
+                             f"{int(y.max())}")
+        present = torch.bincount(self.labels, minlength=k + 1)[:k] > 0  # (k,)
+        empty = sorted({int(c) for c in y.tolist() if c < k and not bool(present[c])})
+        if empty:
+            raise ValueError(f"no training point has label {empty[0]}; allowed: labels that occur in the data")
+        return y.to(self.data.device)[:, None]
 
     def _check(self, x_t: torch.Tensor, t: torch.Tensor) -> int:
         if not torch.is_tensor(x_t) or not x_t.is_floating_point():
