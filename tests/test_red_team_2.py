@@ -124,3 +124,31 @@ def test_sampler_and_solver_readouts_escape() -> None:
     assert "<img" not in explorer_readout(run, False)
     run = SimpleNamespace(solver=HOSTILE, budget=3, calls=3, spacing=HOSTILE, error=0.1, seconds=0.1)
     assert "<img" not in solver_readout(run, True)
+
+
+# -- item 2: a checkpoint read reserves what the file holds, not the 4 GiB limit --------------------
+def test_read_regular_reserves_only_the_file_size(tmp_path: Path) -> None:
+    """With a 1 TiB limit, reading a 3-byte file must not ask for 1 TiB (the old f.read(limit + 1) did)."""
+    from ddim_lesson.store.ckpt_files import CheckpointError, read_regular
+
+    f = tmp_path / "small.bin"
+    f.write_bytes(b"abc")
+    assert read_regular(f, limit=1 << 40) == b"abc"
+    with pytest.raises(CheckpointError, match="more than a checkpoint may be"):
+        read_regular(f, limit=2)
+
+
+def test_info_runs_under_an_address_space_limit() -> None:
+    """`prlimit --as=7000000000 ddim-lesson info two-moons`: the red team's reproduction."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (7_000_000_000, 7_000_000_000))
+
+    out = subprocess.run([sys.executable, "-m", "ddim_lesson", "info", "two-moons"], preexec_fn=limit,
+                         capture_output=True, text=True, timeout=300, env=dict(os.environ, DDIM_LESSON_THREADS="1"))
+    assert out.returncode == 0, out.stderr
+    assert "two-moons" in out.stdout or "mlp" in out.stdout.lower()

@@ -42,7 +42,12 @@ def read_regular(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
         if size > limit:
             raise CheckpointError(f"{path} is {_size(size)}, more than a checkpoint may be ({_size(limit)}); "
                                   "it is not a ddim_lesson checkpoint")
-        data = f.read(limit + 1)
+        data = f.read(size + 1)  # what fstat says, not the limit: f.read(n) reserves n bytes up front
+        while len(data) > size and len(data) <= limit:  # it grew meanwhile: read on, 1 MiB at a time
+            more = f.read(min(1 << 20, limit + 1 - len(data)))
+            if not more:
+                break
+            data += more
     if len(data) > limit:
         raise CheckpointError(f"{path} grew past {_size(limit)} while being read; it is not a ddim_lesson checkpoint")
     return data
