@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,3 +133,21 @@ def test_train_checkpoint_resume_sample_invert_export(dataset, data_root, tmp_pa
     assert not torch.equal(ema[next(iter(ema))], resumed[0]["model." + next(iter(ema))]), "EMA must not be raw"
     x = model(torch.randn(2, *shape), torch.tensor([10, 900]))
     assert x.shape == (2, *shape) and torch.isfinite(x).all()
+
+
+def test_cifar10_download_fetches_once_then_reads_the_batches(data_root, monkeypatch):
+    """download=True asks torchvision for the official archive (its URL and MD5) only while the batches are missing,
+    then reads them through store.cifar; the fetch is faked here by writing the test set (no network)."""
+    from torchvision.datasets import CIFAR10
+    from torchvision.datasets import utils as tv_utils
+
+    calls = []
+
+    def fake_fetch(url, root, filename=None, md5=None, **kw):
+        calls.append((url, filename, md5))
+        write_cifar10(Path(root))
+
+    monkeypatch.setattr(tv_utils, "download_and_extract_archive", fake_fetch)
+    x = load_images("cifar10", download=True)
+    assert calls == [(CIFAR10.url, CIFAR10.filename, CIFAR10.tgz_md5)] and x.shape == (20, 3, 32, 32)
+    assert torch.equal(load_images("cifar10", download=True), x) and len(calls) == 1
