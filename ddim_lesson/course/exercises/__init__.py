@@ -16,7 +16,8 @@ group of notebooks, all calling the learner's code through :mod:`ddim_lesson.cou
 
 - :mod:`ddim_lesson.course.exercises.ddpm` (01-02), :mod:`ddim_lesson.course.exercises.ddim` (03-04),
   :mod:`ddim_lesson.course.exercises.latents` (04-05), :mod:`ddim_lesson.course.exercises.solvers` (06),
-  :mod:`ddim_lesson.course.exercises.guidance` (08), :mod:`ddim_lesson.course.exercises.ideal` (09).
+  :mod:`ddim_lesson.course.exercises.guidance` (08), :mod:`ddim_lesson.course.exercises.ideal` (09),
+  :mod:`ddim_lesson.course.exercises.distill` (11).
 
 ``check_environment``, which every notebook runs first, lives in :mod:`ddim_lesson.course.env`.
 """
@@ -37,6 +38,7 @@ from .ddim import (
     reference_step_sigmas,
 )
 from .ddpm import check_ddpm_step, check_q_sample, reference_ddpm_step, reference_q_sample
+from .distill import check_distill_target, reference_distill_target
 from .guidance import check_fixed_point_step, reference_fixed_point_step
 from .harness import CheckFailed, LearnerError
 from .ideal import check_ideal_weights, reference_ideal_weights
@@ -51,6 +53,7 @@ SOLUTIONS = {
     "invert_step": reference_invert_step,
     "fixed_point_step": reference_fixed_point_step,
     "ideal_weights": reference_ideal_weights,
+    "distill_target": reference_distill_target,
 }
 
 
@@ -63,6 +66,7 @@ CHECKERS = {
     "invert_step": check_invert_step,
     "fixed_point_step": check_fixed_point_step,
     "ideal_weights": check_ideal_weights,
+    "distill_target": check_distill_target,
 }
 
 
@@ -102,4 +106,5 @@ __all__ = [
     "reference_fixed_point_step", "reference_invert_step", "reference_q_sample", "reference_slerp",
     "reference_step_sigmas", "show_solution", "solution",
     "check_ideal_weights", "reference_ideal_weights",
+    "check_distill_target", "reference_distill_target",
 ]
