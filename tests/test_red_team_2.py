@@ -152,3 +152,148 @@ def test_info_runs_under_an_address_space_limit() -> None:
                          capture_output=True, text=True, timeout=300, env=dict(os.environ, DDIM_LESSON_THREADS="1"))
     assert out.returncode == 0, out.stderr
     assert "two-moons" in out.stdout or "mlp" in out.stdout.lower()
+
+
+# -- item 6: images are written like checkpoints (temp file, then rename) ---------------------------
+def test_an_interrupted_image_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    import ddim_lesson.course.images as images
+
+    out = tmp_path / "samples.png"
+    out.write_bytes(b"the older image")
+
+    def cut_short(grid, fp, format=None):  # noqa: A002 - torchvision's name
+        (open(fp, "wb") if isinstance(fp, str) else fp).write(b"\x89PNG half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(images, "save_image", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        images.save_grid(torch.zeros(4, 1, 8, 8), out)
+    assert out.read_bytes() == b"the older image"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["samples.png"]  # no temp file left
+
+
+def test_an_image_replaces_a_symlink_rather_than_writing_through_it(tmp_path: Path) -> None:
+    import torch
+
+    from ddim_lesson.cli.cli_commands import save_scatter
+    from ddim_lesson.course.images import save_grid
+
+    for k, write in enumerate((lambda p: save_grid(torch.zeros(4, 1, 8, 8), p),
+                               lambda p: save_scatter(torch.zeros(8, 2), p, "two-moons"))):
+        target, link = tmp_path / f"precious{k}.txt", tmp_path / f"out{k}.png"
+        target.write_text("keep me")
+        link.symlink_to(target)
+        write(link)
+        assert target.read_text() == "keep me" and not link.is_symlink()
+        assert link.read_bytes()[:4] == b"\x89PNG"
+
+
+# -- item 7: one command per --out --------------------------------------------------------------
+TOY = ["train", "--dataset", "two-moons", "--steps", "6", "--batch-size", "16", "--mlp-hidden", "16",
+       "--mlp-depth", "1", "--n-toy", "200", "--device", "cpu", "--no-progress", "--ckpt-every", "3"]
+
+
+def test_a_second_train_on_one_folder_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from ddim_lesson.cli.main import main
+    from ddim_lesson.store.locks import out_lock
+
+    out = tmp_path / "run"
+    with out_lock(out, folder=True):  # the first run, still going
+        assert main(TOY + ["--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "is in use by another ddim-lesson command" in err and f"pid {__import__('os').getpid()}" in err
+        assert sorted(p.name for p in out.iterdir()) == [".ddim-lesson.lock"]  # the second wrote nothing
+    assert not out.exists()  # the lock was all the folder held: removed with it
+    assert main(TOY + ["--out", str(out)]) == 0  # free again
+    assert (out / "model.safetensors").exists() and not (out / ".ddim-lesson.lock").exists()
+
+
+def test_a_second_eval_on_one_out_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from ddim_lesson.cli.main import main
+    from ddim_lesson.store.locks import out_lock
+
+    out = tmp_path / "table1"
+    with out_lock(out, folder=False):
+        code = main(["eval", "table1", "--steps", "2", "--etas", "0", "--n", "4", "--threads", "1",
+                     "--out", str(out)])
+    assert code == 2 and "in use by another ddim-lesson command" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_folder_a_killed_run_left_does_not_block_a_fresh_start(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    """Killed before its first checkpoint: a stale lock file and a half-written checkpoint are all it left."""
+    from ddim_lesson.cli.main import main
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".ddim-lesson.lock").write_text("pid 999999 (ddim-lesson train), since 00:00:00")
+    (out / ".checkpoint.safetensors.abc123.tmp").write_bytes(b"half")
+    assert main(TOY + ["--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "there is no checkpoint in" in err and "drop --resume" in err
+    assert main(TOY + ["--out", str(out)]) == 0, capsys.readouterr().err
+    assert (out / "model.safetensors").exists() and not list(out.glob(".*.tmp"))
+
+
+# -- item 8: export and train never write over the shipped models silently -------------------------
+@pytest.fixture
+def shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the shipped two-moons files, standing in for ddim_lesson/weights (a regression must not
+    damage the real folder)."""
+    import shutil
+
+    import ddim_lesson.train.train_state as train_state
+    from ddim_lesson.store.pretrained import WEIGHTS_DIR
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    for ext in (".safetensors", ".json"):
+        shutil.copy(WEIGHTS_DIR / f"two-moons{ext}", folder / f"two-moons{ext}")
+    monkeypatch.setattr(train_state, "WEIGHTS_DIR", folder)
+    return folder
+
+
+def test_export_refuses_an_existing_model_without_replace(tmp_path: Path, shipped: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    from ddim_lesson.cli.main import main
+
+    run = tmp_path / "run"
+    assert main(TOY + ["--out", str(run)]) == 0
+    model = shipped / "two-moons"
+    before = model.with_suffix(".safetensors").read_bytes()
+    assert main(["export", str(run / "checkpoint"), str(model)]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a model" in err and "--replace" in err
+    assert model.with_suffix(".safetensors").read_bytes() == before
+    dst = tmp_path / "mine"
+    assert main(["export", str(run / "checkpoint"), str(dst)]) == 0
+    stamp = dst.with_suffix(".safetensors").stat().st_mtime_ns
+    assert main(["export", str(run / "checkpoint"), str(dst) + ".safetensors"]) == 2
+    assert dst.with_suffix(".safetensors").stat().st_mtime_ns == stamp
+    assert main(["export", str(run / "checkpoint"), str(dst), "--replace"]) == 0
+    assert dst.with_suffix(".safetensors").stat().st_mtime_ns != stamp
+
+
+def test_train_refuses_the_shipped_models_folder(shipped: Path, capsys: pytest.CaptureFixture) -> None:
+    from ddim_lesson.cli.main import main
+
+    before = sorted(p.name for p in shipped.iterdir())
+    for out in (shipped, shipped / "sub"):
+        assert main(TOY + ["--out", str(out)]) == 2
+        assert "shipped models' folder" in capsys.readouterr().err
+    assert sorted(p.name for p in shipped.iterdir()) == before
+
+
+# -- also confusing: eval --out /dev/full wrote files into /dev -----------------------------------
+def test_eval_refuses_a_device_as_out(capsys: pytest.CaptureFixture) -> None:
+    from ddim_lesson.cli.main import main
+
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full")
+    before = set(Path("/dev").iterdir())
+    code = main(["eval", "table1", "--steps", "2", "--etas", "0", "--n", "4", "--threads", "1", "--out", "/dev/full"])
+    assert code == 2 and "/dev" in capsys.readouterr().err
+    assert set(Path("/dev").iterdir()) == before

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import math
 import sys
 import time
@@ -15,7 +16,7 @@ import torch
 from ..core.checks import check_choice, check_float, check_int, check_seed
 from ..core.forward import check_eta
 from ..core.schedules import DEFAULT_SPACING, SPACINGS, check_steps
-from ..course.images import save_grid
+from ..course.images import image_format, save_grid, write_image_file
 from ..evaluate.generate import sample_in_batches, sample_shape
 from ..store.device import pick_device
 from ..store.pretrained import load_any
@@ -109,6 +110,8 @@ class ExportArgs:
 
     checkpoint: str = field(metadata={"positional": True, "help": "a training checkpoint or run folder"})
     out: str = field(metadata={"positional": True, "help": "NAME of the model files to write"})
+    replace: bool = field(default=False, metadata={"help": "write over a model already at NAME (a shipped one "
+                                                           "included); without it an existing model is refused"})
 
 
 def _device(name: str) -> torch.device:
@@ -133,8 +136,9 @@ def save_scatter(points: torch.Tensor, out: str | Path, dataset: str | None = No
     ax.set_ylim(-2.5, 2.5)
     ax.legend(loc="upper right", markerscale=4)
     ax.set_title(title, fontsize=9)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(str(out))
+    buf = io.BytesIO()
+    fig.savefig(buf, format=image_format(out).lower())
+    write_image_file(out, buf.getvalue())  # a temp file, then renamed: never truncated, never through a symlink
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -260,6 +264,11 @@ def cmd_export(args: argparse.Namespace) -> None:
     src = Path(a.checkpoint)
     if src.is_dir():
         src = src / "checkpoint"
+    name = a.out.removesuffix(".safetensors").removesuffix(".json")
+    existing = [p for p in (Path(f"{name}.safetensors"), Path(f"{name}.json")) if p.exists()]
+    if existing and not a.replace:
+        raise ValueError(f"the destination {a.out} already holds a model ({existing[0]}); pass --replace to write "
+                         "over it, or another NAME")
     path = export_ema(src, a.out)  # refuses a destination that is the source or any training checkpoint
     print(f"wrote the EMA weights of {src} to {path} and {path.with_suffix('.json')}")
 

@@ -8,6 +8,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,6 +20,7 @@ from ..evaluate.spacing_fid import SpacingFIDConfig, run_spacing_fid, spacing_fi
 from ..evaluate.spread import SpreadConfig, run_spread, spread_markdown
 from ..evaluate.table1 import Table1Config, run_table1, table1_markdown
 from ..evaluate.table2 import Table2Config, run_table2, table2_markdown
+from ..store.locks import out_lock
 from ..store.outputs import check_writable
 from .cli_args import add_dataclass_args, dataclass_from_args, script_parser
 from .cli_checks import run_one_line
@@ -116,15 +118,27 @@ def cmd_eval(args: argparse.Namespace, table: str | None = None) -> None:
     entry = TABLES[table or args.table]
     cfg = dataclass_from_args(entry.config, args)  # a bad value is the one line printed, before the thread note
     run = dataclass_from_args(RunArgs, args)
+    check_out_prefix(cfg.out)
     check_writable(f"{cfg.out}.json")  # before the run, not after it
     if run.threads > 0:
         torch.set_num_threads(run.threads)
     else:
         print(f"torch uses {pick_threads().reason}", file=sys.stderr)
-    res = entry.run(cfg, progress=run.progress)
+    with out_lock(cfg.out, folder=False):  # a second eval on this --out is refused, not mixed in
+        res = entry.run(cfg, progress=run.progress)
     print()
     print(entry.markdown(res))
     print(f"results: {cfg.out}.json and {cfg.out}.md")
+
+
+def check_out_prefix(out: str) -> None:
+    """--out is a prefix for OUT.json and OUT.md: refuse a device, FIFO or socket there (``/dev/full``)."""
+    p = Path(out)
+    if p.exists() and not (p.is_file() or p.is_dir()):
+        raise ValueError(f"--out {out!r} is a device or other special file, not a name for results files; "
+                         "pass a path such as runs/eval/table1")
+    if p.absolute().parent == Path("/dev"):
+        raise ValueError(f"--out {out!r} would write results files into /dev; pass a path such as runs/eval/table1")
 
 
 def script_main(doc: str, table: str, argv: Sequence[str] | None = None) -> None:

@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torchvision.utils import make_grid, save_image
 
 from ..core.checks import check_int
+from ..store.ckpt_files import atomic_write
 from ..store.data import to_uint8, to_unit
 
 SCALE = 3  # the explorers draw each 28×28 pixel grid 3× larger (nearest neighbour)
@@ -74,9 +75,24 @@ def save_grid(images: torch.Tensor, out: str | Path, nrow: int | None = None) ->
     """
     nrow = nrow or math.ceil(math.sqrt(images.shape[0]))
     grid = make_grid(to_unit(images), nrow=nrow, padding=2)  # (3, H', W')
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    save_image(grid, str(out))
+    buf = io.BytesIO()
+    save_image(grid, buf, format=image_format(out))
+    write_image_file(out, buf.getvalue())
     return grid.shape[2], grid.shape[1]
+
+
+def image_format(out: str | Path) -> str:
+    """The image format named by ``out``'s extension (PNG when it has none)."""
+    return Path(out).suffix.lstrip(".").upper().replace("JPG", "JPEG") or "PNG"
+
+
+def write_image_file(out: str | Path, data: bytes) -> None:
+    """Write an encoded image as checkpoints are written: to a temp file beside ``out``, then renamed over it.
+
+    An interrupt or a second writer never leaves a truncated or mixed file, an older file of that name is
+    kept until the new one is complete, and a symlink at ``out`` is replaced, not written through.
+    """
+    atomic_write(Path(out), data)
 
 
 # --------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import math
 import shlex
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -51,14 +51,14 @@ def train(cfg: TrainConfig) -> TrainResult:
     there after comparing the config with it. SIGINT or SIGTERM stop the run after the current step,
     with a checkpoint, by raising :class:`~ddim_lesson.train.train_state.TrainingInterrupted`.
     """
-    with SignalGuard() as guard:
-        return _train(cfg, guard)
+    with SignalGuard() as guard, ExitStack() as locks:
+        return _train(cfg, guard, locks)
 
 
-def _train(cfg: TrainConfig, guard: SignalGuard) -> TrainResult:
+def _train(cfg: TrainConfig, guard: SignalGuard, locks: ExitStack) -> TrainResult:
     device = pick_device(cfg.device)
     rank, world = init_distributed(device)
-    resumed = open_run(cfg, rank)  # before any work: --out writable, --resume flags match the checkpoint
+    resumed = open_run(cfg, rank, locks)  # before any work: --out writable and ours, --resume flags match
     torch.manual_seed(cfg.seed)
     data = load_dataset(cfg.dataset, train=True, n_toy=cfg.n_toy, seed=cfg.seed)  # (N, ...)
     labels = load_images(cfg.dataset, train=True, with_labels=True)[1] if cfg.num_classes else None  # (N,)

@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,9 @@ from torch import nn
 from ..core.schedules import NoiseSchedule
 from ..store.checkpoints import CheckpointError, Loaded, load_newest, model_from_meta, model_meta, save_checkpoint
 from ..store.ckpt_files import previous_path
+from ..store.locks import out_lock
 from ..store.outputs import check_writable
+from ..store.pretrained import WEIGHTS_DIR
 
 # TrainConfig fields that may change between an interrupted run and its --resume: where and how it runs,
 # not what it computes. Every other field must match the checkpoint's train_config.
@@ -98,11 +100,12 @@ def has_checkpoint(path: Path) -> bool:
     return st.exists() or previous_path(st).exists() or path.with_name(path.name + ".json").exists()
 
 
-def open_run(cfg: Any, rank: int = 0) -> Loaded | None:
+def open_run(cfg: Any, rank: int = 0, locks: ExitStack | None = None) -> Loaded | None:
     """Check ``cfg.out`` before any work. Returns the checkpoint to resume, or None to start afresh.
 
-    Raises ValueError (one line) if --out cannot be written, if a checkpoint is there without
-    --resume, if --resume finds none, or if a flag differs from the checkpoint's config.
+    Raises ValueError (one line) if --out cannot be written or is the shipped models' folder, if another
+    command holds it (with ``locks``, the folder's lock is taken there and held until it closes), if a
+    checkpoint is there without --resume, if --resume finds none, or if a flag differs from the checkpoint's.
     """
     if not cfg.out:
         if cfg.resume:
@@ -110,6 +113,12 @@ def open_run(cfg: Any, rank: int = 0) -> Loaded | None:
         return None
     if rank == 0:
         check_writable(cfg.out, folder=True, what="--out")
+        shipped = WEIGHTS_DIR.resolve()
+        if Path(cfg.out).resolve() == shipped or shipped in Path(cfg.out).resolve().parents:
+            raise ValueError(f"--out {cfg.out} is inside the shipped models' folder {WEIGHTS_DIR}; train into "
+                             "another folder (runs/NAME), then `ddim-lesson export` the model you want to ship")
+        if locks is not None:  # one command per folder; taken before the half-written files are cleared
+            locks.enter_context(out_lock(cfg.out, folder=True))
         for tmp in Path(cfg.out).glob(".*.tmp"):  # half-written files of a killed run
             if tmp.name.startswith((".checkpoint.", ".model.")):
                 tmp.unlink(missing_ok=True)
