@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import GaussianEps
 
-from ddim_lesson import IdealDenoiser, NoiseSchedule, cfg, ddim_invert, ddim_sample, ode_sample
+from ddim_lesson import IdealDenoiser, NoiseSchedule, cfg, ddim_invert, ddim_sample, ddpm_sample, ode_sample
 
 SCHEDULE = NoiseSchedule.linear()
 
@@ -124,7 +124,9 @@ def test_ddim_lands_on_training_points_and_every_sampler_composes() -> None:
     x_T = torch.randn((40, 4), generator=g, dtype=torch.float64)
     for x0 in (ddim_sample(model, SCHEDULE, x_T, steps=50, clip_x0=False),
                ode_sample(model, SCHEDULE, x_T, steps=20, solver="dpmpp_2m"),
-               ode_sample(model, SCHEDULE, x_T, steps=21, solver="heun")):
+               ode_sample(model, SCHEDULE, x_T, steps=21, solver="heun"),
+               ddim_sample(model, SCHEDULE, x_T, steps=50, eta=1.0, clip_x0=False, generator=g),
+               ddpm_sample(model, SCHEDULE, x_T, clip_x0=False, generator=g)):
         d = torch.cdist(x0, data).min(1).values
         assert float(d.max()) < 1e-6, float(d.max())
     x0 = ddim_sample(model, SCHEDULE, x_T, steps=50, clip_x0=False)
