@@ -197,3 +197,20 @@ def test_bf16_sampling_on_cuda_stays_near_fp32():
     assert (bf16.float() - fp32).abs().mean() < 0.05
     for bf in (False, True):
         assert sampling_throughput(model, schedule, torch.device("cuda"), batch=256, steps=5, bf16=bf) > 0
+
+
+def test_device_info_reads_a_gpu_and_out_of_memory_is_told_apart(monkeypatch):
+    """The CUDA branch of device_info on a stand-in for torch's device properties (the names it reads exist on
+    them), and the out-of-memory test the throughput sweep stops on."""
+    from types import SimpleNamespace
+
+    from ddim_lesson.cli.gpu_stages import _is_oom, device_info
+
+    props = SimpleNamespace(name="Stand-in GPU", total_memory=80 * 2**30, major=9, minor=0, multi_processor_count=132)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda dev: props)
+    info = device_info(torch.device("cuda", 0))
+    assert (info["name"], info["memory_gib"], info["capability"], info["multiprocessors"]) == (
+        "Stand-in GPU", 80.0, "9.0", 132)
+    assert {"cuda", "cudnn", "tf32_conv", "tf32_matmul", "machine"} <= set(info)
+    assert _is_oom(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert _is_oom(RuntimeError("CUDA error: out of memory")) and not _is_oom(RuntimeError("shape mismatch"))

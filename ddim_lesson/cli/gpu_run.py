@@ -36,7 +36,7 @@ from ..core.checks import check_float, check_int
 from ..course.env import pick_threads
 from ..evaluate.records import git_commit, save_results
 from ..store.data import DEBIAN_DIR, IDX_FILES, load_images
-from ..store.device import pick_device
+from ..store.device import machine, pick_device
 from ..train.loop import TrainConfig
 from .cli_args import dataclass_from_args
 from .gpu_card import markdown
@@ -160,7 +160,7 @@ def run_gpu(cfg: GpuRunConfig, log: Callable[[str], None] = print) -> dict[str, 
     out.mkdir(parents=True, exist_ok=True)
     carried = json.loads(Path(cfg.provenance).read_text()) if cfg.provenance else {}
     res: dict[str, Any] = {"table": "gpu_run", "config": asdict(cfg), "git_commit": git_commit() or
-                           carried.get("git_commit"), "carried": carried, "started":
+                           carried.get("git_commit"), "carried": carried, "machine": machine(), "started":
                            datetime.now(timezone.utc).isoformat(timespec="seconds"), "stages": {}}
 
     def save() -> None:
@@ -172,8 +172,7 @@ def run_gpu(cfg: GpuRunConfig, log: Callable[[str], None] = print) -> dict[str, 
     def spare() -> float:  # what a stage before training may spend, leaving training and the reserve theirs
         return clock.left() - cfg.reserve_s - cfg.train_min_s
 
-    env = stage("env", 5, lambda: env_stage(dev, cfg.compile_backend, tiny=cfg.check_model == "tiny"))
-    res["machine"] = env.get("machine")
+    stage("env", 5, lambda: env_stage(dev, cfg.compile_backend, tiny=cfg.check_model == "tiny"))
     stage("cuda_tests", 10, lambda: tests_stage(min(cfg.test_timeout_s, spare())))
     stage("throughput", 10, lambda: throughput_stage(
         dev, cfg.throughput_batches, cfg.throughput_steps, min(cfg.throughput_s, spare()),
