@@ -22,6 +22,7 @@ from ..evaluate.records import git_commit
 from ..nets.classifier import WEIGHTS
 from ..store.ckpt_files import atomic_write
 from ..store.device import machine
+from ..store.locks import out_lock
 from ..store.outputs import check_writable
 from .cli_args import add_dataclass_args, dataclass_from_args, script_parser
 from .cli_checks import run_one_line
@@ -46,7 +47,8 @@ def _guidance(args: argparse.Namespace) -> None:
     cfg = dataclass_from_args(GuidanceConfig, args)
     check_writable(f"{cfg.out}.json")  # before the run, not after it
     threads = pick_threads()
-    print(guidance_markdown(run_guidance(cfg, threads=threads.reason)))
+    with out_lock(cfg.out, folder=False):  # a second run on this --out is refused, not mixed in
+        print(guidance_markdown(run_guidance(cfg, threads=threads.reason)))
 
 
 # -- benchmarks/threads.py ------------------------------------------------------------------------

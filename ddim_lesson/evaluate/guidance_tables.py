@@ -1,10 +1,10 @@
 """The guidance and editing tables of notebooks 07 and 08 (committed: ``benchmarks/results/guidance``): run, Markdown.
 
-Parts (results go to OUT.json / OUT.md after every cell; a run resumes, cells already there are kept):
+Parts (results go to OUT.json / OUT.md after every cell; a run resumes, cells already there are kept, and
+cells measured at other settings are refused before any work):
 
-- ``tradeoff``: per guidance scale, n_per_class DDIM samples per class (S steps, η = 0) from the same
-  seeded latents: on-class accuracy, FID against the test set, within-class diversity; one row per seed,
-  plus real held-out images as the yardstick;
+- ``tradeoff``: per guidance scale, n_per_class DDIM samples per class (S steps, η = 0) from the same seeded
+  latents: on-class accuracy, FID, within-class diversity; one row per seed, real held-out images as yardstick;
 - ``sdedit``: blocky (4×4-block) test images edited by SDEdit (towards their label) at each strength, and
   the same inputs inverted without a label and decoded with their label at a scale;
 - ``edit``: "this shirt as a dress": invert test images with their label, decode with another;
@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..core.checks import check_choice, check_int
+from ..core.checks import check_choice, check_float, check_int
 from ..core.guidance import cfg as guided
 from ..core.inversion import ddim_invert
 from ..core.schedules import NoiseSchedule
@@ -47,7 +47,7 @@ from .guidance_eval import (
     sdedit_point,
 )
 from .metrics import FeatureStats, reference_stats
-from .records import git_commit, md_safe, model_sha256
+from .records import git_commit, md_safe, measured, model_sha256
 
 PARTS = ("tradeoff", "sdedit", "edit", "inversion")
 
@@ -81,6 +81,28 @@ class GuidanceConfig:
         check_int("steps", self.steps, 1, None)
         check_int("n_edit", self.n_edit, 1, None)
         check_int("n_invert", self.n_invert, 10, None)  # n_invert // 10 test images of each class
+        self.strengths = tuple(check_float("each of --strengths", s, 0.0, 1.0, lo_open=True) for s in self.strengths)
+        for name in ("scales", "edit_scales", "invert_scales"):  # before any work, not after minutes of it
+            setattr(self, name, tuple(check_float(f"each of --{name.replace('_', '-')}", w, 0.0, 100.0)
+                                      for w in getattr(self, name)))  # a scale past 100 is a typo
+
+
+def part_settings(cfg: GuidanceConfig, part: str) -> dict[str, Any]:
+    """The settings that move a part's numbers; a record's cells of that part were measured at these."""
+    return {"tradeoff": {"n_per_class": cfg.n_per_class, "steps": cfg.steps, "eta": 0.0},
+            "sdedit": {"n_per_class": cfg.n_per_class, "steps_full": cfg.steps, "corruption": "4x4 blocks",
+                       "model_label": "the true label, scale 1 (conditional)"},
+            "edit": {"n": cfg.n_edit, "steps": cfg.steps, "invert_scale": 1.0},
+            "inversion": {"n": cfg.n_invert, "decode": "eta = 0, clip_x0=False", "error": "MSE"}}[part]
+
+
+def check_resume(cfg: GuidanceConfig, res: dict[str, Any], where: Path) -> None:
+    """Refuse, before any work, to add cells measured at other settings to a record (one line naming them)."""
+    old = {p: res.get("settings", {}).get(p) or {} for p in cfg.parts if p in res}
+    if diffs := [f"{p} {k} {v} (the file has {old[p].get(k)})" for p in old
+                 for k, v in part_settings(cfg, p).items() if old[p].get(k) != v]:
+        raise ValueError(f"{where} holds results measured at other settings: {'; '.join(diffs)}. Pass those "
+                         "settings to add to it, or another --out")
 
 
 def per_class(images: torch.Tensor, labels: torch.Tensor, n: int, offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,14 +126,13 @@ class _Run:
 
 
 def run_guidance(cfg: GuidanceConfig, threads: str = "") -> dict[str, Any]:
-    """Measure ``cfg.parts``, saving OUT.json / OUT.md after every cell; returns the results dict (resumable).
-
-    ``threads`` is the thread rule's reason, recorded with the machine.
-    """
-    model, schedule, meta, _ = load_any(cfg.model)
+    """Measure ``cfg.parts``, saving OUT.json / OUT.md after every cell; returns the results (resumable).
+    ``threads``: the thread rule's reason, recorded with the machine."""
     out = Path(cfg.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     res = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").exists() else {}
+    check_resume(cfg, res, out.with_suffix(".json"))  # before loading anything
+    model, schedule, meta, _ = load_any(cfg.model)
+    out.parent.mkdir(parents=True, exist_ok=True)
     sha = model_sha256(model)
     if res and res.get("model", {}).get("sha256") != sha:
         raise ValueError(f"{out}.json holds results of another model; pass another --out or delete it")
@@ -121,7 +142,11 @@ def run_guidance(cfg: GuidanceConfig, threads: str = "") -> dict[str, Any]:
     res.setdefault("settings", {})
     test_x, test_y = load_images("fashion-mnist", train=False, with_labels=True)
 
+    on_disk = measured(res)  # save() writes only once a number has changed
+
     def save() -> None:
+        if measured(res) == on_disk:
+            return
         atomic_write(out.with_suffix(".json"), json.dumps(res, indent=1).encode())
         atomic_write(out.with_suffix(".md"), guidance_markdown(res).encode())
 
@@ -135,7 +160,7 @@ def run_guidance(cfg: GuidanceConfig, threads: str = "") -> dict[str, Any]:
 
 def _tradeoff(r: _Run) -> None:
     c = r.cfg
-    r.res["settings"]["tradeoff"] = {"n_per_class": c.n_per_class, "steps": c.steps, "eta": 0.0}
+    r.res["settings"]["tradeoff"] = part_settings(c, "tradeoff")
     rows = r.res.setdefault("tradeoff", {})
     if "real" not in rows:  # the yardstick: held-out training images, n per class, against the test set
         tx, ty = load_images("fashion-mnist", train=True, with_labels=True)
@@ -152,8 +177,7 @@ def _tradeoff(r: _Run) -> None:
 
 def _sdedit(r: _Run) -> None:
     c = r.cfg
-    r.res["settings"]["sdedit"] = {"n_per_class": c.n_per_class, "steps_full": c.steps, "corruption": "4x4 blocks",
-                                   "model_label": "the true label, scale 1 (conditional)"}
+    r.res["settings"]["sdedit"] = part_settings(c, "sdedit")
     src, lab = per_class(r.test_x, r.test_y, c.n_per_class)
     x_in = blocky(src)
     rows = r.res.setdefault("sdedit", {})
@@ -170,7 +194,7 @@ def _sdedit(r: _Run) -> None:
 
 def _edit(r: _Run) -> None:
     c = r.cfg
-    r.res["settings"]["edit"] = {"n": c.n_edit, "steps": c.steps, "invert_scale": 1.0}
+    r.res["settings"]["edit"] = part_settings(c, "edit")
     rows = r.res.setdefault("edit", {})
     todo = [(p, w) for p in EDIT_PAIRS for w in c.edit_scales if f"{p[0]}->{p[1]} scale={w}" not in rows]
     for (ys, yt), w in tqdm(todo, desc="edit"):
@@ -181,7 +205,7 @@ def _edit(r: _Run) -> None:
 
 def _inversion(r: _Run) -> None:
     c = r.cfg
-    r.res["settings"]["inversion"] = {"n": c.n_invert, "decode": "eta = 0, clip_x0=False", "error": "MSE"}
+    r.res["settings"]["inversion"] = part_settings(c, "inversion")
     x0, y0 = per_class(r.test_x, r.test_y, c.n_invert // 10)
     rows = r.res.setdefault("inversion", {})
     cells = [("scale", w, c.steps, k) for w in c.scales for k in (0, 3)]
@@ -194,7 +218,6 @@ def _inversion(r: _Run) -> None:
         r.save()
 
 
-# -- the Markdown -----------------------------------------------------------------------------------
 def guidance_markdown(res: dict[str, Any]) -> str:
     """The parts present in ``res``, one section each, under a header naming the model and the machine."""
     res = md_safe(res)  # every string from the file escaped before it meets Markdown
@@ -202,10 +225,9 @@ def guidance_markdown(res: dict[str, Any]) -> str:
              f"Model sha256 {res['model']['sha256'][:12]}, trained {res['model']['train_steps']} steps. "
              f"Machine: {res['machine']['platform']}, {res['machine']['torch_threads']} torch thread(s), "
              f"load {res['machine'].get('load_avg_1min', '?')}; commit {res['git_commit']}.", ""]
-    for part, section in (("tradeoff", _tradeoff_md), ("sdedit", _sdedit_md), ("edit", _edit_md),
-                          ("inversion", _inversion_md)):
-        if part in res:
-            lines += section(res) + [""]
+    parts = (("tradeoff", _tradeoff_md), ("sdedit", _sdedit_md), ("edit", _edit_md), ("inversion", _inversion_md))
+    for section in (section for part, section in parts if part in res):
+        lines += section(res) + [""]
     return "\n".join(lines)
 
 

@@ -72,10 +72,29 @@ def open_results(path: Path, head: dict[str, Any]) -> dict[str, Any]:
         if mismatch:
             raise ValueError(f"{path} holds results for other settings ({', '.join(mismatch)} differ); "
                              "pass another --out or delete it")
-        old.update({k: v for k, v in head.items() if k != "cells"})
+        config = _merge_config(old.get("config", {}), head["config"])  # a run over fewer settings narrows nothing
+        old.update({k: v for k, v in head.items() if k != "cells"} | {"config": config})
         old.setdefault("sessions", []).append(_session(head))
         return old
     return {**head, "cells": {}, "sessions": [_session(head)]}
+
+
+def _merge_config(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a record after one more run: list settings are the union (old order, then new)."""
+    merged = dict(old)
+    for k, v in new.items():
+        o = old.get(k)
+        merged[k] = (list(o) + [x for x in v if x not in o]) if isinstance(o, list) and isinstance(v, list) else v
+    return merged
+
+
+# What a run records about itself rather than measures: a run that measured nothing leaves the file as it was.
+PROVENANCE = ("updated", "sessions", "machine", "git_commit", "config", "model", "threads", "resume_key", "table")
+
+
+def measured(res: dict[str, Any]) -> str:
+    """The measured part of a record (everything but :data:`PROVENANCE`), as canonical JSON, for comparison."""
+    return json.dumps({k: v for k, v in res.items() if k not in PROVENANCE}, sort_keys=True, default=str)
 
 
 def _session(head: dict[str, Any]) -> dict[str, Any]:
@@ -89,7 +108,15 @@ def with_suffix(out: str | Path, ext: str) -> Path:
 
 
 def save_results(out: Path, res: dict[str, Any], markdown: Callable[[dict[str, Any]], str]) -> None:
-    """Write OUT.json and OUT.md atomically, stamped with the time."""
+    """Write OUT.json and OUT.md atomically, stamped with the time; nothing when no number changed since the
+    file on disk (a run with nothing left to do rewrites neither its settings nor its provenance)."""
+    path = with_suffix(out, ".json")
+    if path.exists():
+        try:
+            if measured(json.loads(path.read_text())) == measured(json.loads(json.dumps(res, default=str))):
+                return
+        except ValueError:
+            pass
     res["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     atomic_write(with_suffix(out, ".json"), json.dumps(res, indent=1).encode())
     atomic_write(with_suffix(out, ".md"), markdown(res).encode())
@@ -108,11 +135,11 @@ def md_text(value: Any) -> str:
 
 
 def md_safe(obj: Any) -> Any:
-    """A copy of a results record with every string value escaped by :func:`md_text` (keys, numbers kept)."""
+    """A copy of a results record with every string (keys too) escaped by :func:`md_text`; numbers kept."""
     if isinstance(obj, str):
         return md_text(obj)
     if isinstance(obj, dict):
-        return {k: md_safe(v) for k, v in obj.items()}
+        return {md_text(k) if isinstance(k, str) else k: md_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [md_safe(v) for v in obj]
     return obj
