@@ -3,6 +3,7 @@
 The public API the notebooks and tests rely on is re-exported here.
 """
 
+from .core.flow import eps_to_velocity, flow_grid, flow_progressive, flow_sample
 from .core.forward import ddim_sigma, q_posterior, q_sample, q_sigma_step, q_step
 from .core.guidance import cfg, sdedit
 from .core.ideal_denoiser import IdealDenoiser
@@ -42,6 +43,10 @@ __all__ = [
     "ddim_timesteps",
     "ddpm_progressive",
     "ddpm_sample",
+    "eps_to_velocity",
+    "flow_grid",
+    "flow_progressive",
+    "flow_sample",
     "cfg",
     "lerp",
     "naive_timesteps",

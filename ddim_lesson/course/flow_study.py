@@ -1,0 +1,115 @@
+"""Notebook 10's two-moons study: an ε-model and a flow model trained the same way, then one round of reflow.
+
+Three 2-D models, trained live in seconds with one recipe (``TrainConfig`` fields other than the
+objective are equal): the ε-model (DDIM), the flow-matching model (Euler in s), and its reflow (the
+2-rectified flow, trained on the flow's own (x0, x1) pairs, :mod:`ddim_lesson.train.reflow`). Measured:
+
+- straightness (:func:`~ddim_lesson.course.trajectories.straightness`, end-to-end over path length)
+  of fine-step paths (``path_steps`` Euler steps), all in the flow coordinates x_s; the ε-model's
+  path in x_s is DDIM's path rescaled (the identity of :mod:`ddim_lesson.core.flow`), and its path in
+  x_t, as notebook 04 measures it, is given too;
+- quality at 1 and 2 model calls: the model card's "near" fraction and energy distance to fresh data
+  (:mod:`ddim_lesson.evaluate.moons`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..core.flow import Velocity, eps_to_velocity, flow_grid, flow_progressive, flow_sample
+from ..core.samplers import ddim_progressive, ddim_sample
+from ..core.schedules import NoiseSchedule
+from ..evaluate.moons import energy_distance, near_fraction
+from ..store.data import toy_2d
+from ..train.loop import train
+from ..train.reflow import reflow_pairs, train_on_pairs
+from ..train.train_config import TrainConfig
+from .trajectories import straightness
+
+__all__ = ["ReflowStudy", "flow_paths", "moons_config", "quality", "run_reflow_study", "sample_at"]
+
+MODELS = ("ε-model (DDIM)", "flow matching (Euler)", "reflow (Euler)")
+
+
+def moons_config(objective: str, steps: int, batch_size: int = 256, lr: float = 2e-3, seed: int = 0,
+                 progress: bool = True) -> TrainConfig:
+    """The one two-moons recipe of the study (CPU, no files); only ``objective`` and the step count vary."""
+    return TrainConfig(dataset="two-moons", objective=objective, steps=steps, batch_size=batch_size, lr=lr,
+                       warmup=min(100, steps // 5), seed=seed, device="cpu", progress=progress, bf16=False)
+
+
+def flow_paths(velocity: Velocity, x1: torch.Tensor, s_grid: torch.Tensor) -> torch.Tensor:
+    """x1 followed by x after each Euler step on ``s_grid``: (K+1, P, D) for x1 (P, D)."""
+    return torch.stack([x1] + [st.x for st in flow_progressive(velocity, x1, s_grid=s_grid)])
+
+
+def sample_at(name: str, model: nn.Module, schedule: NoiseSchedule, z: torch.Tensor, calls: int) -> torch.Tensor:
+    """``calls`` model calls from z (P, 2): DDIM (η = 0, trailing, no clipping) for the ε-model, else Euler."""
+    if name == MODELS[0]:
+        return ddim_sample(model, schedule, z, steps=calls, clip_x0=False)
+    return flow_sample(model, z, steps=calls)
+
+
+def quality(x: torch.Tensor, data: torch.Tensor) -> tuple[float, float]:
+    """(near fraction at radius 0.1, energy distance to ``data``) of samples x (P, 2)."""
+    return near_fraction(x), energy_distance(x, data)
+
+
+@dataclass
+class ReflowStudy:
+    """What :func:`run_reflow_study` trained and measured."""
+
+    models: dict[str, nn.Module]  # MODELS -> the EMA weights
+    schedule: NoiseSchedule
+    pairs: tuple[torch.Tensor, torch.Tensor]  # (x0, x1), each (n_pairs, 2): the flow's own coupling
+    straightness: dict[str, float]  # mean over the paths; keys: MODELS and "ε-model (DDIM), in x_t"
+    quality: dict[tuple[str, int], tuple[float, float]]  # (model, calls) -> (near, energy distance)
+    data_quality: tuple[float, float]  # the same two numbers for a fresh draw of the data (the floor)
+    paths: dict[str, torch.Tensor] = field(default_factory=dict)  # MODELS -> (K+1, P, 2) in x_s
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time of each stage
+
+
+def run_reflow_study(train_steps: int = 1000, reflow_steps: int = 600, batch_size: int = 256, n_pairs: int = 4000,
+                     pair_steps: int = 50, path_steps: int = 100, n_paths: int = 500, n_eval: int = 2000,
+                     calls: tuple[int, ...] = (1, 2), seed: int = 0, progress: bool = True) -> ReflowStudy:
+    """Train the three models and measure them (see the module docstring). A few tens of seconds on one CPU core."""
+    sec: dict[str, float] = {}
+    t0 = time.perf_counter()
+    eps_res = train(moons_config("eps", train_steps, batch_size, seed=seed, progress=progress))
+    sec["train ε-model"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    flow_res = train(moons_config("flow", train_steps, batch_size, seed=seed, progress=progress))
+    sec["train flow"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    x0, x1 = reflow_pairs(flow_res.ema, n_pairs, pair_steps, seed=seed + 1)  # the flow's own coupling
+    re_cfg = moons_config("flow", reflow_steps, batch_size, lr=1e-3, seed=seed + 1, progress=progress)
+    reflow = train_on_pairs(re_cfg, x0, x1, init=flow_res.ema).ema
+    sec["pairs and reflow"] = time.perf_counter() - t0
+    schedule = eps_res.schedule
+    models = dict(zip(MODELS, (eps_res.ema, flow_res.ema, reflow)))
+
+    t0 = time.perf_counter()
+    g = torch.Generator().manual_seed(seed + 1000)
+    z = torch.randn(max(n_eval, n_paths), 2, generator=g)  # the same noise for every model
+    data = toy_2d("two-moons", n_eval, torch.Generator().manual_seed(seed + 2000))
+    fresh = toy_2d("two-moons", n_eval, torch.Generator().manual_seed(seed + 3000))
+    zp = z[:n_paths]
+    abar_T = schedule.alphas_cumprod[-1]
+    grids = {MODELS[0]: flow_grid(schedule, path_steps, "trailing"),  # the ε-model on its own clock
+             MODELS[1]: torch.linspace(1, 0, path_steps + 1, dtype=torch.float64)}
+    grids[MODELS[2]] = grids[MODELS[1]]
+    velocity = {MODELS[0]: eps_to_velocity(models[MODELS[0]], schedule), MODELS[1]: models[MODELS[1]],
+                MODELS[2]: models[MODELS[2]]}
+    starts = {MODELS[0]: zp / float(abar_T.sqrt() + (1 - abar_T).sqrt()), MODELS[1]: zp, MODELS[2]: zp}
+    paths = {k: flow_paths(velocity[k], starts[k], grids[k]) for k in MODELS}
+    straight = {k: float(straightness(p).mean()) for k, p in paths.items()}
+    xt = torch.stack([zp] + [st.x for st in ddim_progressive(models[MODELS[0]], schedule, zp, steps=path_steps,
+                                                             clip_x0=False)])  # (K+1, P, 2) DDIM's x_t path
+    straight["ε-model (DDIM), in x_t"] = float(straightness(xt).mean())
+    qual = {(k, c): quality(sample_at(k, models[k], schedule, z[:n_eval], c), data) for k in MODELS for c in calls}
+    sec["measure"] = time.perf_counter() - t0
+    return ReflowStudy(models, schedule, (x0, x1), straight, qual, quality(fresh, data), paths, sec)
