@@ -8,9 +8,10 @@ q(x_t | x0 = x_i) = N(√ᾱ_t x_i, (1 − ᾱ_t) I), and Bayes' rule gives the 
     ε̂  = E[ε | x_t]  = (x_t − √ᾱ_t x̂0) / √(1 − ᾱ_t)
 
 Both are the minimisers of the mean squared error over all functions of x_t, so no network trained on
-these N points with the ε-MSE loss can do better; DDIM run with this model can only return training
-points (notebook 09 measures it). ``IdealDenoiser`` streams over the N points in chunks with a running
-log-sum-exp, so N = 60,000 images need only a (B, chunk) block of logits at a time.
+these N points with the ε-MSE loss can do better; DDIM run with this model returns training points,
+once its last step's noise level √(1 − ᾱ) is well below their spacing (notebook 09 measures both).
+``IdealDenoiser`` streams over the N points in chunks with a running log-sum-exp, so N = 60,000 images
+need only a (B, chunk) block of logits at a time.
 
 With ``labels`` it is also class-conditional, ``model(x_t, t, y)``: the posterior runs over the points of
 class y only (y = num_classes: over all of them, "no label"), so ``cfg`` wraps it as it wraps a trained
@@ -34,7 +35,7 @@ from .schedules import NoiseSchedule
 
 @dataclass(frozen=True)
 class IdealConfig:
-    """What ``cfg`` and the shape checks read from a model: the number of classes (labels 0..K-1; K is "no label")."""
+    """What ``cfg`` reads from a model: the number of classes (labels 0..K-1; K is "no label")."""
 
     num_classes: int
 
