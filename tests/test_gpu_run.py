@@ -117,6 +117,11 @@ def test_a_failing_stage_is_recorded_and_the_next_still_runs():
     assert c["status"] == "skipped" and "below the 101 s" in c["why"] and "seconds" not in c
     with pytest.raises(KeyboardInterrupt):  # Ctrl-C is the user's, not a stage failure
         run_stage(res, "d", lambda: (_ for _ in ()).throw(KeyboardInterrupt()), clock, 1, lambda: None, log.append)
+    from ddim_lesson.cli.gpu_card import markdown
+
+    md = markdown({"config": {"budget_s": 100.0}, **res})  # what save() writes after each stage, partial or not
+    assert "| a | failed |" in md and "ValueError: planted" in md and "| c | skipped |" in md
+    assert "Training: did not finish" in md and log[0].startswith("[gpu-run] a: failed")
 
 
 def test_steps_that_fit_spends_the_safety_share_of_the_time_left():

@@ -80,7 +80,8 @@ def _measures(res: dict[str, Any]) -> list[str]:
 def markdown(res: dict[str, Any]) -> str:
     """The Markdown of a GPU run's results (what ``save_results`` writes beside the JSON)."""
     tr, fid = res["stages"].get("train", {}), res["stages"].get("fid", {})
-    head = [f"## fashion-mnist trained on a GPU (`ddim-lesson gpu-run`, {res.get('started', '?')})", "",
+    where = res["stages"].get("env", {}).get("name") or (res.get("machine") or {}).get("processor", "?")
+    head = [f"## fashion-mnist retrained by `ddim-lesson gpu-run` on {where} ({res.get('started', '?')})", "",
             f"Git commit `{res.get('git_commit')}`; budget {res['config']['budget_s']:.0f} s, used "
             f"{res.get('elapsed_s', '–')} s" + ("; **smoke run: tiny sizes on the CPU, not a result**"
                                                  if res["config"].get("smoke") else "") + ".", ""]

@@ -173,8 +173,9 @@ def run_gpu(cfg: GpuRunConfig, log: Callable[[str], None] = print) -> dict[str, 
         return clock.left() - cfg.reserve_s - cfg.train_min_s
 
     stage("env", 5, lambda: env_stage(dev, cfg.compile_backend, tiny=cfg.check_model == "tiny"))
-    stage("cuda_tests", 10, lambda: tests_stage(min(cfg.test_timeout_s, spare())))
-    stage("throughput", 10, lambda: throughput_stage(
+    before_train = cfg.reserve_s + cfg.train_min_s + 10  # a stage before training runs only with 10 s to spare
+    stage("cuda_tests", before_train, lambda: tests_stage(min(cfg.test_timeout_s, spare())))
+    stage("throughput", before_train, lambda: throughput_stage(
         dev, cfg.throughput_batches, cfg.throughput_steps, min(cfg.throughput_s, spare()),
         cfg.overhead_batches, cfg.overhead_steps, cfg.overhead_rounds, cfg.block_s))
     work = Path(cfg.work or tempfile.mkdtemp(prefix="ddim-lesson-gpu-run-"))
