@@ -71,19 +71,21 @@ def _rel(a: torch.Tensor, ref: torch.Tensor) -> float:
 def env_stage(dev: torch.device, compile_backend: str, batch: int = 16, tiny: bool = False) -> dict[str, Any]:
     """Device and versions, and the three checks on the shipped UNet (``tiny``: a small fresh one, for --smoke);
     each check's 'works' needs a finite output within its tolerance of fp32 (bf16: 5e-2; channels_last and
-    compile: 1e-3, both only reorder float sums)."""
+    compile: 1e-3, as both only reorder float sums, or 1e-2 where CUDA's convolutions run in TF32, whose 10-bit
+    mantissa gives each algorithm its own rounding)."""
     model, src = load_or_fresh("fashion-mnist", dev)[::2] if not tiny else (_tiny_unet(dev), "tiny fresh UNet")
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, 1, 28, 28, generator=g).to(dev)  # (B, 1, 28, 28)
     t = torch.randint(0, 1000, (batch,), generator=g).to(dev)  # (B,)
     ref = model(x, t).float()
+    reorder = 1e-2 if dev.type == "cuda" and torch.backends.cudnn.allow_tf32 else 1e-3
     checks: dict[str, Any] = {}
     with torch.autocast(dev.type, torch.bfloat16):
         y = model(x, t)
     checks["bf16_autocast"] = {"rel_diff": _rel(y, ref), "dtype": str(y.dtype), "tolerance": 5e-2}
     model.to(memory_format=torch.channels_last)
     checks["channels_last"] = {"rel_diff": _rel(model(x.contiguous(memory_format=torch.channels_last), t), ref),
-                               "tolerance": 1e-3}
+                               "tolerance": reorder}
     model.to(memory_format=torch.contiguous_format)
     t0 = time.perf_counter()
     compiled = torch.compile(model, backend=compile_backend)
@@ -94,7 +96,7 @@ def env_stage(dev: torch.device, compile_backend: str, batch: int = 16, tiny: bo
     compiled(x, t)
     synchronize(dev)
     checks["compile"] = {"backend": compile_backend, "rel_diff": _rel(y, ref), "first_call_s": round(first, 2),
-                         "second_call_ms": round((time.perf_counter() - t0) * 1e3, 3), "tolerance": 1e-3}
+                         "second_call_ms": round((time.perf_counter() - t0) * 1e3, 3), "tolerance": reorder}
     for c in checks.values():
         c["works"] = bool(c["rel_diff"] <= c["tolerance"])  # NaN compares False
     out = {**device_info(dev), "model": src, "checks": checks}
