@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ddim_lesson import eps_to_velocity, flow_grid, flow_sample
-from ddim_lesson.course.flow_study import MODELS, flow_paths, quality, run_reflow_study, sample_at
+from ddim_lesson.course.flow_study import CONTROL, MODELS, flow_paths, quality, run_reflow_study, sample_at
 from ddim_lesson.course.trajectories import straightness
 from ddim_lesson.store.data import toy_2d
 
@@ -29,12 +29,14 @@ def study():
 
 def test_reflow_straightens_and_improves_one_call(study) -> None:
     st, q = study.straightness, study.quality
-    assert set(st) == set(MODELS) | {"ε-model (DDIM), in x_t"}
+    assert set(st) == set(MODELS) | {CONTROL, "ε-model (DDIM), in x_t"}
+    assert st[MODELS[2]] > st[CONTROL] + 0.2, st  # the coupling, not the extra steps, straightens
     assert st[MODELS[2]] > st[MODELS[1]] + 0.2 and st[MODELS[2]] > 0.9, st
     assert abs(st[MODELS[0]] - st[MODELS[1]]) < 0.15, st  # same path, same marginal velocity: about as curved
     near_flow, ed_flow = q[(MODELS[1], 1)]
     near_re, ed_re = q[(MODELS[2], 1)]
     assert near_re > near_flow + 0.2 and ed_re < 0.5 * ed_flow, q
+    assert near_re > q[(CONTROL, 1)][0] + 0.2, q  # the control (same steps, independent pairs) does not get there
     assert study.data_quality[0] > 0.9 and study.data_quality[1] < ed_re  # fresh data is the floor
 
 

@@ -2,7 +2,9 @@
 
 Three 2-D models, trained live in seconds with one recipe (``TrainConfig`` fields other than the
 objective are equal): the ε-model (DDIM), the flow-matching model (Euler in s), and its reflow (the
-2-rectified flow, trained on the flow's own (x0, x1) pairs, :mod:`ddim_lesson.train.reflow`). Measured:
+2-rectified flow, trained on the flow's own (x0, x1) pairs, :mod:`ddim_lesson.train.reflow`). A control
+trains the flow as long again from the same weights on independent pairs, so the coupling is the only
+difference between it and the reflow. Measured:
 
 - straightness (:func:`~ddim_lesson.course.trajectories.straightness`, end-to-end over path length)
   of fine-step paths (``path_steps`` Euler steps), all in the flow coordinates x_s; the ε-model's
@@ -30,9 +32,10 @@ from ..train.reflow import reflow_pairs, train_on_pairs
 from ..train.train_config import TrainConfig
 from .trajectories import straightness
 
-__all__ = ["ReflowStudy", "flow_paths", "moons_config", "quality", "run_reflow_study", "sample_at"]
+__all__ = ["CONTROL", "MODELS", "ReflowStudy", "flow_paths", "moons_config", "quality", "run_reflow_study", "sample_at"]
 
 MODELS = ("ε-model (DDIM)", "flow matching (Euler)", "reflow (Euler)")
+CONTROL = "flow, trained on (control)"  # as long as the reflow, on independent pairs: only the coupling differs
 
 
 def moons_config(objective: str, steps: int, batch_size: int = 256, lr: float = 2e-3, seed: int = 0,
@@ -63,17 +66,17 @@ def quality(x: torch.Tensor, data: torch.Tensor) -> tuple[float, float]:
 class ReflowStudy:
     """What :func:`run_reflow_study` trained and measured."""
 
-    models: dict[str, nn.Module]  # MODELS -> the EMA weights
+    models: dict[str, nn.Module]  # MODELS and CONTROL -> the EMA weights
     schedule: NoiseSchedule
     pairs: tuple[torch.Tensor, torch.Tensor]  # (x0, x1), each (n_pairs, 2): the flow's own coupling
-    straightness: dict[str, float]  # mean over the paths; keys: MODELS and "ε-model (DDIM), in x_t"
+    straightness: dict[str, float]  # mean over the paths; keys: MODELS, CONTROL and "ε-model (DDIM), in x_t"
     quality: dict[tuple[str, int], tuple[float, float]]  # (model, calls) -> (near, energy distance)
     data_quality: tuple[float, float]  # the same two numbers for a fresh draw of the data (the floor)
-    paths: dict[str, torch.Tensor] = field(default_factory=dict)  # MODELS -> (K+1, P, 2) in x_s
+    paths: dict[str, torch.Tensor] = field(default_factory=dict)  # MODELS and CONTROL -> (K+1, P, 2) in x_s
     seconds: dict[str, float] = field(default_factory=dict)  # wall time of each stage
 
 
-def run_reflow_study(train_steps: int = 1000, reflow_steps: int = 600, batch_size: int = 256, n_pairs: int = 4000,
+def run_reflow_study(train_steps: int = 600, reflow_steps: int = 400, batch_size: int = 256, n_pairs: int = 3000,
                      pair_steps: int = 50, path_steps: int = 100, n_paths: int = 500, n_eval: int = 2000,
                      calls: tuple[int, ...] = (1, 2), seed: int = 0, progress: bool = True) -> ReflowStudy:
     """Train the three models and measure them (see the module docstring). A few tens of seconds on one CPU core."""
@@ -89,8 +92,15 @@ def run_reflow_study(train_steps: int = 1000, reflow_steps: int = 600, batch_siz
     re_cfg = moons_config("flow", reflow_steps, batch_size, lr=1e-3, seed=seed + 1, progress=progress)
     reflow = train_on_pairs(re_cfg, x0, x1, init=flow_res.ema).ema
     sec["pairs and reflow"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    n_ind = reflow_steps * batch_size  # independent pairs, each seen about once: plain flow matching, continued
+    gi = torch.Generator().manual_seed(seed + 4000)
+    control = train_on_pairs(re_cfg, toy_2d("two-moons", n_ind, gi), torch.randn(n_ind, 2, generator=gi),
+                             init=flow_res.ema).ema
+    sec["control"] = time.perf_counter() - t0
     schedule = eps_res.schedule
     models = dict(zip(MODELS, (eps_res.ema, flow_res.ema, reflow)))
+    models[CONTROL] = control
 
     t0 = time.perf_counter()
     g = torch.Generator().manual_seed(seed + 1000)
@@ -101,15 +111,15 @@ def run_reflow_study(train_steps: int = 1000, reflow_steps: int = 600, batch_siz
     abar_T = schedule.alphas_cumprod[-1]
     grids = {MODELS[0]: flow_grid(schedule, path_steps, "trailing"),  # the ε-model on its own clock
              MODELS[1]: torch.linspace(1, 0, path_steps + 1, dtype=torch.float64)}
-    grids[MODELS[2]] = grids[MODELS[1]]
-    velocity = {MODELS[0]: eps_to_velocity(models[MODELS[0]], schedule), MODELS[1]: models[MODELS[1]],
-                MODELS[2]: models[MODELS[2]]}
-    starts = {MODELS[0]: zp / float(abar_T.sqrt() + (1 - abar_T).sqrt()), MODELS[1]: zp, MODELS[2]: zp}
-    paths = {k: flow_paths(velocity[k], starts[k], grids[k]) for k in MODELS}
+    grids[MODELS[2]] = grids[CONTROL] = grids[MODELS[1]]
+    velocity = {k: eps_to_velocity(m, schedule) if k == MODELS[0] else m for k, m in models.items()}
+    starts = {k: zp for k in models}
+    starts[MODELS[0]] = zp / float(abar_T.sqrt() + (1 - abar_T).sqrt())  # x_s at t = T - 1
+    paths = {k: flow_paths(velocity[k], starts[k], grids[k]) for k in models}
     straight = {k: float(straightness(p).mean()) for k, p in paths.items()}
     xt = torch.stack([zp] + [st.x for st in ddim_progressive(models[MODELS[0]], schedule, zp, steps=path_steps,
                                                              clip_x0=False)])  # (K+1, P, 2) DDIM's x_t path
     straight["ε-model (DDIM), in x_t"] = float(straightness(xt).mean())
-    qual = {(k, c): quality(sample_at(k, models[k], schedule, z[:n_eval], c), data) for k in MODELS for c in calls}
+    qual = {(k, c): quality(sample_at(k, models[k], schedule, z[:n_eval], c), data) for k in models for c in calls}
     sec["measure"] = time.perf_counter() - t0
     return ReflowStudy(models, schedule, (x0, x1), straight, qual, quality(fresh, data), paths, sec)
