@@ -87,6 +87,21 @@ def threads_for(idle: float, cores: int) -> int:
     return max(1, min(cores, math.floor(idle + 0.25)))
 
 
+def load_rule_reason(idle: float, cores: int, how: str) -> str:
+    """Why the load rule picked :func:`threads_for` (idle, cores): the idle cores measured, and how many cores
+    that leaves busy. Every case reads true: no core idle says all are busy (and 1 thread is the least there is)."""
+    n = threads_for(idle, cores)
+    busy = cores - min(cores, math.floor(idle + 0.25))  # cores with more than 1/4 of their time taken
+    if busy == 0:
+        why = "every core counts as idle (3/4 free or more), so each gets a thread"
+    elif busy == cores:
+        why = (f"all {cores} core(s) are busy with other programs, so torch gets 1 thread, the fewest it can run "
+               "with")
+    else:
+        why = (f"{busy} of {cores} core(s) are busy with other programs, and extra threads would wait for them")
+    return f"{n} of {cores} CPU thread(s): the load rule (nothing set), {idle:.1f} core(s) idle ({how}); {why}"
+
+
 USER_VARS = (ENV_VAR, "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # the order in which a user's setting wins
 _applied: int | None = None  # the count pick_threads last set (so that it is not mistaken for the user's)
 
@@ -147,10 +162,7 @@ def pick_threads(apply: bool = True, window_s: float = WINDOW_S, steady: bool = 
     else:
         idle, how = idle_cores(window_s)
         n = threads_for(idle, cores)
-        why = ("every core is idle" if n == cores else
-               f"{cores - n} of {cores} core(s) are busy with other programs, and extra threads would wait for them")
-        choice = ThreadChoice(n, cores, idle, f"{n} of {cores} CPU thread(s): the load rule (nothing set), "
-                              f"{idle:.1f} core(s) idle ({how}); {why}")
+        choice = ThreadChoice(n, cores, idle, load_rule_reason(idle, cores, how))
     if apply:
         torch.set_num_threads(choice.threads)
         _applied = choice.threads
