@@ -4,7 +4,8 @@
 An explorer is a small dataclass holding its ``ui``, its controls, ``image`` (PNG bytes),
 ``readout`` (HTML), ``cache`` and ``last`` (the last run). :func:`connect` makes it live: each
 change of a control looks the settings up in the cache, computes (and renders) only on a miss,
-and shows the result. A test drives it by setting ``explorer.<control>.value`` without a browser.
+and shows the result; while it computes, the readout says "computing…" and the image dims
+(:func:`show_computing`). A test drives it by setting ``explorer.<control>.value`` without a browser.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class RunCache:
     misses: int = 0
     _data: OrderedDict = field(default_factory=OrderedDict)
 
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._data
+
     def get(self, key: Hashable, compute: Callable[[], tuple[Any, bytes]]) -> tuple[Any, bytes, bool]:
         """Return (result, png, was_cached); ``compute`` runs only on a miss."""
         if key in self._data:
@@ -48,6 +52,20 @@ class RunCache:
         return (*value, False)
 
 
+COMPUTING = ("<span style='color:#a60'><b>computing…</b> the image below still shows the previous setting"
+             "</span>")
+DIMMED = "0.35"  # the image's opacity while its successor is computed
+
+
+def show_computing(ex: Any, on: bool) -> None:
+    """Set (``on``) or clear the explorer's "computing" state: the readout says so and the image dims, so a
+    slider never reads one setting over the image of another without a sign. Cleared, the image is opaque again
+    (the readout is then replaced by the result, or the error)."""
+    if on:
+        ex.readout.value = COMPUTING
+    ex.image.layout.opacity = DIMMED if on else "1"
+
+
 def connect(
     ex: Any, controls: Sequence[w.ValueWidget], key: Callable[[], Hashable],
     compute: Callable[[Any], tuple[Any, bytes]], readout: Callable[[Any, bool], str], show_errors: bool = False,
@@ -56,21 +74,25 @@ def connect(
 
     ``key()`` reads the controls into a cache key; ``compute(key)`` returns (run, png) on a miss;
     ``readout(run, cached)`` is the text shown. With ``show_errors`` a ValueError from ``compute``
-    is written into the readout instead of raised.
+    is written into the readout instead of raised. While a miss computes, the explorer shows its
+    "computing" state (:func:`show_computing`), cleared afterwards whatever happens; a cached setting shows at once.
     """
 
     def update(*_: Any) -> None:
         k = key()
+        show_computing(ex, k not in ex.cache)
         try:
             run, png, cached = ex.cache.get(k, lambda: compute(k))
-        except ValueError as e:
-            if not show_errors:
+            ex.last = run
+            ex.image.value = png
+            ex.readout.value = readout(run, cached)
+        except Exception as e:  # the readout says what went wrong, never "computing…" over a stale image
+            what = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
+            ex.readout.value = f"<span style='color:#b00'>error: {html.escape(what)}</span>"  # text, never HTML
+            if not (show_errors and isinstance(e, ValueError)):
                 raise
-            ex.readout.value = f"<span style='color:#b00'>error: {html.escape(str(e))}</span>"  # text, never HTML
-            return
-        ex.last = run
-        ex.image.value = png
-        ex.readout.value = readout(run, cached)
+        finally:
+            show_computing(ex, False)
 
     for c in controls:
         c.observe(update, names="value")
