@@ -43,6 +43,7 @@ from .guidance import check_fixed_point_step, reference_fixed_point_step
 from .harness import CheckFailed, LearnerError
 from .ideal import check_ideal_weights, reference_ideal_weights
 from .latents import INVERT_CASES, check_invert_step, check_slerp, reference_invert_step, reference_slerp
+from .solvers import check_heun_step, reference_heun_step
 
 SOLUTIONS = {
     "q_sample": reference_q_sample,
@@ -51,6 +52,7 @@ SOLUTIONS = {
     "step_sigmas": reference_step_sigmas,
     "slerp": reference_slerp,
     "invert_step": reference_invert_step,
+    "heun_step": reference_heun_step,
     "fixed_point_step": reference_fixed_point_step,
     "ideal_weights": reference_ideal_weights,
     "distill_target": reference_distill_target,
@@ -64,6 +66,7 @@ CHECKERS = {
     "step_sigmas": check_step_sigmas,
     "slerp": check_slerp,
     "invert_step": check_invert_step,
+    "heun_step": check_heun_step,
     "fixed_point_step": check_fixed_point_step,
     "ideal_weights": check_ideal_weights,
     "distill_target": check_distill_target,

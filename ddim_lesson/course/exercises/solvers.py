@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import torch
 
-from .harness import LearnerError, _call, _not_attempted, _NotAttempted
+from .harness import LearnerError, _call, _not_attempted, _NotAttempted, checker
 
 Slope = Callable[[torch.Tensor, float], torch.Tensor]
 TOL = 1e-9  # float64 throughout: only a real mistake is this large
@@ -80,6 +80,7 @@ HINTS = {
 }
 
 
+@checker
 def check_heun_step(fn: Callable[[torch.Tensor, float, float, Slope], torch.Tensor]) -> bool:
     """Check ``fn(xbar, sigma, sigma_next, slope) -> xbar_next`` against EDM's Heun step on four cases."""
     g = torch.Generator().manual_seed(6)
