@@ -52,3 +52,17 @@ def test_wrong_return_type_and_learner_errors() -> None:
         ex.check_to_flow(lambda x_t, eps, abar: x_t)
     with pytest.raises(AssertionError, match="ZeroDivisionError"):
         ex.check_to_flow(lambda x_t, eps, abar: 1 / 0)
+
+
+def test_registered_with_the_course_harness(capsys) -> None:
+    from ddim_lesson.course.exercises import CHECKERS, SOLUTIONS, CheckFailed, solution
+
+    assert CHECKERS["to_flow"] is ex.check_to_flow
+    assert SOLUTIONS["to_flow"] is ex.reference_to_flow
+    assert solution("to_flow") is True
+    out = capsys.readouterr().out
+    assert "solution('to_flow', show=True)" in out and "def reference_to_flow" not in out  # no spoiler by default
+    solution("to_flow", show=True)
+    assert "def reference_to_flow" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match="the sign is flipped"):  # rendered as the hint alone in Jupyter
+        ex.check_to_flow(_variant(v_fn=lambda e, x0, xt: x0 - e))

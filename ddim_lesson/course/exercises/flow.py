@@ -9,7 +9,6 @@ for x_s, the sign of v, x_t in place of x̂0.
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable
 
@@ -102,8 +101,3 @@ def _library_agrees(sched: NoiseSchedule) -> None:
         got = eps_to_velocity(model, sched)(x_s, torch.full((3,), s, dtype=torch.float64))
         if _max_diff(got, v) > 1e-9:
             raise AssertionError(f"internal: eps_to_velocity disagrees with the reference at t = {t}")
-
-
-def show_solution() -> None:
-    """Print the reference solution."""
-    print(inspect.getsource(reference_to_flow))
