@@ -1,6 +1,6 @@
 """Exercise checkers of notebooks 03-04, the DDIM step: the update of eq. 12, and σ for every step (eq. 16).
 
-Called through the shared harness (``harness._call``), like every checker; each
+Called through the shared harness (``harness.call_learner``), like every checker; each
 ``reference_*`` is written from the paper's equations, not by calling the library.
 """
 
@@ -17,15 +17,15 @@ from ...core.samplers import ddim_step
 from ...core.schedules import NoiseSchedule, ddim_timesteps
 from .harness import (
     TOL,
-    _as_tensor,
-    _call,
-    _close,
-    _gen,
-    _max_diff,
-    _not_attempted,
-    _NotAttempted,
-    _randn,
+    NotAttempted,
+    as_tensor,
+    call_learner,
+    case_generator,
+    case_randn,
     checker,
+    close,
+    max_diff,
+    not_attempted,
 )
 
 
@@ -56,26 +56,26 @@ DDIM_CASES = (  # (ᾱ_t, ᾱ_prev, η): one step, strided steps, the last step 
 @checker
 def check_ddim_step(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> bool:
     """Check ``fn(x_t, eps, abar_t, abar_prev, eta, noise) -> (x_prev, x0_pred)`` against ``ddim_step``."""
-    g = _gen(3)
+    g = case_generator(3)
     shape = (4, 1, 4, 4)
     try:
         for abar_t, abar_prev, eta in DDIM_CASES:
-            x_t, eps, noise = _randn(shape, g), _randn(shape, g), _randn(shape, g)
-            out = _call(fn, x_t, eps, abar_t, abar_prev, eta, noise)
+            x_t, eps, noise = case_randn(shape, g), case_randn(shape, g), case_randn(shape, g)
+            out = call_learner(fn, x_t, eps, abar_t, abar_prev, eta, noise)
             if not (isinstance(out, tuple) and len(out) == 2):
                 raise AssertionError(f"return a tuple (x_prev, x0_pred); got {type(out).__name__}")
             where = f"ᾱ_t = {abar_t}, ᾱ_prev = {abar_prev}, η = {eta}"
-            x_prev, x0_pred = _as_tensor(out[0], x_t, "x_prev"), _as_tensor(out[1], x_t, "x0_pred")
+            x_prev, x0_pred = as_tensor(out[0], x_t, "x_prev"), as_tensor(out[1], x_t, "x0_pred")
             want, want_x0 = ddim_step(x_t, eps, abar_t, abar_prev, eta=eta, noise=noise)
-            if _max_diff(x0_pred, want_x0) > TOL:
-                raise AssertionError(f"x0_pred is wrong at {where} (max difference {_max_diff(x0_pred, want_x0):.3g})."
+            if max_diff(x0_pred, want_x0) > TOL:
+                raise AssertionError(f"x0_pred is wrong at {where} (max difference {max_diff(x0_pred, want_x0):.3g})."
                                      "\nHint: eq. 9 inverts x_t = √ᾱ_t·x0 + √(1-ᾱ_t)·eps: "
                                      "x0_pred = (x_t - √(1-ᾱ_t)·eps)/√ᾱ_t.")
-            if _max_diff(x_prev, want) > TOL:
-                raise AssertionError(f"x_prev is wrong at {where} (max difference {_max_diff(x_prev, want):.3g}).\n"
+            if max_diff(x_prev, want) > TOL:
+                raise AssertionError(f"x_prev is wrong at {where} (max difference {max_diff(x_prev, want):.3g}).\n"
                                      + _ddim_hint(fn, abar_t, abar_prev, eta, shape))
-    except _NotAttempted:
-        return _not_attempted("check_ddim_step", "Compute x0_pred (eq. 9), σ from η (eq. 16), then x_prev = "
+    except NotAttempted:
+        return not_attempted("check_ddim_step", "Compute x0_pred (eq. 9), σ from η (eq. 16), then x_prev = "
                               "√ᾱ_prev·x0_pred + √(1-ᾱ_prev-σ²)·eps + σ·noise (eq. 12); return (x_prev, x0_pred).")
     print(f"Correct: your step matches ddim_lesson.ddim_step on {len(DDIM_CASES)} cases, with η in {{0, 0.5, 0.8, 1}} "
           "and a last step to ᾱ = 1.")
@@ -85,18 +85,18 @@ def check_ddim_step(fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> boo
 def _ddim_hint(fn: Callable[..., Any], abar_t: float, abar_prev: float, eta: float, shape: tuple[int, ...]) -> str:
     """Probe the learner's step for its noise scale σ and its eps coefficient, and name the mismatch."""
     zeros, ones = torch.zeros(shape, dtype=torch.float64), torch.ones(shape, dtype=torch.float64)
-    sigma = float(_call(fn, zeros, zeros, abar_t, abar_prev, eta, ones)[0][0, 0, 0, 0])
+    sigma = float(call_learner(fn, zeros, zeros, abar_t, abar_prev, eta, ones)[0][0, 0, 0, 0])
     # x_t = √(1-ᾱ_t)·eps makes x0_pred = 0, so x_prev is the eps coefficient times eps
-    c_eps = float(_call(fn, math.sqrt(1 - abar_t) * ones, ones, abar_t, abar_prev, eta, zeros)[0][0, 0, 0, 0])
+    c_eps = float(call_learner(fn, math.sqrt(1 - abar_t) * ones, ones, abar_t, abar_prev, eta, zeros)[0][0, 0, 0, 0])
     want_sigma = ddim_sigma(abar_t, abar_prev, eta)
     want_c_eps = math.sqrt(max(1 - abar_prev - want_sigma**2, 0.0))
-    if not _close(sigma, want_sigma):
-        if _close(sigma, want_sigma**2):
+    if not close(sigma, want_sigma):
+        if close(sigma, want_sigma**2):
             return f"Hint: your noise scale is σ² = {sigma:.5f}; multiply the noise by σ = {want_sigma:.5f}."
         return (f"Hint: your noise scale is {sigma:.5f}, but σ(η) = η·√((1-ᾱ_prev)/(1-ᾱ_t))·√(1-ᾱ_t/ᾱ_prev) "
                 f"= {want_sigma:.5f} here (eq. 16).")
-    if not _close(c_eps, want_c_eps):
-        if _close(c_eps, math.sqrt(1 - abar_prev)):
+    if not close(c_eps, want_c_eps):
+        if close(c_eps, math.sqrt(1 - abar_prev)):
             return ("Hint: σ is right, but the eps coefficient must shrink as noise is added: it is "
                     f"√(1-ᾱ_prev-σ²) = {want_c_eps:.5f}, not √(1-ᾱ_prev) = {c_eps:.5f}. At η = 0 the two agree, "
                     "which is why only the η > 0 cases fail.")
@@ -129,7 +129,7 @@ def check_step_sigmas(fn: Callable[[NoiseSchedule, torch.Tensor, float], torch.T
     try:
         for steps, spacing, eta in STEP_SIGMA_CASES:
             ts = ddim_timesteps(schedule.T, steps, spacing, schedule=schedule)
-            got = _call(fn, schedule, ts, eta)
+            got = call_learner(fn, schedule, ts, eta)
             if not torch.is_tensor(got) or got.shape != ts.shape:
                 shape = tuple(got.shape) if torch.is_tensor(got) else type(got).__name__
                 raise AssertionError(f"return a tensor of shape ({steps},), one σ per step; got {shape}")
@@ -137,7 +137,7 @@ def check_step_sigmas(fn: Callable[[NoiseSchedule, torch.Tensor, float], torch.T
             prev = t_list[1:] + [-1]  # ᾱ_(-1) = 1: the last step lands on clean data
             want = torch.tensor([ddim_sigma(schedule.abar(t), schedule.abar(p), eta) for t, p in zip(t_list, prev)],
                                 dtype=torch.float64)
-            diff = _max_diff(got, want)
+            diff = max_diff(got, want)
             if diff > TOL:
                 i = int((got.double() - want).abs().argmax())
                 raise AssertionError(
@@ -145,8 +145,8 @@ def check_step_sigmas(fn: Callable[[NoiseSchedule, torch.Tensor, float], torch.T
                     f"step {i}: t = {t_list[i]} -> {prev[i]}, yours {float(got[i]):.5f}, "
                     f"expected {float(want[i]):.5f})."
                     f"\n{_step_sigma_hint(got.double(), want, schedule, ts, eta)}")
-    except _NotAttempted:
-        return _not_attempted("check_step_sigmas", "For each i, take ᾱ_t = ᾱ[timesteps[i]] and ᾱ_prev = "
+    except NotAttempted:
+        return not_attempted("check_step_sigmas", "For each i, take ᾱ_t = ᾱ[timesteps[i]] and ᾱ_prev = "
                               "ᾱ[timesteps[i+1]] (1 for the last step), then σ = η·√((1-ᾱ_prev)/(1-ᾱ_t))·"
                               "√(1-ᾱ_t/ᾱ_prev).")
     print(f"Correct: your σ matches ddim_lesson.ddim_sigma at every step of {len(STEP_SIGMA_CASES)} runs "

@@ -12,7 +12,17 @@ from collections.abc import Callable
 import torch
 
 from ...core.schedules import NoiseSchedule
-from .harness import TOL, _as_tensor, _call, _gen, _max_diff, _not_attempted, _NotAttempted, _randn, checker
+from .harness import (
+    TOL,
+    NotAttempted,
+    as_tensor,
+    call_learner,
+    case_generator,
+    case_randn,
+    checker,
+    max_diff,
+    not_attempted,
+)
 
 CASES = ((999, 499, -1), (999, 749, 499), (499, 374, 249), (124, 93, 62), (31, 15, -1))  # (t, t_mid, t_next)
 
@@ -80,21 +90,21 @@ def check_distill_target(fn: Callable[..., torch.Tensor]) -> bool:
     """Check ``fn(teacher, schedule, z_t, t, t_mid, t_next)`` -> x̃ (B, D) on five step triples, t_next = -1 too."""
     sched = NoiseSchedule.linear(1000)
     teacher = gaussian_teacher(sched)
-    g = _gen(11)
+    g = case_generator(11)
     try:
         for t, tm, tn in CASES:
-            z = _randn((6, 3), g)  # (B, D) float64
+            z = case_randn((6, 3), g)  # (B, D) float64
             want = reference_distill_target(teacher, sched, z, t, tm, tn)
-            got = _as_tensor(_call(fn, teacher, sched, z, t, tm, tn), want, f"x̃ for {t} -> {tm} -> {tn}")
-            diff = _max_diff(got, want)
+            got = as_tensor(call_learner(fn, teacher, sched, z, t, tm, tn), want, f"x̃ for {t} -> {tm} -> {tn}")
+            diff = max_diff(got, want)
             if diff > TOL:
-                hint = next((h for k, h in HINTS.items() if _max_diff(got, _wrong(teacher, sched, z, t, tm, tn, k))
+                hint = next((h for k, h in HINTS.items() if max_diff(got, _wrong(teacher, sched, z, t, tm, tn, k))
                              <= TOL), "x̃ = (z_next - (σ''/σ) z_t) / (√ᾱ'' - (σ''/σ) √ᾱ), with σ = √(1-ᾱ) (the noise "
                             "levels, not √ᾱ); t_next = -1 means ᾱ'' = 1 (schedule.abar(-1) is 1).")
                 raise AssertionError(f"x̃ is wrong for the steps {t} -> {tm} -> {tn} (max difference {diff:.3g})."
                                      f"\nHint: {hint}")
-    except _NotAttempted:
-        return _not_attempted("check_distill_target", "Take two DDIM steps with the teacher (eq. 9, then eq. 12 "
+    except NotAttempted:
+        return not_attempted("check_distill_target", "Take two DDIM steps with the teacher (eq. 9, then eq. 12 "
                               "with σ = 0), then solve one step's equation for x̃.")
     print(f"Correct: your x̃ matches Algorithm 2 on {len(CASES)} step triples (from {CASES[0]} to {CASES[-1]}, "
           "the last steps to clean data included), with the exact teacher of Gaussian data.")

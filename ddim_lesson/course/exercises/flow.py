@@ -16,7 +16,7 @@ import torch
 
 from ...core.flow import eps_to_velocity
 from ...core.schedules import NoiseSchedule
-from .harness import TOL, _call, _gen, _max_diff, _not_attempted, _NotAttempted, _randn, checker
+from .harness import TOL, NotAttempted, call_learner, case_generator, case_randn, checker, max_diff, not_attempted
 
 ABARS = (0.7, 0.2, 0.01, 4e-5, 0.9999)  # mid noise first (the mistakes differ most there), then both ends
 
@@ -53,12 +53,12 @@ def _x_mistakes(x_t: torch.Tensor, eps: torch.Tensor, abar: float) -> dict[str, 
 @checker
 def check_to_flow(fn: Callable[[torch.Tensor, torch.Tensor, float], tuple]) -> bool:
     """Check ``fn(x_t, eps, abar) -> (s, x_s, v)`` at five noise levels, and the library against it."""
-    g = _gen(10)
+    g = case_generator(10)
     sched = NoiseSchedule.linear()
     try:
         for abar in ABARS:
-            x_t, eps = _randn((4, 1, 5, 5), g), _randn((4, 1, 5, 5), g)
-            out = _call(fn, x_t, eps, abar)
+            x_t, eps = case_randn((4, 1, 5, 5), g), case_randn((4, 1, 5, 5), g)
+            out = call_learner(fn, x_t, eps, abar)
             if not (isinstance(out, tuple) and len(out) == 3):
                 raise AssertionError(f"return the tuple (s, x_s, v), got {type(out).__name__}")
             s_want, xs_want, v_want = reference_to_flow(x_t, eps, abar)
@@ -73,13 +73,13 @@ def check_to_flow(fn: Callable[[torch.Tensor, torch.Tensor, float], tuple]) -> b
                 if not torch.is_tensor(got) or got.shape != want.shape:
                     raise AssertionError(f"{name} must be a tensor of shape {tuple(want.shape)}, got "
                                          f"{type(got).__name__} {tuple(getattr(got, 'shape', ()))} (at ᾱ = {abar:g})")
-                diff = _max_diff(got, want)
+                diff = max_diff(got, want)
                 if diff > TOL:
-                    hint = next((h for h, val in mistakes[name].items() if _max_diff(got, val) <= TOL),
+                    hint = next((h for h, val in mistakes[name].items() if max_diff(got, val) <= TOL),
                                 "x_s = x_t/(√ᾱ + √(1-ᾱ)); v = ε - x̂0 with x̂0 = (x_t - √(1-ᾱ)·ε)/√ᾱ")
                     raise AssertionError(f"{name} is wrong at ᾱ = {abar:g} (max difference {diff:.3g}).\nHint: {hint}.")
-    except _NotAttempted:
-        return _not_attempted("check_to_flow", "Return s = √(1-ᾱ)/(√ᾱ + √(1-ᾱ)), x_s = x_t/(√ᾱ + √(1-ᾱ)) and "
+    except NotAttempted:
+        return not_attempted("check_to_flow", "Return s = √(1-ᾱ)/(√ᾱ + √(1-ᾱ)), x_s = x_t/(√ᾱ + √(1-ᾱ)) and "
                               "v = ε - x̂0, where x̂0 = (x_t - √(1-ᾱ)·ε)/√ᾱ.")
     _library_agrees(sched)
     print(f"Correct: s, x_s and v match at ᾱ = {', '.join(f'{a:g}' for a in ABARS)}; the library's eps_to_velocity "
@@ -89,9 +89,9 @@ def check_to_flow(fn: Callable[[torch.Tensor, torch.Tensor, float], tuple]) -> b
 
 def _library_agrees(sched: NoiseSchedule) -> None:
     """The library's velocity equals the reference at three timesteps (an internal check of the library)."""
-    g = _gen(11)
+    g = case_generator(11)
     for t in (0, 500, 999):
-        x_t = _randn((3, 4), g)
+        x_t = case_randn((3, 4), g)
 
         def model(x: torch.Tensor, tt: torch.Tensor) -> torch.Tensor:
             return torch.tanh(x) + 0.1 * tt.double().view(-1, 1) / 1000  # any ε-model will do
@@ -99,5 +99,5 @@ def _library_agrees(sched: NoiseSchedule) -> None:
         abar = float(sched.alphas_cumprod[t])
         s, x_s, v = reference_to_flow(x_t, model(x_t, torch.full((3,), t)), abar)
         got = eps_to_velocity(model, sched)(x_s, torch.full((3,), s, dtype=torch.float64))
-        if _max_diff(got, v) > 1e-9:
+        if max_diff(got, v) > 1e-9:
             raise AssertionError(f"internal: eps_to_velocity disagrees with the reference at t = {t}")

@@ -8,14 +8,14 @@ import torch
 
 from .harness import (
     TOL,
-    _as_tensor,
-    _call,
-    _gen,
-    _max_diff,
-    _not_attempted,
-    _NotAttempted,
-    _randn,
+    NotAttempted,
+    as_tensor,
+    call_learner,
+    case_generator,
+    case_randn,
     checker,
+    max_diff,
+    not_attempted,
 )
 from .latents import reference_invert_step as invert_step
 
@@ -56,31 +56,31 @@ CASES = ((1.0, 0.98, 20, 0), (0.98, 0.7, 150, 1), (0.7, 0.2, 500, 3), (0.2, 0.01
 @checker
 def check_fixed_point_step(fn: Callable[..., torch.Tensor]) -> bool:
     """Check ``fn(model, x, t, abar_from, abar_to, k)`` against the reference: the value, and 1 + k model calls."""
-    g = _gen(8)
+    g = case_generator(8)
     try:
         for abar_from, abar_to, t_int, k in CASES:
-            x = _randn((3, 1, 4, 4), g)
+            x = case_randn((3, 1, 4, 4), g)
             t = torch.full((3,), t_int, dtype=torch.long)
             counted = _Counted(_toy_eps)
-            got = _as_tensor(_call(fn, counted, x, t, abar_from, abar_to, k), x, f"x at ᾱ_to = {abar_to}")
+            got = as_tensor(call_learner(fn, counted, x, t, abar_from, abar_to, k), x, f"x at ᾱ_to = {abar_to}")
             want = reference_fixed_point_step(_toy_eps, x, t, abar_from, abar_to, k)
             if counted.calls != 1 + k:
                 raise AssertionError(f"with k = {k} the step should call the model 1 + k = {1 + k} times, it called "
                                      f"it {counted.calls} times.\nHint: one plain prediction at x, then k more.")
-            diff = _max_diff(got, want)
+            diff = max_diff(got, want)
             if diff > TOL:
                 plain = reference_fixed_point_step(_toy_eps, x, t, abar_from, abar_to, 0)
-                if k > 0 and all(_max_diff(inp, x) == 0 for inp in counted.inputs):
+                if k > 0 and all(max_diff(inp, x) == 0 for inp in counted.inputs):
                     hint = "every call got the starting x: re-predict eps at your latest estimate of x at ᾱ_to."
-                elif k > 0 and _max_diff(got, plain) <= TOL:
+                elif k > 0 and max_diff(got, plain) <= TOL:
                     hint = "the result is the plain step: use the re-predicted eps in the step you return."
                 else:
                     hint = ("each iteration steps from the same x (at ᾱ_from) with eps = model(x_to, t), the eps at "
                             "the current estimate x_to; invert_step(x, eps, abar_from, abar_to) is the step.")
                 raise AssertionError(f"the step is wrong from ᾱ = {abar_from} to {abar_to} with k = {k} "
                                      f"(max difference {diff:.3g}).\nHint: {hint}")
-    except _NotAttempted:
-        return _not_attempted("check_fixed_point_step", "Start with x_to = invert_step(x, model(x, t), abar_from, "
+    except NotAttempted:
+        return not_attempted("check_fixed_point_step", "Start with x_to = invert_step(x, model(x, t), abar_from, "
                               "abar_to), then k times: x_to = invert_step(x, model(x_to, t), abar_from, abar_to).")
     print(f"Correct: your step matches the reference on {len(CASES)} cases (k = 0, 1, 3, 6), with 1 + k model calls "
           "each.")

@@ -1,9 +1,9 @@
 """The one harness every exercise checker calls the learner's function through.
 
-``_call`` runs the learner's function on copies of the inputs and turns everything that can go
+``call_learner`` runs the learner's function on copies of the inputs and turns everything that can go
 wrong inside it into a message the learner can act on, never a traceback from the checker:
 
-- ``raise NotImplementedError`` (the stub) becomes :class:`_NotAttempted` ("not attempted yet");
+- ``raise NotImplementedError`` (the stub) becomes :class:`NotAttempted` ("not attempted yet");
 - any other exception becomes :class:`LearnerError`, an AssertionError that names the exception,
   the line of the learner's code that raised it, and the inputs it was called with;
 - an input changed in place (``x0 *= ...``, ``x0.mul_(...)``) becomes an AssertionError that
@@ -28,7 +28,7 @@ import torch
 TOL = 1e-5  # inputs are float64, so only a real mistake is this large
 
 
-class _NotAttempted(Exception):
+class NotAttempted(Exception):
     pass
 
 
@@ -99,7 +99,7 @@ def _where(fn: Callable[..., Any], err: BaseException) -> str:
     return f" at line {f.lineno - code.co_firstlineno + 1} of {f.name}: `{line}`"
 
 
-def _call(fn: Callable[..., Any], *args: Any) -> Any:
+def call_learner(fn: Callable[..., Any], *args: Any) -> Any:
     """Call the learner's function on copies of the inputs.
 
     NotImplementedError means "not attempted yet"; any other exception comes back as a
@@ -109,7 +109,7 @@ def _call(fn: Callable[..., Any], *args: Any) -> Any:
     try:
         out = fn(*copies)
     except NotImplementedError:
-        raise _NotAttempted() from None
+        raise NotAttempted() from None
     except Exception as err:  # noqa: BLE001 - anything the learner's code raises becomes a hint
         names = _arg_names(fn, len(args))
         inputs = ", ".join(f"{n} = {_describe(a)}" for n, a in zip(names, args))
@@ -125,13 +125,13 @@ def _call(fn: Callable[..., Any], *args: Any) -> Any:
     return out
 
 
-def _not_attempted(name: str, what: str) -> bool:
+def not_attempted(name: str, what: str) -> bool:
     print(f"{name}: not attempted yet. {what}\nReplace `raise NotImplementedError` with your code and run the "
           "checker again.")
     return False
 
 
-def _as_tensor(out: Any, like: torch.Tensor, what: str) -> torch.Tensor:
+def as_tensor(out: Any, like: torch.Tensor, what: str) -> torch.Tensor:
     if not torch.is_tensor(out):
         raise AssertionError(f"{what} should be a torch.Tensor, got {type(out).__name__}")
     if out.shape != like.shape:
@@ -141,17 +141,17 @@ def _as_tensor(out: Any, like: torch.Tensor, what: str) -> torch.Tensor:
     return out.double()
 
 
-def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).abs().max())
 
 
-def _close(a: float, b: float) -> bool:
+def close(a: float, b: float) -> bool:
     return abs(a - b) <= TOL * max(1.0, abs(b))
 
 
-def _gen(seed: int) -> torch.Generator:
+def case_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _randn(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
+def case_randn(shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
     return torch.randn(shape, generator=g, dtype=torch.float64)

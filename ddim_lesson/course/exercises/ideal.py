@@ -7,7 +7,17 @@ from collections.abc import Callable
 
 import torch
 
-from .harness import TOL, _as_tensor, _call, _gen, _max_diff, _not_attempted, _NotAttempted, _randn, checker
+from .harness import (
+    TOL,
+    NotAttempted,
+    as_tensor,
+    call_learner,
+    case_generator,
+    case_randn,
+    checker,
+    max_diff,
+    not_attempted,
+)
 
 
 def reference_ideal_weights(x_t: torch.Tensor, data: torch.Tensor, abar: float) -> torch.Tensor:
@@ -44,7 +54,7 @@ def _hint(got: torch.Tensor, x: torch.Tensor, data: torch.Tensor, abar: float) -
             _variant(x, data, abar, math.sqrt(abar), 2.0, sign=1.0),
     }
     for hint, wrong in known.items():
-        if _max_diff(got, wrong) <= TOL:
+        if max_diff(got, wrong) <= TOL:
             return hint
     return "w_i = softmax_i(−‖x_t − √ᾱ x_i‖² / (2(1 − ᾱ))); the squared distance sums over the D features."
 
@@ -52,19 +62,19 @@ def _hint(got: torch.Tensor, x: torch.Tensor, data: torch.Tensor, abar: float) -
 @checker
 def check_ideal_weights(fn: Callable[..., torch.Tensor]) -> bool:
     """Check ``fn(x_t, data, abar)`` -> (B, N) weights against the reference on four noise levels."""
-    g = _gen(9)
+    g = case_generator(9)
     try:
         for abar, n in CASES:
-            data = _randn((n, 3), g).clamp(-1.5, 1.5)  # (N, D) training points
-            x = math.sqrt(abar) * data[:4] + math.sqrt(1 - abar) * _randn((4, 3), g)  # (B, D) x_t from q(x_t | x_i)
+            data = case_randn((n, 3), g).clamp(-1.5, 1.5)  # (N, D) training points
+            x = math.sqrt(abar) * data[:4] + math.sqrt(1 - abar) * case_randn((4, 3), g)  # (B, D) x_t from q(x_t | x_i)
             want = reference_ideal_weights(x, data, abar)
-            got = _as_tensor(_call(fn, x, data, abar), want, f"w at ᾱ = {abar}")
-            diff = _max_diff(got, want)
+            got = as_tensor(call_learner(fn, x, data, abar), want, f"w at ᾱ = {abar}")
+            diff = max_diff(got, want)
             if diff > TOL:
                 raise AssertionError(f"the weights are wrong at ᾱ = {abar} with N = {n} (max difference {diff:.3g})."
                                      f"\nHint: {_hint(got, x, data, abar)}")
-    except _NotAttempted:
-        return _not_attempted("check_ideal_weights", "Compute the squared distance of each x_t to each √ᾱ·x_i, "
+    except NotAttempted:
+        return not_attempted("check_ideal_weights", "Compute the squared distance of each x_t to each √ᾱ·x_i, "
                               "shape (B, N), then torch.softmax(-sq / (2 * (1 - abar)), dim=1).")
     print(f"Correct: your weights match Bayes' rule on {len(CASES)} noise levels (ᾱ from {CASES[0][0]} to "
           f"{CASES[-1][0]}), each row summing to 1.")

@@ -1,6 +1,6 @@
 """Exercise checkers of notebooks 04-05, the latent space: slerp between two latents, one step of DDIM inversion.
 
-Called through the shared harness (``harness._call``), like every checker; each
+Called through the shared harness (``harness.call_learner``), like every checker; each
 ``reference_*`` is written from the paper's equations, not by calling the library.
 """
 
@@ -15,14 +15,14 @@ from ...core.inversion import lerp
 from .harness import (
     TOL,
     LearnerError,
-    _as_tensor,
-    _call,
-    _gen,
-    _max_diff,
-    _not_attempted,
-    _NotAttempted,
-    _randn,
+    NotAttempted,
+    as_tensor,
+    call_learner,
+    case_generator,
+    case_randn,
     checker,
+    max_diff,
+    not_attempted,
 )
 
 
@@ -38,20 +38,20 @@ def check_slerp(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor])
     """Check ``fn(z0, z1, alpha) -> z`` on (B, D) Gaussian latents against ``ddim_lesson.slerp``."""
     from ...core.inversion import slerp
 
-    g = _gen(4)
-    z0, z1 = _randn((5, 784), g), _randn((5, 784), g)
+    g = case_generator(4)
+    z0, z1 = case_randn((5, 784), g), case_randn((5, 784), g)
     z1[4] = 0.3 * z0[4] + z1[4]  # one pair that is not orthogonal, so the angle matters
     try:
         for alpha in (0.0, 0.25, 0.5, 0.9, 1.0):
-            got = _as_tensor(_call(fn, z0, z1, alpha), z0, f"slerp at alpha = {alpha}")
+            got = as_tensor(call_learner(fn, z0, z1, alpha), z0, f"slerp at alpha = {alpha}")
             want = slerp(z0, z1, alpha)
-            diff = _max_diff(got, want)
+            diff = max_diff(got, want)
             if diff <= TOL:
                 continue
             norm = float(got.norm(dim=-1).mean() / want.norm(dim=-1).mean())
-            if _max_diff(got, lerp(z0, z1, alpha)) <= TOL:
+            if max_diff(got, lerp(z0, z1, alpha)) <= TOL:
                 hint = "that is lerp, (1-α)·z0 + α·z1, whose norm shrinks; weight z0 and z1 by sines of angles."
-            elif _max_diff(got, want / want.norm(dim=-1, keepdim=True)) <= 1e-4:
+            elif max_diff(got, want / want.norm(dim=-1, keepdim=True)) <= 1e-4:
                 hint = "your result has norm 1; slerp keeps the norm of the latents (about √D = 28 here)."
             elif abs(norm - 1) < 0.02:
                 hint = ("the norm is right but the direction is not: θ is the angle between z0 and z1, "
@@ -61,8 +61,8 @@ def check_slerp(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor])
                 hint = "slerp(z0, z1, α) = sin((1-α)θ)/sin θ · z0 + sin(αθ)/sin θ · z1, θ the angle between them."
             raise AssertionError(f"slerp is wrong at alpha = {alpha} (max difference {diff:.3g}; your mean norm is "
                                  f"{norm:.3f} of the expected one).\nHint: {hint}")
-    except _NotAttempted:
-        return _not_attempted("check_slerp", "Compute θ = arccos(z0·z1 / (|z0| |z1|)) per row, then return "
+    except NotAttempted:
+        return not_attempted("check_slerp", "Compute θ = arccos(z0·z1 / (|z0| |z1|)) per row, then return "
                               "sin((1-α)θ)/sin θ · z0 + sin(αθ)/sin θ · z1.")
     print("Correct: your slerp matches ddim_lesson.slerp at alpha = 0, 0.25, 0.5, 0.9 and 1, "
           "on orthogonal and on correlated pairs.")
@@ -85,8 +85,8 @@ def _invert_output(fn: Callable[..., torch.Tensor], x: torch.Tensor, eps: torch.
                    abar_to: float) -> torch.Tensor:
     """The learner's step on one case; at ᾱ_from = 1 a division by zero or a NaN gets the hint about σ's 0/0."""
     try:
-        return _as_tensor(_call(fn, x, eps, abar_from, abar_to), x, f"x at ᾱ_to = {abar_to}")
-    except _NotAttempted:
+        return as_tensor(call_learner(fn, x, eps, abar_from, abar_to), x, f"x at ᾱ_to = {abar_to}")
+    except NotAttempted:
         raise
     except AssertionError as e:
         divided_by_zero = (isinstance(e, LearnerError) and isinstance(e.error, ZeroDivisionError)
@@ -106,27 +106,27 @@ def check_invert_step(fn: Callable[[torch.Tensor, torch.Tensor, float, float], t
     """Check ``fn(x, eps, abar_from, abar_to) -> x at ᾱ_to`` against the step ``ddim_lesson.ddim_invert`` takes."""
     from ...core.inversion import _invert_step
 
-    g = _gen(5)
+    g = case_generator(5)
     shape = (3, 1, 4, 4)
     try:
         for abar_from, abar_to in INVERT_CASES:
-            x, eps = _randn(shape, g), _randn(shape, g)
+            x, eps = case_randn(shape, g), case_randn(shape, g)
             got = _invert_output(fn, x, eps, abar_from, abar_to)
             want = _invert_step(x.clone(), eps, abar_from, abar_to)
-            diff = _max_diff(got, want)
+            diff = max_diff(got, want)
             if diff > TOL:
-                swapped = abar_from < 1 and _max_diff(got, reference_invert_step(x, eps, abar_to, abar_from)) <= TOL
+                swapped = abar_from < 1 and max_diff(got, reference_invert_step(x, eps, abar_to, abar_from)) <= TOL
                 if swapped:
                     hint = "you went the wrong way: the step starts at ᾱ_from (less noise) and ends at ᾱ_to."
-                elif _max_diff(got, abar_to * (x - (1 - abar_from) * eps) / abar_from + (1 - abar_to) * eps) <= TOL:
+                elif max_diff(got, abar_to * (x - (1 - abar_from) * eps) / abar_from + (1 - abar_to) * eps) <= TOL:
                     hint = "use square roots: √ᾱ and √(1-ᾱ) scale x0 and eps; ᾱ and 1-ᾱ are variances."
                 else:
                     hint = ("first recover x0_pred = (x - √(1-ᾱ_from)·eps)/√ᾱ_from (eq. 9), then put it at the new "
                             "level: √ᾱ_to·x0_pred + √(1-ᾱ_to)·eps.")
                 raise AssertionError(f"the inversion step is wrong from ᾱ = {abar_from} to ᾱ = {abar_to} "
                                      f"(max difference {diff:.3g}).\nHint: {hint}")
-    except _NotAttempted:
-        return _not_attempted("check_invert_step", "Compute x0_pred = (x - √(1-ᾱ_from)·eps)/√ᾱ_from, then return "
+    except NotAttempted:
+        return not_attempted("check_invert_step", "Compute x0_pred = (x - √(1-ᾱ_from)·eps)/√ᾱ_from, then return "
                               "√ᾱ_to·x0_pred + √(1-ᾱ_to)·eps.")
     print(f"Correct: your step matches the library's inversion step on {len(INVERT_CASES)} cases, from clean "
           "data (ᾱ = 1) to almost pure noise (ᾱ = 0.0001).")

@@ -6,7 +6,7 @@ slope with known answers and names the usual mistakes: no corrector (that is Eul
 second slope taken at the wrong noise level or at the wrong point, only the end slope, a corrector
 on the last step to σ̄ = 0, and any error raised inside the learner's function, which comes back
 as a hint rather than a traceback. The function is called through the course's one harness
-(:func:`~ddim_lesson.course.exercises.harness._call`), so an answer that changes ``xbar`` in place is
+(:func:`~ddim_lesson.course.exercises.harness.call_learner`), so an answer that changes ``xbar`` in place is
 refused as in every other exercise; a float32 answer with the right maths gets a hint that names
 the dtype.
 """
@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import torch
 
-from .harness import LearnerError, _call, _not_attempted, _NotAttempted, checker
+from .harness import LearnerError, NotAttempted, call_learner, checker, not_attempted
 
 Slope = Callable[[torch.Tensor, float], torch.Tensor]
 TOL = 1e-9  # float64 throughout: only a real mistake is this large
@@ -89,9 +89,9 @@ def check_heun_step(fn: Callable[[torch.Tensor, float, float, Slope], torch.Tens
         where = f"σ̄ = {s}, σ̄_next = {sn}"
         slope = _Slope()
         try:
-            out = _call(fn, xbar, s, sn, slope)  # on copies; an input changed in place is named
-        except _NotAttempted:
-            return _not_attempted("check_heun_step", "Compute d = slope(xbar, sigma), the Euler prediction, the "
+            out = call_learner(fn, xbar, s, sn, slope)  # on copies; an input changed in place is named
+        except NotAttempted:
+            return not_attempted("check_heun_step", "Compute d = slope(xbar, sigma), the Euler prediction, the "
                                   "slope at its end, and average the two.")
         except LearnerError as e:  # the learner's error comes back as a hint
             hint = ("on the last step (σ̄_next = 0) the model cannot be called: skip the corrector there and keep "
