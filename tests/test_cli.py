@@ -29,10 +29,13 @@ def run(capsys, *argv):
     return rc, out.out, out.err
 
 
-def grid_size(n, nrow, side=28, pad=2):
-    """torchvision's make_grid: nrow columns, ceil(n/nrow) rows, ``pad`` pixels around every cell."""
+def grid_size(n, nrow, side=28, pad=2, upscale=None):
+    """torchvision's make_grid: nrow columns, ceil(n/nrow) rows, ``pad`` pixels around every cell; then each pixel
+    drawn k × k, k by default the smallest whole factor that makes the grid at least 512 px wide (at most 16)."""
     rows = math.ceil(n / nrow)
-    return nrow * (side + pad) + pad, rows * (side + pad) + pad
+    w, h = nrow * (side + pad) + pad, rows * (side + pad) + pad
+    k = upscale or min(16, math.ceil(512 / w))
+    return w * k, h * k
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +223,11 @@ def test_invert_writes_three_rows_and_reports_the_error(monkeypatch, tiny_run, t
     mse = float(out.split("MSE ")[1].split()[0])
     assert 0 <= mse < 4 and math.isfinite(mse)
     with Image.open(png) as im:
-        assert im.size == grid_size(9, nrow=3)  # rows: originals, latents, reconstructions
+        w, h = grid_size(9, nrow=3)  # rows: inputs, latents, reconstructions (96 px wide: drawn 6 × 6)
+        assert im.size[1] == h and im.size[0] > w  # a label column on the left
+        column = np.asarray(im.convert("L"))[:, : im.size[0] - w]
+        for r in range(3):  # white label text in each row's band
+            assert (column[r * h // 3 + 12 : (r + 1) * h // 3 - 12] > 128).any(), r
 
 
 def test_info_prints_what_a_model_holds(capsys):
@@ -294,7 +301,8 @@ def test_sample_with_a_label_draws_that_class(tmp_path, capsys):
     against about 1 in 10 from the same latents without a label; a name and its number give the same grid."""
     from ddim_lesson.evaluate.guidance_eval import classify
 
-    args = ["sample", "--model", "fashion-mnist-cond", "--n", "9", "--steps", "10", "--no-progress", "--device", "cpu"]
+    args = ["sample", "--model", "fashion-mnist-cond", "--n", "9", "--steps", "10", "--no-progress", "--device", "cpu",
+            "--upscale", "1"]  # the grid's own pixels, read back by _grid_cells
     outs = {}
     for name, extra in (("dress", ["--label", "dress", "--scale", "3"]), ("three", ["--label", "3", "--scale", "3"]),
                         ("plain", [])):

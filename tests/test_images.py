@@ -57,12 +57,46 @@ def test_image_grid_of_one_image_is_the_image():
 
 def test_save_grid_pads_black_around_every_cell(tmp_path):
     x = torch.ones(5, 1, 4, 4)  # white images
-    w, h = I.save_grid(x, tmp_path / "sub" / "g.png", nrow=3)
+    w, h = I.save_grid(x, tmp_path / "sub" / "g.png", nrow=3, upscale=1)
     assert (w, h) == (3 * 6 + 2, 2 * 6 + 2)  # make_grid: 2 pixels around every cell
     img = np.asarray(Image.open(tmp_path / "sub" / "g.png").convert("L"))
     assert img.shape == (h, w)
     assert np.all(img[2:6, 2:6] == 255) and np.all(img[:2] == 0) and np.all(img[:, 6:8] == 0)
     assert np.all(img[8:12, 14:18] == 0)  # the missing 6th cell stays black
+
+
+def test_save_grid_upscales_by_nearest_neighbour(tmp_path):
+    x = torch.rand(64, 1, 28, 28) * 2 - 1
+    w1, h1 = I.save_grid(x, tmp_path / "one.png", upscale=1)
+    assert (w1, h1) == (242, 242)  # 8 columns of 28 + 2·9 pixels of padding: the size the issue found too small
+    w, h = I.save_grid(x, tmp_path / "default.png")
+    assert (w, h) == (3 * 242, 3 * 242) and w >= I.MIN_GRID_PX > 2 * 242  # the smallest factor reaching 512 px
+    small = np.asarray(Image.open(tmp_path / "one.png"))
+    big = np.asarray(Image.open(tmp_path / "default.png"))
+    assert np.array_equal(big, small.repeat(3, axis=0).repeat(3, axis=1))  # each pixel 3 × 3, nothing smoothed
+    assert I.save_grid(x[:1], tmp_path / "single.png") == (16 * 28, 16 * 28)  # one image (no padding): at most 16
+    assert I.grid_upscale(5000) == 1 and I.grid_upscale(242, 2) == 2
+    for bad in (0, 17, -1, 2.5):
+        with pytest.raises(ValueError, match=r"upscale.*\[1, 16\]"):
+            I.save_grid(x, tmp_path / "bad.png", upscale=bad)
+
+
+def test_save_grid_labels_each_row(tmp_path):
+    x = torch.ones(6, 1, 4, 4)  # white images, 3 rows of 2
+    w0, h0 = I.save_grid(x, tmp_path / "plain.png", nrow=2, upscale=4)
+    w, h = I.save_grid(x, tmp_path / "rows.png", nrow=2, upscale=4, row_labels=["input", "latent", "output"])
+    assert h == h0 and w > w0  # a label column on the left, the grid unchanged beside it
+    img = np.asarray(Image.open(tmp_path / "rows.png").convert("L"))
+    plain = np.asarray(Image.open(tmp_path / "plain.png").convert("L"))
+    assert np.array_equal(img[:, w - w0:], plain)
+    column = img[:, : w - w0]
+    row_h = h / 3
+    for r in range(3):  # white text inside each row's band, none on the black edges between them
+        band = column[int(r * row_h) + 8 : int((r + 1) * row_h) - 8]
+        assert (band > 128).any(), r
+    assert not (column[:4] > 128).any()
+    with pytest.raises(ValueError, match="one label per row of the grid"):
+        I.save_grid(x, tmp_path / "bad.png", nrow=2, row_labels=["a", "b"])
 
 
 def test_labelled_row_and_stack_sizes():

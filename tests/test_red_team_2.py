@@ -163,11 +163,11 @@ def test_an_interrupted_image_write_keeps_the_old_file(tmp_path: Path, monkeypat
     out = tmp_path / "samples.png"
     out.write_bytes(b"the older image")
 
-    def cut_short(grid, fp, format=None):  # noqa: A002 - torchvision's name
+    def cut_short(img, fp, format=None, **kw):  # noqa: A002 - PIL's name
         (open(fp, "wb") if isinstance(fp, str) else fp).write(b"\x89PNG half")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(images, "save_image", cut_short)
+    monkeypatch.setattr(images.Image.Image, "save", cut_short)  # the encoder of save_grid
     with pytest.raises(KeyboardInterrupt):
         images.save_grid(torch.zeros(4, 1, 8, 8), out)
     assert out.read_bytes() == b"the older image"

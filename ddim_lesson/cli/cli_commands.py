@@ -16,17 +16,20 @@ import torch
 from ..core.checks import check_choice, check_float, check_int, check_seed
 from ..core.forward import check_eta
 from ..core.schedules import DEFAULT_SPACING, SPACINGS, check_steps
-from ..course.images import image_format, save_grid, write_image_file
+from ..course.images import MAX_UPSCALE, MIN_GRID_PX, image_format, save_grid, write_image_file
 from ..evaluate.generate import sample_in_batches, sample_shape
 from ..store.device import pick_device
 from ..store.pretrained import load_any
 from .cli_args import CLIError, dataclass_from_args
 from .cli_checks import check_cuda_index, say_threads
+from .cli_models import model_help, undertrained_hint
 from .info import info_lines
 
 MAX_N = 10000  # images or points per call; the PNG grid stays a sensible size
 GUIDANCE_SCALE = 2.0  # sample --label without --scale
-MODEL_HELP = "a shipped model (fashion-mnist, two-moons), a checkpoint NAME[.safetensors], or a run folder"
+MODEL_HELP = model_help()  # every name in store.pretrained.PRETRAINED
+UPSCALE = {"help": f"draw each pixel N×N in the PNG (nearest neighbour), N an integer in [1, {MAX_UPSCALE}]",
+           "shown": f"the smallest N that makes the grid at least {MIN_GRID_PX} px wide"}
 
 
 def _check_png(name: str, out: str) -> None:
@@ -51,6 +54,7 @@ class SampleArgs:
     out: str = field(default="samples.png", metadata={"help": "the PNG to write"})
     device: str = field(default="auto", metadata={"help": "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar over batches"})
+    upscale: int | None = field(default=None, metadata={**UPSCALE, "help": UPSCALE["help"] + " (image models)"})
     label: str | None = field(default=None, metadata={
         "help": "with a class-conditional model (fashion-mnist-cond): every sample of this class, a number or a "
                 "name such as dress or ankle-boot; classifier-free guidance at --scale", "shown": "none"})
@@ -64,9 +68,9 @@ class SampleArgs:
             check_float("scale", self.scale)
             if self.label is None:
                 raise ValueError(f"scale {self.scale:g} needs a class to guide towards: pass --label too")
-        for name in ("n", "batch_size"):
+        for name, hi in (("n", MAX_N), ("batch_size", MAX_N), ("upscale", MAX_UPSCALE)):
             if getattr(self, name) is not None:
-                check_int(name, getattr(self, name), 1, MAX_N)
+                check_int(name, getattr(self, name), 1, hi)
         check_seed(self.seed)
         check_eta(self.eta)
         check_choice("spacing", self.spacing, SPACINGS)
@@ -83,13 +87,16 @@ class InvertArgs:
     n: int = field(default=8, metadata={"help": f"test images to invert, in [1, {MAX_N}]; the PNG shows the first 16"})
     seed: int = field(default=0, metadata={"help": "which test images: a random subset drawn with this seed"})
     batch_size: int = field(default=64, metadata={"help": f"images per model call, in [1, {MAX_N}]"})
-    out: str = field(default="inversion.png", metadata={"help": "the PNG: rows of originals, latents x_T, "
-                                                                "reconstructions"})
+    out: str = field(default="inversion.png", metadata={"help": "the PNG: rows of inputs x0, latents x_T, "
+                                                                "reconstructions, each labelled"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N, mps"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar over batches"})
+    upscale: int | None = field(default=None, metadata=UPSCALE)
 
     def __post_init__(self) -> None:
         check_int("n", self.n, 1, MAX_N)
+        if self.upscale is not None:
+            check_int("upscale", self.upscale, 1, MAX_UPSCALE)
         check_int("batch_size", self.batch_size, 1, MAX_N)
         check_seed(self.seed)
         check_choice("spacing", self.spacing, SPACINGS)
@@ -167,6 +174,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     check_writable(a.out)  # before sampling, not after
     model, schedule, meta, _ = load_any(a.model, _device(a.device))
     check_steps(a.steps, schedule.T)
+    _say_hint(meta, a.model)
     what = f"{a.steps} DDIM steps, eta {a.eta:g}, {a.spacing} spacing, seed {a.seed}"
     if a.label is not None:
         model, guided = _guided(model, meta.get("dataset"), a)
@@ -179,11 +187,18 @@ def cmd_sample(args: argparse.Namespace) -> None:
     x = sample_in_batches(model, schedule, n, batch, a.steps, a.eta, a.spacing, a.seed, a.progress)
     secs = time.perf_counter() - t0
     if image:
-        w, h = save_grid(x, a.out)
+        w, h = save_grid(x, a.out, upscale=a.upscale)
         print(f"wrote {n} samples of {a.model} ({what}) to {a.out} ({w}x{h} px) in {secs:.1f} s")
     else:
         save_scatter(x, a.out, meta.get("dataset"), f"{a.model}: {n} samples, {what}")
         print(f"wrote a scatter plot of {n} 2-D samples of {a.model} ({what}) to {a.out} in {secs:.1f} s")
+
+
+def _say_hint(meta: dict, spec: str) -> None:
+    """The under-training hint (cli_models), on stderr, once the flags and the model are checked."""
+    hint = undertrained_hint(meta, spec)
+    if hint:
+        print(hint, file=sys.stderr)
 
 
 def _guided(model: torch.nn.Module, dataset: str | None, a: SampleArgs) -> tuple[torch.nn.Module, str]:
@@ -214,6 +229,7 @@ def cmd_invert(args: argparse.Namespace) -> None:
     device = _device(a.device)
     model, schedule, meta, _ = load_any(a.model, device)
     check_steps(a.steps, schedule.T)
+    _say_hint(meta, a.model)
     dataset = meta.get("dataset")
     if len(sample_shape(model)) != 3 or dataset not in IMAGE_DATASETS:
         raise CLIError(f"invert needs an image model trained on one of {', '.join(IMAGE_DATASETS)}; "
@@ -235,9 +251,9 @@ def cmd_invert(args: argparse.Namespace) -> None:
     psnr = 10 * math.log10(4.0 / mse) if mse > 0 else math.inf  # peak-to-peak 2 for pixels in [-1, 1]
     k = min(a.n, 16)
     shown = torch.cat([x0[:k], latents[:k].clamp(-3, 3) / 3, recon[:k]])  # latents: ±3σ mapped to the pixel range
-    save_grid(shown, a.out, nrow=k)
+    save_grid(shown, a.out, nrow=k, upscale=a.upscale, row_labels=["input x0", "latent x_T", "reconstruction"])
     print(f"inverted {a.n} {dataset} test images with {a.steps} DDIM steps ({a.spacing}): reconstruction "
-          f"MSE {mse:.5f} (pixels in [-1, 1]), PSNR {psnr:.1f} dB; rows originals/latents/reconstructions in {a.out}")
+          f"MSE {mse:.5f} (pixels in [-1, 1]), PSNR {psnr:.1f} dB; rows inputs/latents/reconstructions in {a.out}")
 
 
 def cmd_info(args: argparse.Namespace) -> None:
