@@ -19,6 +19,7 @@ from .core.samplers import (
 from .core.schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule, ddim_timesteps, naive_timesteps
 from .core.solvers import SOLVERS, ode_progressive, ode_sample
 from .course.measure import CallCounter, Stopwatch
+from .evaluate.records import load_results
 from .store.assets import sample_images
 from .store.pretrained import pretrained
 
@@ -49,6 +50,7 @@ __all__ = [
     "flow_sample",
     "cfg",
     "lerp",
+    "load_results",
     "naive_timesteps",
     "ode_progressive",
     "ode_sample",

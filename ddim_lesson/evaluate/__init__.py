@@ -3,7 +3,8 @@ and the seed-to-seed spread that tells which differences in Table 1 are real.
 
 This module gathers them under one name; each lives in its own module:
 
-- :mod:`~ddim_lesson.evaluate.records`: provenance (machine, git commit, model SHA-256), atomic JSON + Markdown.
+- :mod:`~ddim_lesson.evaluate.records`: provenance (machine, git commit, model SHA-256), atomic JSON + Markdown;
+  ``load_results(name)`` reads a committed result for a notebook.
 - :mod:`~ddim_lesson.evaluate.generate`: the one seeded, batched sampler with progress.
 - :mod:`~ddim_lesson.evaluate.table1`, :mod:`~ddim_lesson.evaluate.spread`,
   :mod:`~ddim_lesson.evaluate.table2`: the tables.
@@ -28,7 +29,7 @@ from ..core.schedules import NoiseSchedule
 from ..store.pretrained import load_any
 from .generate import SIGMA_HAT, channels_last, sample_cell
 from .generate import sample_batch as _sample_batch
-from .records import REPO, git_commit, machine, model_sha256
+from .records import REPO, git_commit, load_results, machine, model_sha256
 from .spread import SpreadConfig, run_spread, spread_markdown, spread_summary
 from .table1 import Table1Config, cell_key, run_table1, table1_markdown
 from .table2 import Table2Config, run_table2, table2_markdown
@@ -41,7 +42,7 @@ def load_for_eval(spec: str, device: str = "cpu") -> tuple[nn.Module, NoiseSched
 
 __all__ = [
     "REPO", "SIGMA_HAT", "SpreadConfig", "Table1Config", "Table2Config", "_sample_batch",
-    "cell_key", "channels_last", "git_commit", "load_for_eval",
+    "cell_key", "channels_last", "git_commit", "load_for_eval", "load_results",
     "machine", "model_sha256", "run_spread", "run_table1", "run_table2", "sample_cell",
     "spread_markdown", "spread_summary", "table1_markdown", "table2_markdown",
 ]

@@ -7,6 +7,9 @@ renders it.
 
 A resumable run opens its results with :func:`open_results` (the previous cells are kept only if
 every setting that moves a number matches) and saves after every cell with :func:`save_results`.
+A notebook reads a committed result with :func:`load_results`: its JSON and its Markdown by section, the
+provenance lines (machine, commit, load) left out unless asked for (:func:`hide_provenance` does the same for a
+table rendered live).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import hashlib
 import json
 import subprocess
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,7 @@ from ..store.ckpt_files import atomic_write
 from ..store.device import machine
 
 REPO = Path(__file__).resolve().parents[2]
+RESULTS_DIR = REPO / "benchmarks" / "results"  # the committed results (a clone of the course repository has them)
 
 
 def model_sha256(model: nn.Module) -> str:
@@ -154,3 +158,79 @@ def machine_line(res: dict[str, Any]) -> str:
     return (f"Machine: {m['platform']}, {m['processor']}, {m['cpu_count']} CPUs, {m['torch_threads']} torch threads, "
             f"torch {m['torch']}{gpu}; device `{res['config']['device']}`{load}. Git commit `{res['git_commit']}`. "
             f"Updated {res.get('updated', '?')}.")
+
+
+# --------------------------------------------------------------------------------------
+# Reading a committed result, for a notebook
+# --------------------------------------------------------------------------------------
+class MarkdownText(str):
+    """A string that a notebook renders as Markdown (as a cell's last value, or through ``display``)."""
+
+    def _repr_markdown_(self) -> str:
+        return str(self)
+
+
+def is_provenance(line: str) -> bool:
+    """A line that says where and when a result was measured (:func:`machine_line`'s, or a header's that holds
+    "Machine:" with the commit and load average), rather than what was measured."""
+    return "Machine: " in line
+
+
+def hide_provenance(md: str) -> MarkdownText:
+    """A results Markdown (say a table rendered live) without its provenance lines, for a notebook to show."""
+    return MarkdownText("\n".join(line for line in md.splitlines() if not is_provenance(line)).strip())
+
+
+@dataclass(frozen=True)
+class CommittedResults:
+    """One committed result file: ``data`` (its JSON), ``sections`` (its Markdown: "" for the part above the first
+    "## " heading, then each heading's body, provenance lines left out), ``provenance`` (those lines)."""
+
+    name: str
+    data: dict[str, Any]
+    sections: dict[str, str]
+    provenance: tuple[str, ...]
+
+    def markdown(self, section: str | None = None, provenance: bool = False) -> MarkdownText:
+        """The Markdown to show: the whole file (``section`` None) or one section's body (its heading left to the
+        notebook); ``provenance`` appends the machine/commit/load lines. An unknown section is a ValueError."""
+        if section is None:
+            parts = [self.sections[""]] + [f"## {k}\n\n{v}" for k, v in self.sections.items() if k]
+            text = "\n\n".join(p for p in parts if p)
+        elif section in self.sections:
+            text = self.sections[section]
+        else:
+            raise ValueError(f"{self.name} has no section {section!r}; allowed: "
+                             + ", ".join(repr(k) for k in self.sections if k))
+        return MarkdownText(text + ("\n\n" + "\n\n".join(self.provenance) if provenance and self.provenance else ""))
+
+
+def split_sections(md: str) -> tuple[dict[str, str], tuple[str, ...]]:
+    """(sections, provenance lines) of a results Markdown file: see :class:`CommittedResults`."""
+    sections, provenance, key, body = {}, [], "", []
+    for line in md.splitlines():
+        if line.startswith("## "):
+            sections[key] = "\n".join(body).strip()
+            key, body = line[3:].strip(), []
+        elif is_provenance(line):
+            provenance.append(line.strip())
+        else:
+            body.append(line)
+    sections[key] = "\n".join(body).strip()
+    return sections, tuple(provenance)
+
+
+def load_results(name: str, folder: str | Path | None = None) -> CommittedResults | None:
+    """The committed result ``name`` (``benchmarks/results/NAME.json`` and ``.md``, or in ``folder``), or None
+    when it is not generated yet (or this is an install without the repository's ``benchmarks/``).
+
+    ``name``: a file stem such as "table1", "table2", "guidance"; a path is refused (ValueError).
+    """
+    if not name or Path(name).name != name or name.startswith("."):
+        raise ValueError(f"name must be the stem of a file in benchmarks/results (such as 'table1'), got {name!r}")
+    base = Path(folder) if folder is not None else RESULTS_DIR
+    path, md = base / f"{name}.json", base / f"{name}.md"
+    if not path.exists():
+        return None
+    sections, provenance = split_sections(md.read_text()) if md.exists() else ({"": ""}, ())
+    return CommittedResults(name, json.loads(path.read_text()), sections, provenance)
