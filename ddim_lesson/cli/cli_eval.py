@@ -1,6 +1,6 @@
 """``ddim-lesson eval {table1,table2,spread}`` and the table scripts of benchmarks/ (table1.py, table2.py,
-fid_spread.py, solver_fid.py, spacing_fid.py): a table's flags, built from its config dataclass through the
-one bridge (:mod:`~ddim_lesson.cli.cli_args`), turned into that config, run, and printed as Markdown."""
+fid_spread.py, solver_fid.py, spacing_fid.py, flow_twin_fid.py): a table's flags, built from its config dataclass
+through the one bridge (:mod:`~ddim_lesson.cli.cli_args`), turned into that config, run, and printed as Markdown."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import torch
 
 from ..core.checks import check_int
 from ..course.env import pick_threads
+from ..evaluate.flow_twin_fid import FlowTwinFIDConfig, flow_twin_markdown, run_flow_twin_fid
 from ..evaluate.solver_fid import SolverFIDConfig, run_solver_fid, solver_fid_markdown
 from ..evaluate.spacing_fid import SpacingFIDConfig, run_spacing_fid, spacing_fid_markdown
 from ..evaluate.spread import SpreadConfig, run_spread, spread_markdown
@@ -60,6 +61,10 @@ TABLES = {
                         "python benchmarks/solver_fid.py --n 100 --seeds 0,1 --nfes 10 --out /tmp/solver_fid"),
     "spacing_fid": Table(SpacingFIDConfig, run_spacing_fid, spacing_fid_markdown, "FID per timestep spacing",
                          "python benchmarks/spacing_fid.py --n 100 --seeds 0,1,2 --out /tmp/spacing_fid"),
+    "flow_twin_fid": Table(FlowTwinFIDConfig, run_flow_twin_fid, flow_twin_markdown,
+                           "FID of the flow-matching twin against the ε-model at equal model calls",
+                           "python benchmarks/flow_twin_fid.py --twin runs/fashion-mnist-fm/model --n 100 --seeds 0 "
+                           "--nfes 10 --out /tmp/flow_twin_fid"),
 }
 EVAL_TABLES = ("table1", "table2", "spread")  # the tables of ``ddim-lesson eval``; the others are scripts only
 HINTS = {("spread", "--steps"): "the spread takes --cells ETA:S pairs"}  # a refused flag -> what to use instead
