@@ -168,3 +168,48 @@ def test_plot_curves_and_paths():
     fig = P.plot_paths_2d({"DDPM": xs, "DDIM": xs[::5]}, data=torch.randn(50, 2), n_paths=3)
     assert [a.get_title() for a in fig.axes] == ["DDPM: 10 steps", "DDIM: 2 steps"]
     plt.close(fig)
+
+
+EDITS = ["T-shirt/top → Dress", "Pullover → Coat", "Sneaker → Ankle boot", "Shirt → Dress"]  # notebook 08's
+
+
+def _titles_fit(fig) -> bool:
+    """Every top-row title, as drawn, lies within its panel's width and overlaps no neighbour's."""
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    boxes = [(ax.title.get_window_extent(r), ax.get_window_extent(r)) for ax in fig.axes if ax.get_title()]
+    inside = all(t.x0 >= a.x0 - 2 and t.x1 <= a.x1 + 2 for t, a in boxes)
+    apart = all(b[0].x1 <= c[0].x0 for b, c in zip(boxes, boxes[1:]))
+    return inside and apart
+
+
+def test_column_titles_are_whole_and_fit():
+    """Notebook 08 cut its titles to "Pullove>Coat" to fit; the helper wraps them instead, every letter kept."""
+    fig = P.plot_image_rows({"source": torch.zeros(4, 1, 28, 28)}, col_titles=EDITS, title="edits")
+    shown = [ax.get_title() for ax in fig.axes]
+    assert [" ".join(t.split()) for t in shown] == EDITS  # whole: only spaces became line breaks
+    assert any("\n" in t for t in shown) and _titles_fit(fig)
+    plt.close(fig)
+    fig = P.show_images(torch.zeros(4, 1, 28, 28), nrow=4, titles=EDITS)
+    assert [" ".join(ax.get_title().split()) for ax in fig.axes] == EDITS and _titles_fit(fig)
+    plt.close(fig)
+
+
+def test_unwrapped_titles_fail_the_fit_check():
+    """Planted bug: the same titles set on one line, as before, run into each other."""
+    fig = P.plot_image_rows({"source": torch.zeros(4, 1, 28, 28)}, col_titles=EDITS)
+    for ax, t in zip(fig.axes, EDITS):
+        ax.set_title(t, fontsize=8)
+    assert not _titles_fit(fig)
+    plt.close(fig)
+
+
+def test_fit_title_wraps_at_spaces_and_shrinks_a_long_word():
+    from ddim_lesson.course.plotting.image_figures import fit_title, text_width_in
+
+    text, size = fit_title("Pullover → Coat", 0.6)
+    assert text.split() == ["Pullover", "→", "Coat"] and size == 8
+    assert all(text_width_in(line, size) <= 0.6 for line in text.split("\n"))
+    text, size = fit_title("Supercalifragilistic", 0.6)  # one word: the font shrinks, no letter is cut
+    assert text == "Supercalifragilistic" and 6 <= size < 8
+    assert fit_title("x", 1.0) == ("x", 8)

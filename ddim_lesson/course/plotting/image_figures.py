@@ -14,10 +14,48 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.textpath import TextPath
 
 from ...core.samplers import SamplerStep
 from ...core.schedules import NoiseSchedule
 from ..images import image_grid
+
+TITLE_PT = 8  # the font size of a panel's title, in points
+MIN_TITLE_PT = 6
+
+
+def text_width_in(text: str, fontsize: float) -> float:
+    """The width in inches of one line of ``text`` drawn at ``fontsize`` points in matplotlib's default font."""
+    return TextPath((0, 0), text, size=fontsize, prop=FontProperties()).get_extents().width / 72
+
+
+def fit_title(text: str, width_in: float, fontsize: float = TITLE_PT) -> tuple[str, float]:
+    """(``text`` wrapped at spaces into lines at most ``width_in`` inches wide, font size): a panel's title whole,
+    never cut ("Pullover → Coat", not "Pullove>Coat"); a word wider than the panel shrinks the font (down to
+    MIN_TITLE_PT), and wider still it overflows rather than losing letters."""
+    lines: list[str] = []
+    for part in text.split("\n"):
+        line = ""
+        for word in part.split(" "):
+            trial = f"{line} {word}" if line else word
+            if line and text_width_in(trial, fontsize) > width_in:
+                lines.append(line)
+                line = word
+            else:
+                line = trial
+        lines.append(line)
+    widest = max(text_width_in(line, fontsize) for line in lines)
+    if widest > width_in:
+        fontsize = max(MIN_TITLE_PT, fontsize * width_in / widest)
+    return "\n".join(lines), fontsize
+
+
+def _title(ax: plt.Axes, text: str, width_in: float) -> int:
+    """Set ``ax``'s title to fit ``width_in`` inches (:func:`fit_title`); returns its number of lines."""
+    wrapped, fontsize = fit_title(text, width_in)
+    ax.set_title(wrapped, fontsize=fontsize)
+    return wrapped.count("\n") + 1
 
 
 def _imshow(ax: plt.Axes, img: np.ndarray) -> None:
@@ -45,12 +83,14 @@ def show_images(
         if len(titles) != B:
             raise ValueError(f"need one title per image: got {len(titles)} titles for {B} images")
         fig, axes = plt.subplots(R, n, figsize=(size * n, (size + 0.35) * R + (0.4 if title else 0.0)), squeeze=False)
+        lines = 1
         for k, ax in enumerate(axes.flat):
             if k < B:
                 _imshow(ax, image_grid(x[k : k + 1]))
-                ax.set_title(titles[k], fontsize=8)
+                lines = max(lines, _title(ax, titles[k], 0.9 * size))
             else:
                 ax.axis("off")
+        fig.set_figheight(fig.get_figheight() + R * (lines - 1) * TITLE_PT * 1.25 / 72)  # room for wrapped titles
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -81,8 +121,8 @@ def plot_image_rows(
             else:
                 ax.axis("off")
         axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
-    for k, ct in enumerate(col_titles or []):
-        axes[0, k].set_title(ct, fontsize=8)
+    lines = max([_title(axes[0, k], ct, 0.9 * size) for k, ct in enumerate(col_titles or [])], default=1)
+    fig.set_figheight(fig.get_figheight() + (lines - 1) * TITLE_PT * 1.25 / 72)  # room for wrapped titles
     top = 1.0 - (0.3 / fig.get_figheight() if title else 0.0)  # room for the suptitle
     if title:
         fig.suptitle(title, fontsize=11)
