@@ -161,7 +161,7 @@ def committed_copy(tmp_path):
 @pytest.mark.parametrize("change", [{"n": 2}, {"n_at": {10: 2}}, {"seed": 1}, {"batch_size": 100}])
 def test_a_trial_with_other_settings_never_replaces_committed_cells(committed_copy, monkeypatch, change):
     before = committed_copy.with_suffix(".json").read_bytes()
-    _forbid(monkeypatch, "ddim_lesson.evaluate.table1._fid_of_cell")
+    _forbid(monkeypatch, "ddim_lesson.evaluate.table1.fid_of_cell")
     cfg = evaluate.Table1Config(steps=(10,), etas=(0.0,), sigma_hat=False, floor=False, out=str(committed_copy),
                                 **{"n": 500, **change})
     with pytest.raises(ValueError, match="holds results for other settings .*differ.*pass another --out"):
@@ -171,7 +171,7 @@ def test_a_trial_with_other_settings_never_replaces_committed_cells(committed_co
 
 def test_the_same_settings_resume_the_committed_table_without_sampling(committed_copy, monkeypatch):
     """The committed file predates n in the key: its config stands in for it, so an n = 500 run resumes."""
-    _forbid(monkeypatch, "ddim_lesson.evaluate.table1._fid_of_cell")
+    _forbid(monkeypatch, "ddim_lesson.evaluate.table1.fid_of_cell")
     cells = json.loads(committed_copy.with_suffix(".json").read_text())["cells"]
     cfg = evaluate.Table1Config(steps=(10, 20), n=500, floor=False, out=str(committed_copy))
     res = evaluate.run_table1(cfg, log=lambda s: None, progress=False)

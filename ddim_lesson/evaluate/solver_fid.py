@@ -29,7 +29,7 @@ from .generate import batch_seed, channels_last, image_shape, n_batches, progres
 from .metrics import FeatureStats, features
 from .records import header, machine_line, md_safe, open_results, save_results, with_suffix
 from .spread import spread_summary
-from .table1 import DEVICE_HELP, MODEL_HELP, OUT_HELP, _fid_setup
+from .table1 import DEVICE_HELP, MODEL_HELP, OUT_HELP, fid_setup
 
 
 @dataclass
@@ -97,7 +97,7 @@ def run_solver_fid(cfg: SolverFIDConfig, model: nn.Module | None = None, schedul
                    meta: dict[str, Any] | None = None, log: Callable[[str], None] = print,
                    progress: bool = True) -> dict[str, Any]:
     """Fill the cells seed by seed, saving after each; returns the results dict (resumable)."""
-    model, schedule, meta, clf, clf_sha, ref = _fid_setup(cfg, model, schedule, meta)  # type: ignore[arg-type]
+    model, schedule, meta, clf, clf_sha, ref = fid_setup(cfg, model, schedule, meta)  # type: ignore[arg-type]
     out = Path(cfg.out)
     key = {"classifier_sha256": clf_sha, "n": cfg.n, "batch_size": cfg.batch_size, "clip_x0": cfg.clip_x0}
     res = open_results(with_suffix(out, ".json"), header("solver-fid", cfg, model, schedule, meta, key))

@@ -28,7 +28,7 @@ from .generate import n_batches, progress_bar, sample_cell
 from .metrics import FeatureStats
 from .records import header, machine_line, md_safe, open_results, save_results, with_suffix
 from .spread import spread_summary
-from .table1 import DEVICE_HELP, MODEL_HELP, OUT_HELP, _fid_setup
+from .table1 import DEVICE_HELP, MODEL_HELP, OUT_HELP, fid_setup
 
 
 @dataclass
@@ -67,7 +67,7 @@ def run_spacing_fid(cfg: SpacingFIDConfig, model: nn.Module | None = None, sched
                     meta: dict[str, Any] | None = None, log: Callable[[str], None] = print,
                     progress: bool = True) -> dict[str, Any]:
     """Fill the cells seed by seed, saving after each; returns the results dict (resumable)."""
-    model, schedule, meta, clf, clf_sha, ref = _fid_setup(cfg, model, schedule, meta)  # type: ignore[arg-type]
+    model, schedule, meta, clf, clf_sha, ref = fid_setup(cfg, model, schedule, meta)  # type: ignore[arg-type]
     check_int("steps", cfg.steps, 1, schedule.T)
     out = Path(cfg.out)
     key = {"classifier_sha256": clf_sha, "n": cfg.n, "steps": cfg.steps, "eta": cfg.eta, "batch_size": cfg.batch_size,

@@ -19,7 +19,7 @@ from ..core.schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule
 from .generate import SIGMA_HAT, n_batches, progress_bar
 from .metrics import FeatureStats, features
 from .records import header, machine_line, md_safe, open_results, save_results, with_suffix
-from .table1 import DEVICE_HELP, MODEL_HELP, OUT_HELP, _fid_of_cell, _fid_setup, cell_key, check_fid_count
+from .table1 import DEVICE_HELP, MODEL_HELP, OUT_HELP, cell_key, check_fid_count, fid_of_cell, fid_setup
 
 
 def parse_cell(text: str) -> tuple[float | str, int]:
@@ -68,7 +68,7 @@ def run_spread(cfg: SpreadConfig, model: nn.Module | None = None, schedule: Nois
 
     ``real_images`` (N, C, H, W) in [-1, 1] replaces the held-out training images (for tests).
     """
-    model, schedule, meta, clf, clf_sha, ref = _fid_setup(cfg, model, schedule, meta)
+    model, schedule, meta, clf, clf_sha, ref = fid_setup(cfg, model, schedule, meta)
     out = Path(cfg.out)
     key = {"classifier_sha256": clf_sha, "n": cfg.n, "spacing": cfg.spacing, "batch_size": cfg.batch_size}
     res = open_results(with_suffix(out, ".json"), header("ddim-fid-spread", cfg, model, schedule, meta, key))
@@ -81,7 +81,7 @@ def run_spread(cfg: SpreadConfig, model: nn.Module | None = None, schedule: Nois
     for row, steps, seed in todo:
         k = f"{cell_key(row, steps)} seed={seed}"
         bar.set_postfix(cell=k)
-        value, secs = _fid_of_cell(model, schedule, row, steps, cfg.n, seed, cfg, clf, ref, bar)
+        value, secs = fid_of_cell(model, schedule, row, steps, cfg.n, seed, cfg, clf, ref, bar)
         res["cells"][k] = {"eta": row, "steps": steps, "seed": seed, "fid": round(value, 4),
                            "seconds_per_image": round(secs / cfg.n, 6), "channels_last": True}
         save_results(out, res, spread_markdown)

@@ -87,7 +87,7 @@ def run_table1(cfg: Table1Config, model: nn.Module | None = None, schedule: Nois
     Pass ``model`` and ``schedule`` to evaluate a model in memory (``cfg.model`` is then only a label).
     The progress bar counts model calls over the cells still to do.
     """
-    model, schedule, meta, clf, clf_sha, ref = _fid_setup(cfg, model, schedule, meta)
+    model, schedule, meta, clf, clf_sha, ref = fid_setup(cfg, model, schedule, meta)
     out = Path(cfg.out)
     key = {"classifier_sha256": clf_sha, "seed": cfg.seed, "spacing": cfg.spacing, "batch_size": cfg.batch_size,
            "n": cfg.n, "n_at": {str(k): v for k, v in cfg.n_at.items()}, "device": cfg.device}  # all that moves a FID
@@ -101,7 +101,7 @@ def run_table1(cfg: Table1Config, model: nn.Module | None = None, schedule: Nois
         k, n = cell_key(row, steps), cfg.n_for(steps)
         bar.set_postfix(cell=k)
         t0 = time.perf_counter()
-        value, secs = _fid_of_cell(model, schedule, row, steps, n, cfg.seed, cfg, clf, ref, bar)
+        value, secs = fid_of_cell(model, schedule, row, steps, n, cfg.seed, cfg, clf, ref, bar)
         res["cells"][k] = {"eta": row, "steps": steps, "n": n, "fid": round(value, 4),
                            "seconds_per_image": round(secs / n, 6), "wall_s": round(time.perf_counter() - t0, 2),
                            "channels_last": True}
@@ -114,7 +114,7 @@ def run_table1(cfg: Table1Config, model: nn.Module | None = None, schedule: Nois
     return res
 
 
-def _fid_setup(cfg: Any, model: nn.Module | None, schedule: NoiseSchedule | None,
+def fid_setup(cfg: Any, model: nn.Module | None, schedule: NoiseSchedule | None,
                meta: dict[str, Any] | None) -> tuple[nn.Module, NoiseSchedule, dict[str, Any], nn.Module, str,
                                                      FeatureStats]:
     """(model on cfg.device in eval mode, schedule, meta, classifier, its sha256, test-set statistics)."""
@@ -124,7 +124,7 @@ def _fid_setup(cfg: Any, model: nn.Module | None, schedule: NoiseSchedule | None
     return model.to(cfg.device).eval(), schedule, meta or {}, clf, clf_sha, reference_stats("test")
 
 
-def _fid_of_cell(model: nn.Module, schedule: NoiseSchedule, row: float | str, steps: int, n: int, seed: int,
+def fid_of_cell(model: nn.Module, schedule: NoiseSchedule, row: float | str, steps: int, n: int, seed: int,
                  cfg: Any, clf: nn.Module, ref: FeatureStats, bar: Any) -> tuple[float, float]:
     """Sample one cell and score it: (FID against ``ref``, sampling seconds)."""
     feats, secs = sample_cell(model, schedule, row, steps, n, cfg.batch_size, seed, cfg.spacing, cfg.device, clf,
