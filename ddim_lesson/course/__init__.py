@@ -1,1 +1,78 @@
-"""The course layer of ddim_lesson (see DESIGN.md: Layout)."""
+"""The course layer, and the notebooks' one import surface besides ``import ddim_lesson as dl``.
+
+A notebook reads ``import ddim_lesson as dl`` for the maths (samplers, schedules, ``pretrained``) and
+``from ddim_lesson.course import ...`` for everything else it shows: measurements (``evaluate``), data and
+shipped files (``store``), training (``train``), figures, explorers and exercises (``course``). Each name
+below is imported from its home only when first asked for, so ``import ddim_lesson`` stays light and a
+script that never draws a widget never imports ipywidgets. The home of each name is listed in
+:data:`HOMES` (module path relative to the package); ``tests/test_notebook_surface.py`` checks that every
+entry resolves and that the notebooks import through ``ddim_lesson`` and ``ddim_lesson.course`` only.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_NAMES: dict[str, str] = {  # home module -> the names notebooks take from it (space-separated)
+    "core.distill": "EpsFromV abar_at ddim_jump distill_grid distill_target eps_from_v teacher_two_steps v_from_x0 "
+                    "x0_from_v",
+    "core.flow": "euler_xt_sample s_of_abar",
+    "core.multistep": "D2_WEIGHT multistep_update",
+    "core.samplers": "ddpm_coefs",
+    "store.assets": "sample_images",
+    "store.classifier_io": "load_classifier",
+    "store.data": "FASHION_CLASSES toy_2d",
+    "store.pretrained": "PRETRAINED pretrained_meta",
+    "train.loop": "TrainConfig train",
+    "train.distill": "DistillConfig distill student_path",
+    "evaluate": "Table1Config run_table1 spread_summary table1_markdown",
+    "evaluate.eps_gap": "eps_gap_by_t",
+    "evaluate.generate": "seeded_latents",
+    "evaluate.guidance_eval": "blocky class_samples classify diversity rmse roundtrip_mse",
+    "evaluate.inversion_gap": "inversion_eps_gap",
+    "evaluate.loss_by_t": "eps_mse_by_t linear_eps_mse",
+    "evaluate.memorisation": "RATIO agreement memorisation_rate nearest_neighbours",
+    "evaluate.metrics": "FeatureStats classifier_and_sha reference_stats",
+    "evaluate.moons": "energy_distance near_fraction",
+    "evaluate.records": "hide_provenance load_results",
+    "evaluate.solver_fid": "best_spacing fid_table sample_solver_cell solver_fid_markdown",
+    "evaluate.solver_study": "errors_vs_calls fine_clock fitted_order gaussian_data last_timestep_errors rel_error "
+                             "scalar_errors step_errors",
+    "evaluate.spacing_fid": "fids_by_spacing spacing_summary",
+    "course.measure": "CallCounter Stopwatch progress timed",
+    "course.plotting": "format_table plot_curves plot_image_rows plot_points",
+    "course.plotting.basins": "plot_basins",
+    "course.trajectories": "path_length plot_sampler_paths straightness",
+    "course.flow_study": "CONTROL MODELS run_reflow_study",
+    "course.widgets": "interpolation_explorer rms_norm sample_run sampler_explorer",
+    "course.widgets.forward": "forward_explorer",
+    "course.widgets.guidance": "guidance_explorer sdedit_explorer sdedit_run",
+    "course.widgets.solver": "solver_explorer",
+    "course.exercises": "CHECKERS SOLUTIONS check_environment solution show_solution",
+}
+# submodules a notebook may take whole: `from ddim_lesson.course import exercises`
+_SUBMODULES = ("exercises", "plotting", "widgets", "measure", "trajectories")
+
+HOMES: dict[str, str] = {name: home for home, names in _NAMES.items() for name in names.split()}
+
+__all__ = sorted([*HOMES, *_SUBMODULES])
+
+
+def __getattr__(name: str) -> Any:
+    """Import ``name`` from its home on first use (PEP 562); an unknown name is an AttributeError as usual."""
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name.startswith("check_") and name not in HOMES:  # every exercise's checker, from the exercises' facade
+        exercises = importlib.import_module(f"{__name__}.exercises")
+        if hasattr(exercises, name):
+            return getattr(exercises, name)
+    if name not in HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"ddim_lesson.{HOMES[name]}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
