@@ -196,3 +196,25 @@ def test_cli_reports_a_bad_value_in_one_line(capsys) -> None:
     with pytest.raises(SystemExit) as e:
         script_main("flow twin FID", "flow_twin_fid", ["--nfes", "0", "--no-progress"])
     assert e.value.code == 2 and "nfe" in capsys.readouterr().err
+
+
+def test_the_script_runs_on_checkpoints_and_reads_each_models_objective(tmp_path, capsys) -> None:
+    """The command the README gives, on two tiny checkpoints: the twin's recorded objective is what admits it."""
+    from ddim_lesson.cli.cli_eval import script_main
+    from ddim_lesson.store.checkpoints import save_model
+
+    save_model(tmp_path / "eps", tiny_unet(), clock(), train_config={"objective": "eps"}, steps=3)
+    save_model(tmp_path / "fm", tiny_twin(), clock(), train_config={"objective": "flow"}, steps=5,
+               command="ddim-lesson train --objective flow")
+    out = tmp_path / "res"
+    argv = ["--model", str(tmp_path / "eps"), "--twin", str(tmp_path / "fm"), "--nfes", "2", "--seeds", "0", "--n",
+            "4", "--batch-size", "4", "--threads", "1", "--no-progress", "--out", str(out)]
+    script_main("flow twin FID", "flow_twin_fid", argv)
+    res = json.loads(out.with_suffix(".json").read_text())
+    assert len(res["cells"]) == len(METHODS) and res["twin"]["train_steps"] == 5
+    assert "ddim-lesson train --objective flow" in out.with_suffix(".md").read_text()
+    assert "| fm-euler/uniform-s |" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:  # the ε-model given as the twin: one line, naming the flag
+        script_main("flow twin FID", "flow_twin_fid", argv[:3] + [str(tmp_path / "eps")] + argv[4:-1] +
+                    [str(tmp_path / "other")])
+    assert e.value.code == 2 and "--twin must be a model trained with objective 'flow'" in capsys.readouterr().err
