@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from ddim_lesson.course.gallery import gallery_cell, last_png, run_gallery, shrink_png
@@ -101,3 +102,19 @@ def test_every_notebook_tags_one_gallery_cell_and_its_figure_is_committed_and_sh
         assert png.is_file(), f"{png.relative_to(ROOT)} is missing: run python benchmarks/gallery.py --only {png.stem}"
         assert png.stat().st_size < 200_000, f"{png.name} is {png.stat().st_size} bytes: keep the gallery small"
         assert f"notebooks/img/gallery/{png.name}" in readme, f"the README's gallery does not show {png.name}"
+
+
+def test_a_figure_full_of_noise_is_re_encoded_with_a_palette_and_shrinks():
+    from ddim_lesson.course.gallery import MAX_BYTES
+
+    rng = torch.Generator().manual_seed(0)
+    noise = (torch.rand(400, 640, 3, generator=rng) * 255).to(torch.uint8).numpy()
+    buf = io.BytesIO()
+    Image.fromarray(noise).save(buf, format="PNG")
+    assert buf.tell() > MAX_BYTES  # the case the palette is for
+    out = Image.open(io.BytesIO(shrink_png(buf.getvalue())))
+    assert out.mode == "P" and out.size == (640, 400)
+    smooth = Image.new("RGB", (640, 400), (200, 30, 30))  # small already: kept in RGB
+    buf2 = io.BytesIO()
+    smooth.save(buf2, format="PNG")
+    assert Image.open(io.BytesIO(shrink_png(buf2.getvalue()))).mode == "RGB"

@@ -23,6 +23,7 @@ from PIL import Image
 from ..store.ckpt_files import atomic_write
 
 TAG = "gallery"
+MAX_BYTES = 150_000  # above this a figure is re-encoded with a 256-colour palette
 
 
 def gallery_cell(nb: dict[str, Any], where: str = "notebook") -> int:
@@ -44,7 +45,8 @@ def last_png(cell: dict[str, Any], where: str = "cell") -> bytes:
 
 
 def shrink_png(png: bytes, max_width: int = 640) -> bytes:
-    """Re-encode ``png`` at most ``max_width`` px wide (aspect kept; never enlarged), optimised, as RGB."""
+    """Re-encode ``png`` at most ``max_width`` px wide (aspect kept; never enlarged), optimised, as RGB; a file still
+    over :data:`MAX_BYTES` is re-encoded with a 256-colour palette."""
     if max_width < 16:
         raise ValueError(f"max_width must be >= 16 px, got {max_width}")
     img = Image.open(io.BytesIO(png)).convert("RGB")
@@ -52,6 +54,9 @@ def shrink_png(png: bytes, max_width: int = 640) -> bytes:
         img = img.resize((max_width, round(img.height * max_width / img.width)), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=True)
+    if buf.tell() > MAX_BYTES:  # a figure full of noise images: 256 colours keep it readable and small
+        buf = io.BytesIO()
+        img.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(buf, format="PNG", optimize=True)
     return buf.getvalue()
 
 
