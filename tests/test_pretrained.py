@@ -62,4 +62,51 @@ def test_fashion_mnist_loads():
 def test_unknown_name_lists_the_allowed_ones():
     with pytest.raises(ValueError, match="unknown pretrained model 'cifar'; allowed: fashion-mnist, two-moons"):
         pretrained("cifar")
-    assert set(PRETRAINED) == {"fashion-mnist", "two-moons", "fashion-mnist-cond"}
+    assert set(PRETRAINED) == {"fashion-mnist", "two-moons", "fashion-mnist-cond", *PAIRS}
+
+
+# notebook 09's two-networks experiment: two pairs of narrow UNets on disjoint parts of the training set
+PAIRS = {"fashion-mnist-half-a": ("0/2", 0, 6000), "fashion-mnist-half-b": ("1/2", 0, 6000),
+         "fashion-mnist-n100-a": ("0/2", 100, 4000), "fashion-mnist-n100-b": ("1/2", 100, 4000)}
+CARD = (WEIGHTS_DIR / "README.md").read_text()
+
+
+@pytest.mark.parametrize("name", sorted(PAIRS))
+def test_two_networks_models_load_small_with_their_recipe_in_json_and_card(name):
+    subset, n_images, steps = PAIRS[name]
+    model, schedule = pretrained(name)
+    assert isinstance(model, UNet) and not model.training
+    assert all(p.device.type == "cpu" for p in model.parameters())
+    assert (model.config.base_channels, model.config.channel_mults, model.config.num_res_blocks) == (16, (1, 2, 2), 1)
+    assert torch.equal(schedule.betas, NoiseSchedule.linear(1000).betas)
+    assert (WEIGHTS_DIR / f"{name}.safetensors").stat().st_size < 1_000_000, "keep each shipped file under 1 MB"
+    meta = pretrained_meta(name)
+    cfg = meta["train_config"]
+    assert (meta["dataset"], cfg["subset"], cfg["n_images"]) == ("fashion-mnist", subset, n_images)
+    assert meta["steps"] == cfg["steps"] == steps
+    assert f"--subset {subset}" in meta["command"] and f"--steps {steps}" in meta["command"]
+    assert ("--n-images 100" in meta["command"]) == (n_images == 100)
+    assert meta["wall_time_s"] > 0
+    assert meta["command"] in CARD.replace(" \\\n    ", " "), f"the model card must give {name}'s exact command"
+    assert any(line.startswith("## ") and name in line for line in CARD.splitlines()), f"{name} needs a card heading"
+    with torch.no_grad():
+        eps = model(torch.randn(2, 1, 28, 28), torch.tensor([10, 900]))
+    assert eps.shape == (2, 1, 28, 28) and torch.isfinite(eps).all()
+
+
+def test_each_pair_shares_its_recipe_and_trained_on_disjoint_images():
+    """The recipe differs only in the part of the data (and the run folder); the parts never share an image,
+    and the pair's weights differ (two trainings, not one file shipped twice)."""
+    from ddim_lesson.train.train_config import subset_indices
+
+    for a, b in (("fashion-mnist-half-a", "fashion-mnist-half-b"), ("fashion-mnist-n100-a", "fashion-mnist-n100-b")):
+        ca, cb = pretrained_meta(a)["train_config"], pretrained_meta(b)["train_config"]
+        drop = ("subset", "out")
+        assert {k: v for k, v in ca.items() if k not in drop} == {k: v for k, v in cb.items() if k not in drop}
+        ia = subset_indices(60000, ca["subset"], ca["n_images"])
+        ib = subset_indices(60000, cb["subset"], cb["n_images"])
+        assert len(ia) == len(ib) == (ca["n_images"] or 30000)
+        assert not set(ia.tolist()) & set(ib.tolist())
+        assert pretrained_meta(a)["weights_sha256"] != pretrained_meta(b)["weights_sha256"]
+    # the small sets are the first 100 of the halves, so each n100 model saw a subset of one half model's data
+    assert torch.equal(subset_indices(60000, "0/2", 100), subset_indices(60000, "0/2")[:100])

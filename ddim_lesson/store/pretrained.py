@@ -18,6 +18,11 @@ PRETRAINED = {
     "fashion-mnist": "fashion-mnist",  # UNet, 28×28×1, linear schedule T=1000
     "two-moons": "two-moons",  # MLP for the 2-D toy set
     "fashion-mnist-cond": "fashion-mnist-cond",  # class-conditional UNet (10 classes + "no label"), for guidance
+    # notebook 09's two-networks experiment: narrow UNets (base 16) on disjoint parts of the training set
+    "fashion-mnist-half-a": "fashion-mnist-half-a",  # --subset 0/2: 30,000 images
+    "fashion-mnist-half-b": "fashion-mnist-half-b",  # --subset 1/2: the other 30,000
+    "fashion-mnist-n100-a": "fashion-mnist-n100-a",  # --subset 0/2 --n-images 100: 100 images, memorised
+    "fashion-mnist-n100-b": "fashion-mnist-n100-b",  # --subset 1/2 --n-images 100: 100 other images
 }
 
 
@@ -42,7 +47,8 @@ def load_pretrained(name: str = "fashion-mnist") -> tuple[nn.Module, NoiseSchedu
 def pretrained(name: str | Path = "fashion-mnist") -> tuple[nn.Module, NoiseSchedule]:
     """Load a shipped model (EMA weights, eval mode, CPU) and the schedule it was trained with.
 
-    ``name``: one of ``PRETRAINED`` ("fashion-mnist", "two-moons", "fashion-mnist-cond"), or a path with a "/"
+    ``name``: one of ``PRETRAINED`` ("fashion-mnist", "two-moons", "fashion-mnist-cond", and notebook 09's
+    "fashion-mnist-half-a"/"-half-b" and "fashion-mnist-n100-a"/"-n100-b"), or a path with a "/"
     (NAME[.safetensors] or a run folder), such as a round of ``ddim-lesson distill``. "fashion-mnist-cond" is
     class-conditional: ``model(x_t, t, y)``, wrapped by :func:`ddim_lesson.cfg` for guidance. Image models take
     x_t of shape (B, 1, 28, 28); the 2-D model takes (B, 2). Both return the ε prediction.
