@@ -32,14 +32,25 @@ def q_sample(
 ) -> torch.Tensor:
     """Draw x_t ~ q(x_t | x_0) = N(√ᾱ_t x_0, (1 - ᾱ_t) I)  (DDPM eq. 4, DDIM eq. 4).
 
-    x0: (B, ...); t: (B,) int64; noise: like x0 or None. Returns x_t shaped like x0.
+    x0: (B, ...) real floating, finite; t: (B,) int64; noise: like x0 or None. Returns x_t shaped like x0.
     """
+    _check_real_finite("x0", x0)
     if noise is None:
         noise = _randn_like(x0, generator)
     if noise.shape != x0.shape:
         raise ValueError(f"noise shape {tuple(noise.shape)} must equal x0 shape {tuple(x0.shape)}")
+    _check_real_finite("noise", noise)
     abar = _per_sample(schedule.alphas_cumprod, t, x0)  # (B, 1, ..., 1)
     return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+
+
+def _check_real_finite(name: str, x: torch.Tensor) -> None:
+    """A real floating tensor with no NaN or inf (one sum and one read unless the sum is not finite)."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        got = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a real floating tensor, got {got}")
+    if not math.isfinite(float(x.sum())) and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} holds NaN or inf; allowed: finite values")
 
 
 def q_step(x_prev: torch.Tensor, t: int, schedule: NoiseSchedule, noise: torch.Tensor) -> torch.Tensor:

@@ -66,22 +66,41 @@ def cfg(model: ConditionalModel, y: torch.Tensor | int, scale: float, *, num_cla
     ε = ε_uncond + scale·(ε_cond − ε_uncond).
 
     model: a class-conditional ``model(x_t, t, y)``; ``num_classes`` defaults to its
-    ``config.num_classes``. y: one label for every sample, or an int64 tensor (B,), each in
+    ``config.num_classes`` (and, given, must equal it; a model with num_classes 0 is refused as not
+    class-conditional). y: one label for every sample, or an int64 tensor (B,) with B >= 1, each in
     [0, num_classes] (num_classes itself is "no label"). scale: any finite real; 1 is the
     conditional model, 0 the unconditional one, and ``1 + w`` in Ho & Salimans' notation.
     """
-    k = num_classes if num_classes is not None else getattr(getattr(model, "config", None), "num_classes", 0)
-    k = check_int("num_classes", k, 1)
+    k = _num_classes(model, num_classes)
     scale = check_float("scale", scale)
     if torch.is_tensor(y):
-        if y.dtype != torch.long or y.ndim != 1:
-            raise ValueError(f"y must be an int or an int64 tensor of shape (B,), got {y.dtype} of shape "
+        if y.dtype != torch.long or y.ndim != 1 or y.shape[0] == 0:
+            raise ValueError(f"y must be an int or an int64 tensor of shape (B,) with B >= 1, got {y.dtype} of shape "
                              f"{tuple(y.shape)}")
         for label in (int(y.min()), int(y.max())):
             check_int("label", label, 0, k)
     else:
         y = check_int("label", y, 0, k)
     return Guided(model, y, scale, k)
+
+
+def _num_classes(model: ConditionalModel, num_classes: int | None) -> int:
+    """The class count cfg uses: the model's own ``config.num_classes`` when it has one (a ``num_classes``
+    passed must equal it: another K would make a real class the "no label" token), else ``num_classes``."""
+    own = getattr(getattr(model, "config", None), "num_classes", None)
+    if own is not None and check_int("the model's num_classes", own, 0) == 0:
+        raise ValueError("this model is not class-conditional (its config has num_classes = 0); cfg needs a model "
+                         "trained with labels, e.g. pretrained('fashion-mnist-cond')")
+    if num_classes is None:
+        if own is None:
+            raise ValueError("num_classes is needed: this model has no config.num_classes; pass num_classes=K "
+                             "(the label K is 'no label')")
+        return own
+    k = check_int("num_classes", num_classes, 1)
+    if own is not None and k != own:
+        raise ValueError(f"num_classes={k} contradicts the model, trained with num_classes={own}; leave "
+                         f"num_classes out or pass {own}")
+    return k
 
 
 def sdedit_timestep(T: int, strength: float) -> int:

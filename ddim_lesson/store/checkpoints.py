@@ -225,7 +225,7 @@ def is_training_checkpoint(tensors: dict[str, torch.Tensor]) -> bool:
 
 def schedule_from_meta(meta: dict[str, Any]) -> NoiseSchedule:
     try:
-        check_schedule_dict(meta["schedule"])
+        check_schedule_dict(meta["schedule"], meta.get("train_config"))
         return NoiseSchedule.from_dict(meta["schedule"])
     except (KeyError, TypeError, ValueError) as e:
         msg = f"checkpoint metadata has no usable noise schedule ({e}); copy the files again or retrain"
@@ -273,6 +273,13 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
     except OSError:
         return False
+
+
+def is_training_state(path: str | Path) -> bool:
+    """True when NAME (or NAME.safetensors / NAME.json) names a training checkpoint (raw + EMA weights and
+    optimizer state), or a file that cannot be read (then nothing may write over it either)."""
+    dst, _ = _paths(path)
+    return dst.exists() and _holds_training_state(dst)
 
 
 def _holds_training_state(path: Path) -> bool:

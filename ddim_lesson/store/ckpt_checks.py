@@ -50,11 +50,17 @@ def check_finite(tensors: dict[str, torch.Tensor], where: str) -> None:
                                   f"{t.numel()}; the weights are broken: resume from an earlier checkpoint or retrain")
 
 
-def check_schedule_dict(d: Any) -> None:
-    """Bound the schedule's T before the schedule is built (T = 10^9 would allocate gigabytes)."""
+def check_schedule_dict(d: Any, train_config: Any = None) -> None:
+    """Bound the schedule's T before the schedule is built (T = 10^9 would allocate gigabytes), and hold it
+    to the T the model was trained with (``train_config["T"]``, when the metadata has one): a model trained
+    on 1000 steps sampled on a 10-step schedule sees timesteps it never learned, and says nothing."""
     if not isinstance(d, dict):
         raise ValueError(f"the schedule must be a JSON object, got {type(d).__name__}")
-    check_int("schedule T", d.get("T"), 1, MAX_T)
+    T = check_int("schedule T", d.get("T"), 1, MAX_T)
+    trained = train_config.get("T") if isinstance(train_config, dict) else None
+    if trained is not None and trained != T:
+        raise ValueError(f"the schedule has T = {T} but the model was trained with T = {trained} (train_config.T); "
+                         "the metadata was edited or mixed from two runs")
 
 
 def check_model_config(model_type: Any, config: Any) -> None:

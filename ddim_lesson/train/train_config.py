@@ -17,6 +17,9 @@ from ..core.schedules import NoiseSchedule
 from ..nets.models import MLPConfig, UNetConfig, build_model
 from ..store.data import IMAGE_DATASETS, TOY_DATASETS
 
+DATASET_CLASSES = {"fashion-mnist": 10, "mnist": 10, "cifar10": 10}  # the labels each image set holds
+LABEL_DROPOUT = 0.1  # label_dropout's default; any other value asks for class-conditional training
+
 
 @dataclass
 class TrainConfig:
@@ -52,7 +55,7 @@ class TrainConfig:
     subset: str = ""  # "K/P": the K-th of P disjoint parts of the image set (a fixed permutation, seed 0)
     objective: str = "eps"  # eps: ε-prediction on the DDPM clock | flow: velocity on x_s = (1-s)x0 + sε
     num_classes: int = 0  # > 0: class-conditional UNet trained with the dataset's labels
-    label_dropout: float = 0.1  # conditional only: P(label -> "no label"), so one net is also unconditional
+    label_dropout: float = LABEL_DROPOUT  # conditional only: P(label -> "no label"), so one net is also unconditional
     init_from: str = ""  # start from a saved model's weights (a shipped name or checkpoint path)
 
     def __post_init__(self) -> None:
@@ -77,6 +80,7 @@ class TrainConfig:
             raise ValueError(f"label_dropout must be in [0, 1], got {self.label_dropout}")
         if self.num_classes and self.dataset in TOY_DATASETS:
             raise ValueError(f"num_classes must be 0 for the toy dataset {self.dataset!r}; allowed > 0: image sets")
+        self._check_labels()
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if self.subset:
@@ -85,6 +89,19 @@ class TrainConfig:
                 raise ValueError(f"subset is for image sets; the toy dataset {self.dataset!r} has --n-toy")
         if self.schedule not in ("linear", "cosine"):
             raise ValueError(f"schedule must be 'linear' or 'cosine', got {self.schedule!r}")
+
+
+    def _check_labels(self) -> None:
+        """num_classes is 0 or the dataset's own class count (9 would train its last class as the "no label"
+        token, 3 would fail at the first step); a label_dropout other than the default needs num_classes."""
+        k = DATASET_CLASSES.get(self.dataset)
+        if k is not None and self.num_classes not in (0, k):
+            raise ValueError(f"num_classes must be 0 or {k} (the classes of {self.dataset}), got {self.num_classes}")
+        if self.num_classes == 0 and self.label_dropout != LABEL_DROPOUT:
+            hint = (f"pass num_classes {k} too" if k is not None
+                    else f"the toy dataset {self.dataset!r} has no labels")
+            raise ValueError(f"label_dropout {self.label_dropout} is for class-conditional training; {hint}, "
+                             "or leave label_dropout out")
 
 
 @dataclass
