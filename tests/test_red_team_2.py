@@ -277,6 +277,25 @@ def test_export_refuses_an_existing_model_without_replace(tmp_path: Path, shippe
     assert dst.with_suffix(".safetensors").stat().st_mtime_ns != stamp
 
 
+def test_export_onto_the_training_checkpoint_names_it(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """export onto the run's own checkpoint: refused as the training checkpoint it is, with or without --replace
+    (a hint to pass --replace would only lead to the same refusal), and the checkpoint is untouched."""
+    from ddim_lesson.cli.main import main
+    from ddim_lesson.store.checkpoints import is_training_state
+
+    run = tmp_path / "run"
+    assert main(TOY + ["--out", str(run)]) == 0
+    ckpt = run / "checkpoint.safetensors"
+    before = ckpt.read_bytes()
+    assert is_training_state(run / "checkpoint") and not is_training_state(run / "model")
+    for dst in (run / "checkpoint", ckpt, run / "checkpoint.json"):
+        for extra in ([], ["--replace"]):
+            assert main(["export", str(run / "checkpoint"), str(dst), *extra]) == 2
+            err = capsys.readouterr().err
+            assert "training checkpoint" in err and "--replace" not in err, err
+    assert ckpt.read_bytes() == before
+
+
 def test_train_refuses_the_shipped_models_folder(shipped: Path, capsys: pytest.CaptureFixture) -> None:
     from ddim_lesson.cli.main import main
 

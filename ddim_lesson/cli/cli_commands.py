@@ -272,7 +272,7 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from ..store.checkpoints import export_ema
+    from ..store.checkpoints import export_ema, is_training_state
     from ..store.outputs import check_writable
 
     a = dataclass_from_args(ExportArgs, args)
@@ -282,7 +282,7 @@ def cmd_export(args: argparse.Namespace) -> None:
         src = src / "checkpoint"
     name = a.out.removesuffix(".safetensors").removesuffix(".json")
     existing = [p for p in (Path(f"{name}.safetensors"), Path(f"{name}.json")) if p.exists()]
-    if existing and not a.replace:
+    if existing and not a.replace and not is_training_state(existing[0]):  # that one export_ema names itself
         raise ValueError(f"the destination {a.out} already holds a model ({existing[0]}); pass --replace to write "
                          "over it, or another NAME")
     path = export_ema(src, a.out)  # refuses a destination that is the source or any training checkpoint
