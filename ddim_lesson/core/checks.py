@@ -63,6 +63,13 @@ def check_seed(seed: Any, name: str = "seed") -> int:
     return check_int(name, seed, 0, SEED_MAX)
 
 
+def derived_seed(seed: int, mult: int, add: int = 0) -> int:
+    """The seed of a generator derived from ``seed``: (seed·mult + add) mod 2**64, which manual_seed takes for
+    every seed up to SEED_MAX (seed·mult alone overflows int64 from seed ≈ 1e15 at mult 7919); below 2**64 the
+    value is seed·mult + add itself, so runs seeded before this rule draw the same numbers."""
+    return (seed * mult + add) % 2**64
+
+
 def check_choice(name: str, value: Any, allowed: Iterable[str]) -> str:
     """``value`` if it is one of ``allowed``, else ValueError listing them."""
     allowed = tuple(allowed)

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..core.checks import derived_seed
 from ..core.distill import EpsFromV, distill_grid, distill_loss
 from ..core.schedules import NoiseSchedule
 from ..store.checkpoints import downsample_losses, load_model, save_model
@@ -72,7 +73,7 @@ def _distill(cfg: DistillConfig, guard: SignalGuard) -> DistillResult:
     net = copy.deepcopy(teacher0.net if isinstance(teacher0, EpsFromV) else teacher0).train().requires_grad_(True)
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
-    g = torch.Generator().manual_seed(cfg.seed * 7919)  # student steps and noise
+    g = torch.Generator().manual_seed(derived_seed(cfg.seed, 7919))  # student steps and noise
     start, losses, wall = 0, [], 0.0
     if resumed is not None:
         start, losses, wall = restore_state(resumed, net, ema, opt, g, 0)

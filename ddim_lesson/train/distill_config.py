@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ..core.checks import check_seed
+
 
 @dataclass
 class DistillConfig:
@@ -42,6 +44,7 @@ class DistillConfig:
             v = getattr(self, name)
             if not (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
                 raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
+        check_seed(self.seed)
         ratio = self.start_steps // self.final_steps
         if self.start_steps % self.final_steps or ratio < 2 or ratio & (ratio - 1):
             raise ValueError(f"start_steps / final_steps must be a power of 2 >= 2, got {self.start_steps} / "

@@ -22,6 +22,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..core.checks import derived_seed
 from ..core.losses import diffusion_loss, flow_matching_loss
 from ..core.schedules import NoiseSchedule
 from ..nets.models import count_params
@@ -77,7 +78,7 @@ def _train(cfg: TrainConfig, guard: SignalGuard, locks: ExitStack) -> TrainResul
         model = model.to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    g = torch.Generator().manual_seed(cfg.seed * 7919 + rank)  # timesteps and noise
+    g = torch.Generator().manual_seed(derived_seed(cfg.seed, 7919, rank))  # timesteps and noise
     start, losses, wall = 0, [], 0.0
     ckpt = Path(cfg.out) / "checkpoint" if cfg.out else None
     now = numerics(device, cfg.bf16)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..core.checks import check_int
+from ..core.checks import check_int, derived_seed
 from ..core.flow import Velocity, flow_sample, pair_flow_loss
 from ..core.schedules import NoiseSchedule
 from .loop import ema_update
@@ -60,7 +60,7 @@ def train_on_pairs(cfg: TrainConfig, x0: torch.Tensor, x1: torch.Tensor, init: n
     model = model.float().train().requires_grad_(True)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    g = torch.Generator().manual_seed(cfg.seed * 7919)  # the s of each pair
+    g = torch.Generator().manual_seed(derived_seed(cfg.seed, 7919))  # the s of each pair
     losses: list[float] = []
     t0 = time.perf_counter()
     for step in tqdm(range(cfg.steps), disable=not cfg.progress, desc="reflow", dynamic_ncols=True):

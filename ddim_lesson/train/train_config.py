@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.checks import check_int
+from ..core.checks import check_int, check_seed, derived_seed
 from ..core.losses import OBJECTIVES
 from ..core.schedules import NoiseSchedule
 from ..nets.models import MLPConfig, UNetConfig, build_model
@@ -64,8 +64,9 @@ class TrainConfig:
             raise ValueError(f"unknown dataset {self.dataset!r}; allowed: {', '.join(IMAGE_DATASETS + TOY_DATASETS)}")
         for name in ("steps", "batch_size", "T", "ckpt_every", "n_toy"):
             check_int(name, getattr(self, name), 1)
-        for name in ("warmup", "stop_after", "n_images", "seed", "num_classes"):
+        for name in ("warmup", "stop_after", "n_images", "num_classes"):
             check_int(name, getattr(self, name), 0)
+        check_seed(self.seed)
         if not (0 < self.grad_clip < math.inf):
             raise ValueError(f"grad_clip must be a finite number > 0, got {self.grad_clip}")
         if not (0 <= self.min_lr_frac <= 1):
@@ -138,7 +139,7 @@ def batch_indices(n: int, batch: int, step: int, seed: int, rank: int = 0, world
     """Indices of this rank's batch at ``step``: a fresh permutation per epoch from (seed, epoch)."""
     per_epoch = max(1, n // (batch * world))
     epoch, j = divmod(step, per_epoch)
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(derived_seed(seed, 100003, epoch)))
     start = (j * world + rank) * batch
     return perm[start : start + batch] if start + batch <= n else perm[torch.arange(start, start + batch) % n]
 
