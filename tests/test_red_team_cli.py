@@ -37,3 +37,62 @@ def test_derived_seeds_below_the_old_overflow_are_unchanged() -> None:
 def test_a_seed_above_the_cap_is_refused() -> None:
     with pytest.raises(ValueError, match=rf"seed must be an integer in \[0, {SEED_MAX}\], got {SEED_MAX + 1}"):
         TrainConfig(dataset="two-moons", seed=SEED_MAX + 1)
+
+
+# -- item 12: the SDEdit and solver explorers --------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_cond():
+    from ddim_lesson.core.schedules import NoiseSchedule
+    from ddim_lesson.nets.models import UNet, UNetConfig
+
+    torch.manual_seed(0)
+    return UNet(UNetConfig(base_channels=8, channel_mults=(1, 2), num_classes=10)).eval(), NoiseSchedule.linear(1000)
+
+
+def test_sdedit_explorer_refuses_bad_images_and_steps(tiny_cond) -> None:
+    from ddim_lesson.course.widgets.guidance import sdedit_explorer
+
+    x, y = torch.rand(2, 1, 28, 28) * 2 - 1, torch.tensor([0, 1])
+    with pytest.raises(ValueError, match=r"images must be in \[-1, 1\], got values in \[0, 255\]"):
+        sdedit_explorer(*tiny_cond, torch.full((2, 1, 28, 28), 255.0).index_fill_(0, torch.tensor([0]), 0.0), y)
+    for bad in (0, -3, 2.5):
+        with pytest.raises(ValueError, match=rf"steps_full must be an integer in \[1, 1000\], got {bad}"):
+            sdedit_explorer(*tiny_cond, x, y, steps_full=bad)
+    with pytest.raises(ValueError, match=r"labels must be an int64 tensor of shape \(2,\)"):
+        sdedit_explorer(*tiny_cond, x, torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match=r"label must be an integer in \[0, 10\]"):
+        sdedit_explorer(*tiny_cond, x, torch.tensor([0, 11]))
+
+
+def test_sdedit_explorer_says_a_nan_strength_in_its_readout(tiny_cond) -> None:
+    from ddim_lesson.course.widgets.guidance import sdedit_explorer
+
+    ex = sdedit_explorer(*tiny_cond, torch.zeros(2, 1, 28, 28), torch.tensor([0, 1]), strength=0.1, steps_full=4)
+    image = ex.image.value
+    ex.strength.value = float("nan")  # no exception from the observer
+    assert "error: strength must be a finite number in [0.05, 1.0], got nan" in ex.readout.value
+    assert ex.image.value == image and ex.image.layout.opacity == "1"
+
+
+def test_solver_explorer_refuses_a_2d_model_by_name() -> None:
+    import ddim_lesson as dl
+    from ddim_lesson.course.widgets.solver import solver_explorer
+
+    model, schedule, *_ = dl.pretrained("two-moons")
+    x_T = torch.randn(4, 2, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=r"the solver explorer needs an image model.*got shape \(2,\)"):
+        solver_explorer(model, schedule, x_T, x_T.clone())
+
+
+# -- also confusing: Heun at 3-9 calls reaches pixels of ±1092 on the shipped model -------------------
+def test_solver_explorer_says_when_samples_leave_the_pixel_range() -> None:
+    import ddim_lesson as dl
+    from ddim_lesson.course.widgets.solver import OFF_RANGE, solver_explorer
+
+    model, schedule, *_ = dl.pretrained("fashion-mnist")
+    x_T = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    ex = solver_explorer(model, schedule, x_T, torch.zeros_like(x_T), solver="heun", nfe=3, max_nfe=20)
+    peak = float(ex.last.samples.abs().max())
+    assert peak > 100 * OFF_RANGE and f"the samples reach ±{peak:.3g}" in ex.readout.value  # measured: 959
+    ex.solver.value, ex.nfe.value = "dpmpp_2m", 10
+    assert float(ex.last.samples.abs().max()) < OFF_RANGE and "samples reach" not in ex.readout.value

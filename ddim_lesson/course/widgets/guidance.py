@@ -22,6 +22,7 @@ from ...evaluate.guidance_eval import classify
 from ...store.data import FASHION_CLASSES
 from ..images import labelled_grid, png_bytes
 from ..measure import CallCounter
+from .forward import check_images
 from .kit import STYLE, RunCache, connect, slider_args
 
 MAX_SCALE = 7.0
@@ -126,6 +127,8 @@ def sdedit_run(model: nn.Module, schedule: NoiseSchedule, x_in: torch.Tensor, la
     from ...core.guidance import sdedit
     from ...evaluate.guidance_eval import rmse
 
+    strength = check_float("strength", strength, 0.0, 1.0, lo_open=True)
+    steps_full = check_int("steps_full", steps_full, 1, schedule.T)
     steps = max(1, round(steps_full * strength))
     t0 = time.perf_counter()
     out = sdedit(cfg(model, labels, scale), schedule, x_in, strength=strength, steps=steps,
@@ -151,8 +154,16 @@ class SDEditExplorer:
 def sdedit_explorer(model: nn.Module, schedule: NoiseSchedule, x_in: torch.Tensor, labels: torch.Tensor,
                     strength: float = 0.5, steps_full: int = 20) -> SDEditExplorer:
     """A strength slider in [0.05, 1] over SDEdit of the images x_in (n, 1, 28, 28), each towards its label
-    (the conditional model, scale 1): inputs above, edits below."""
+    (the conditional model, scale 1): inputs above, edits below. x_in: finite, in [-1, 1], at most 16 images;
+    labels: int64 (n,); steps_full: the model calls at strength 1, in [1, T]. A strength the slider cannot hold
+    (NaN) is written in the readout, not raised from the slider's observer."""
     strength = check_float("strength", strength, 0.05, 1.0)
+    steps_full = check_int("steps_full", steps_full, 1, schedule.T)
+    x_in = check_images(x_in)  # (n, C, H, W): as the forward explorer takes images (0..255 refused)
+    if not torch.is_tensor(labels) or labels.shape != (x_in.shape[0],):
+        got = tuple(labels.shape) if torch.is_tensor(labels) else type(labels).__name__
+        raise ValueError(f"labels must be an int64 tensor of shape ({x_in.shape[0]},), one per image, got {got}")
+    cfg(model, labels, 1.0)  # the labels against the model, before any work
     s_w = w.FloatSlider(value=strength, min=0.05, max=1.0, step=0.05, description="strength", readout_format=".2f",
                         **slider_args())
     image_w, readout_w = w.Image(format="png"), w.HTML()
@@ -160,6 +171,7 @@ def sdedit_explorer(model: nn.Module, schedule: NoiseSchedule, x_in: torch.Tenso
     n = x_in.shape[0]
 
     def compute(s: float) -> tuple[SDEditRun, bytes]:
+        s = check_float("strength", s, 0.05, 1.0)  # a NaN set on the slider: said in the readout
         run = sdedit_run(model, schedule, x_in, labels, s, steps_full)
         grid = labelled_grid(torch.cat([x_in, run.edits]), n, title=f"inputs (top) and SDEdit at strength {s:.2f}")
         return run, png_bytes(grid)
@@ -170,5 +182,5 @@ def sdedit_explorer(model: nn.Module, schedule: NoiseSchedule, x_in: torch.Tenso
                 f"{run.steps} model calls): distance to input {run.rmse_to_input:.3f}, classifier's "
                 f"probability of the true class {run.p_class:.2f}; {cost}")
 
-    connect(ex, (s_w,), lambda: round(float(s_w.value), 6), compute, readout)
+    connect(ex, (s_w,), lambda: round(float(s_w.value), 6), compute, readout, show_errors=True)
     return ex
