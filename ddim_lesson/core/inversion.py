@@ -86,20 +86,17 @@ def lerp(z0: torch.Tensor, z1: torch.Tensor, alpha: float | torch.Tensor) -> tor
 def slerp(z0: torch.Tensor, z1: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
     """Spherical interpolation along the great circle between z0 and z1 (per sample).
 
-    z0, z1: (B, ...) or (...), one shape, finite, nonzero. θ is the angle between the flattened vectors; the
+    z0, z1: (B, ...) or (...), one shape, finite. θ is the angle between the flattened vectors; the
     result is sin((1-α)θ)/sin θ · z0 + sin(αθ)/sin θ · z1, which keeps the norm of Gaussian latents.
-    Falls back to lerp when z0 and z1 are (nearly) parallel; opposite directions (θ = π, where no great
-    circle is singled out and lerp would pass through 0) are refused.
+    Falls back to lerp when z0 and z1 are (nearly) parallel or one is zero; opposite directions (θ = π, where
+    no great circle is singled out and lerp would pass through 0) are refused.
     """
     _check_alpha(alpha)
     _check_pair(z0, z1)
     flat0 = z0.reshape(z0.shape[0], -1) if z0.ndim > 1 else z0.reshape(1, -1)  # (B, D)
     flat1 = z1.reshape(flat0.shape)
     norms = flat0.norm(dim=-1) * flat1.norm(dim=-1)  # (B,)
-    if bool((norms == 0).any()):
-        raise ValueError(f"slerp needs nonzero latents; rows {(norms == 0).nonzero().flatten().tolist()} of z0 or z1 "
-                         "are all zeros (the angle between them is undefined); use lerp")
-    cos = (flat0 * flat1).sum(-1) / norms  # (B,)
+    cos = torch.where(norms > 0, (flat0 * flat1).sum(-1) / norms, 1.0)  # (B,); a zero latent: no angle, lerp
     opposite = cos < -1 + 1e-6  # θ within 1.4e-3 of π
     if bool(opposite.any()):
         raise ValueError(f"z0 and z1 point in opposite directions in rows {opposite.nonzero().flatten().tolist()} "
