@@ -472,7 +472,8 @@ def test_cli_keeps_the_traceback_of_a_bug(monkeypatch) -> None:
 
 @pytest.mark.slow  # a fresh interpreter imports torch: a few seconds
 def test_broken_pipe_is_quiet(tmp_path: Path) -> None:
-    """`ddim-lesson info ... --json | head -1`: the reader goes away; no traceback, no 'Exception ignored'."""
+    """`ddim-lesson info ... --json | head -1`: the reader goes away; no traceback, no 'Exception ignored'; one
+    line says why it stopped, and the status is the shell's for SIGPIPE (141), not a user error's 2."""
     err_file = tmp_path / "err"
     with open(err_file, "w") as err:
         p = subprocess.Popen([sys.executable, "-m", "ddim_lesson", "info", "two-moons", "--json"],
@@ -480,7 +481,8 @@ def test_broken_pipe_is_quiet(tmp_path: Path) -> None:
         p.stdout.close()  # the reader is gone before the first write
         rc = p.wait(timeout=120)
     text = err_file.read_text()
-    assert rc == 2 and "Traceback" not in text and "Exception ignored" not in text, (rc, text)
+    assert rc == 141 and "Traceback" not in text and "Exception ignored" not in text, (rc, text)
+    assert text.strip() == "ddim-lesson: stopped: the reader of its output went away (broken pipe)", text
 
 
 def test_data_errors_reach_the_cli_as_one_line(capsys, tmp_path, monkeypatch) -> None:

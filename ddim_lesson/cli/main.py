@@ -99,8 +99,11 @@ def _validate_flags(args: argparse.Namespace) -> None:
         raise CLIError("--out is required: the folder for checkpoints and the final model")
 
 
+BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a command whose reader closed the pipe
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 2 a user error, 130 interrupted)."""
+    """Run the command line; returns the exit status (0 ok, 2 a user error, 130 interrupted, 141 broken pipe)."""
     try:
         args = build_parser().parse_args(argv)
         check_common_args(args, _device)  # seeds, η and device, before any work
@@ -118,9 +121,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except BrokenPipeError:
             silence_stdout()
         return int(e.code or 0)
-    except BrokenPipeError:  # the reader went away (`... | head -1`): nothing more to say to it
+    except BrokenPipeError:  # the reader went away (`... | head -1`): one line on stderr, the shell's SIGPIPE status
         silence_stdout()
-        return 2
+        try:
+            print("ddim-lesson: stopped: the reader of its output went away (broken pipe)", file=sys.stderr)
+        except OSError:
+            pass
+        return BROKEN_PIPE
     except KeyboardInterrupt:
         print("ddim-lesson: interrupted", file=sys.stderr)
         return 130
