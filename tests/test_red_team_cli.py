@@ -96,3 +96,22 @@ def test_solver_explorer_says_when_samples_leave_the_pixel_range() -> None:
     assert peak > 100 * OFF_RANGE and f"the samples reach ±{peak:.3g}" in ex.readout.value  # measured: 959
     ex.solver.value, ex.nfe.value = "dpmpp_2m", 10
     assert float(ex.last.samples.abs().max()) < OFF_RANGE and "samples reach" not in ex.readout.value
+
+
+# -- open item: the fall-back to checkpoint.prev printed Python's two-line warning in sample and info --------
+def test_fallback_to_the_previous_checkpoint_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from ddim_lesson.cli.main import main
+
+    run = tmp_path / "run"
+    assert main(TOY + ["--steps", "4", "--ckpt-every", "2", "--out", str(run)]) == 0
+    assert (run / "checkpoint.prev.safetensors").exists()
+    ckpt = run / "checkpoint.safetensors"
+    ckpt.write_bytes(ckpt.read_bytes()[:100])  # cut short: the previous checkpoint is used
+    capsys.readouterr()
+    for argv in (["info", str(run / "checkpoint")],
+                 ["sample", "--model", str(run / "checkpoint"), "--n", "8", "--out", str(tmp_path / "s.png"),
+                  "--no-progress"]):
+        assert main(argv) == 0
+        err = [line for line in capsys.readouterr().err.splitlines() if "warning" in line.lower()]
+        assert len(err) == 1 and err[0].startswith("ddim-lesson: warning: using the previous checkpoint"), err
+        assert "checkpoint.prev.safetensors" in err[0] and "warnings.warn" not in err[0]

@@ -4,15 +4,18 @@
 traceback. :func:`error_line` decides which exceptions are user errors and words them;
 :func:`check_common_args` checks the flags every subcommand shares (seeds, device, η) before any work;
 :func:`silence_stdout` handles a reader that went away (``ddim-lesson info fashion-mnist | head -1``);
-:func:`run_one_line` gives a benchmark script the same one-line errors.
+:func:`run_one_line` gives a benchmark script the same one-line errors; :func:`one_line_warnings` prints the
+package's own warnings (a fall-back to ``checkpoint.prev``) as one line, without Python's file and source line.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -107,3 +110,23 @@ def run_one_line(prog: str, command: Callable[[], object]) -> None:
             raise
         print(f"{prog}: error: {line}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+@contextlib.contextmanager
+def one_line_warnings(prog: str = "ddim-lesson") -> Iterator[None]:
+    """Within: a warning of the package's own (CheckpointWarning: the previous checkpoint was used) is printed as
+    ``PROG: warning: ...`` on one line of stderr, not as Python's two lines (file, line number, source line);
+    any other warning is shown as Python shows it."""
+    from ..store.checkpoints import CheckpointWarning
+
+    with warnings.catch_warnings():
+        python_show = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: object = None, line: str | None = None) -> None:
+            if not issubclass(category, CheckpointWarning):
+                return python_show(message, category, filename, lineno, file, line)  # type: ignore[arg-type]
+            print(f"{prog}: warning: {safe_text(message, 4000)}", file=sys.stderr if file is None else file)
+
+        warnings.showwarning = show
+        yield

@@ -18,7 +18,7 @@ from ..course.images import save_grid
 from ..evaluate.generate import sample_in_batches, sample_shape
 from ..store.pretrained import load_any
 from .cli_args import CLIError, OneLineParser, add_dataclass_args, dataclass_from_args
-from .cli_checks import check_common_args, error_line, say_threads, silence_stdout
+from .cli_checks import check_common_args, error_line, one_line_warnings, say_threads, silence_stdout
 from .cli_commands import (
     ExportArgs,
     InfoArgs,
@@ -104,6 +104,11 @@ BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a command whose rea
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 a user error, 130 interrupted, 141 broken pipe)."""
+    with one_line_warnings():  # the fall-back to checkpoint.prev: one line, not Python's two
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         check_common_args(args, _device)  # seeds, η and device, before any work
