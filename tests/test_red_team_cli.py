@@ -115,3 +115,52 @@ def test_fallback_to_the_previous_checkpoint_is_one_line(tmp_path: Path, capsys:
         err = [line for line in capsys.readouterr().err.splitlines() if "warning" in line.lower()]
         assert len(err) == 1 and err[0].startswith("ddim-lesson: warning: using the previous checkpoint"), err
         assert "checkpoint.prev.safetensors" in err[0] and "warnings.warn" not in err[0]
+
+
+# -- open item: the classifier loader had no size bounds ---------------------------------------------------
+def _crafted_classifier(tmp_path: Path, **config: object) -> Path:
+    """The shipped classifier's weights beside a JSON whose config was edited."""
+    import json
+    import shutil
+
+    from ddim_lesson.nets.classifier import WEIGHTS
+
+    src = Path(WEIGHTS)
+    src = src.with_suffix("") if src.suffix in (".safetensors", ".json") else src
+    for ext in (".safetensors", ".json"):
+        shutil.copy(src.with_name(src.name + ext), tmp_path / f"clf{ext}")
+    meta = json.loads((tmp_path / "clf.json").read_text())
+    meta["classifier"]["config"].update(config)
+    (tmp_path / "clf.json").write_text(json.dumps(meta))
+    return tmp_path / "clf"
+
+
+def test_classifier_config_is_bounded_and_matched_before_building(tmp_path: Path) -> None:
+    from ddim_lesson.store.checkpoints import CheckpointError
+    from ddim_lesson.store.classifier_io import load_classifier
+
+    load_classifier(_crafted_classifier(tmp_path))  # as shipped: loads
+    with pytest.raises(CheckpointError, match=r"an entry of channels must be an integer in \[0, 65536\]"):
+        load_classifier(_crafted_classifier(tmp_path, channels=[32, 64, 1 << 20]))
+    with pytest.raises(CheckpointError, match=r"weights do not match the model config .* with another shape"):
+        load_classifier(_crafted_classifier(tmp_path, feature_dim=256))
+
+
+def test_a_classifier_config_asking_for_gigabytes_is_refused_under_a_memory_limit(tmp_path: Path) -> None:
+    """Sizes inside the bounds that still ask for 154 GB (a 589,824 x 65,536 layer): refused by comparison with the
+    file's weights, not by a failed allocation, under the address-space limit of a JupyterHub or HPC login node."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    path = _crafted_classifier(tmp_path, channels=[32, 64, 65536], feature_dim=65536)
+    code = ("import sys\nfrom ddim_lesson.store.classifier_io import load_classifier\n"
+            "try:\n    load_classifier(sys.argv[1])\nexcept Exception as e:\n    print(type(e).__name__, e)\n")
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (7_000_000_000, 7_000_000_000))
+
+    out = subprocess.run([sys.executable, "-c", code, str(path)], preexec_fn=limit, capture_output=True, text=True,
+                         timeout=300, env=dict(os.environ, DDIM_LESSON_THREADS="1"))
+    assert out.stdout.startswith("CheckpointError") and "weights do not match" in out.stdout, (out.stdout, out.stderr)

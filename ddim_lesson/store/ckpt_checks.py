@@ -84,6 +84,14 @@ def build_checked(model_type: Any, config: Any, state: dict[str, torch.Tensor]) 
     check_model_config(model_type, config)
     with torch.device("meta"):
         shell = build_model(model_type, config)
+    check_matches(shell, config, state)
+    return build_model(model_type, config)
+
+
+def check_matches(shell: nn.Module, config: Any, state: dict[str, torch.Tensor]) -> None:
+    """Raise CheckpointError unless ``shell`` (a model built on the meta device from ``config``, which allocates
+    nothing) has exactly the parameters of ``state``: names, shapes, floating dtype. The weights were read from
+    a file of bounded size, so a model that matches them is bounded too."""
     want = shell.state_dict()
     missing = sorted(set(want) - set(state))
     extra = sorted(set(state) - set(want))
@@ -97,4 +105,3 @@ def build_checked(model_type: Any, config: Any, state: dict[str, torch.Tensor]) 
             f"(e.g. {kinds[:2]}); the config and the weights are from different runs or models: "
             "copy the checkpoint again or retrain"
         )
-    return build_model(model_type, config)

@@ -5,16 +5,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..nets.classifier import WEIGHTS, ClassifierConfig, FashionClassifier
 from .checkpoints import CheckpointError, load_checkpoint
+from .ckpt_checks import check_matches, check_model_config
 
 
 def load_classifier(path: str | Path = WEIGHTS) -> tuple[FashionClassifier, dict[str, Any]]:
-    """Load the classifier (eval mode, CPU) and its JSON metadata. Raises CheckpointError if unusable."""
+    """Load the classifier (eval mode, CPU) and its JSON metadata. Raises CheckpointError if unusable.
+
+    The config's sizes are bounded, and the network is first built on the meta device and compared with the
+    weights in the file, so a config that asks for gigabytes is refused instead of allocated."""
     tensors, meta = load_checkpoint(path)
     try:
-        model = FashionClassifier(ClassifierConfig(**meta["classifier"]["config"]))
-        model.load_state_dict(tensors)
+        config = meta["classifier"]["config"]
+        check_model_config("fashion-cnn", config)
+        cfg = ClassifierConfig(**config)
+        with torch.device("meta"):
+            shell = FashionClassifier(cfg)
     except (KeyError, TypeError, RuntimeError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a classifier checkpoint matching its config ({e})") from None
+        raise CheckpointError(f"{path}: not a classifier checkpoint with a usable config ({e})") from None
+    check_matches(shell, config, tensors)
+    model = FashionClassifier(cfg)
+    model.load_state_dict(tensors)
     return model.eval(), meta
