@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import mistune
 import pytest
+import torch
 
 from ddim_lesson.evaluate import records
 
@@ -122,7 +123,8 @@ def test_sampler_and_solver_readouts_escape() -> None:
 
     run = SimpleNamespace(steps=3, eta=0.0, seed=0, spacing=HOSTILE, model_calls=3, seconds=0.1)
     assert "<img" not in explorer_readout(run, False)
-    run = SimpleNamespace(solver=HOSTILE, budget=3, calls=3, spacing=HOSTILE, error=0.1, seconds=0.1)
+    run = SimpleNamespace(solver=HOSTILE, budget=3, calls=3, spacing=HOSTILE, error=0.1, seconds=0.1,
+                          samples=torch.zeros(2, 1, 4, 4))
     assert "<img" not in solver_readout(run, True)
 
 
