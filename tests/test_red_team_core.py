@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ddim_lesson import NoiseSchedule, cfg, ddim_invert, lerp, q_sample, slerp
+from ddim_lesson import NoiseSchedule, cfg, ddim_invert, ddim_sample, lerp, q_sample, slerp
 from ddim_lesson.nets.models import UNet, UNetConfig
 from ddim_lesson.store.checkpoints import CheckpointError, load_model
 from ddim_lesson.store.pretrained import WEIGHTS_DIR
@@ -132,3 +132,54 @@ def test_q_sample_refuses_nan_and_complex() -> None:
         q_sample(torch.zeros(2, 3), t, s, noise=torch.full((2, 3), float("inf")))
     out = q_sample(torch.ones(2, 3), t, s, noise=torch.zeros(2, 3))  # the closed form still holds
     assert torch.allclose(out, s.alphas_cumprod[t].sqrt().view(2, 1).float().expand(2, 3))
+
+
+# -- item 1: a cosine-schedule model sampled garbage with exit 0 ------------------------------------------
+def test_a_cosine_schedule_is_sampled_from_where_sigma_bar_is_at_most_157() -> None:
+    from ddim_lesson.core.schedules import SIGMA_BAR_START, ddim_timesteps
+
+    lin, cos = NoiseSchedule.linear(1000), NoiseSchedule.cosine(1000)
+    sigma_bar = ((1 - cos.alphas_cumprod) / cos.alphas_cumprod).sqrt()  # (T,)
+    assert float(sigma_bar[-1]) > 2e4 and lin.sampling_T == 1000  # the capped last β; linear: unchanged
+    top = cos.sampling_T - 1
+    assert float(sigma_bar[top]) <= SIGMA_BAR_START < float(sigma_bar[top + 1]) and top == 994
+    for spacing in ("trailing", "linspace", "logsnr"):
+        assert int(ddim_timesteps(1000, 10, spacing, schedule=cos)[0]) == top
+    assert int(ddim_timesteps(1000, 10)[0]) == 999  # without a schedule: the spacing's own start
+
+
+def test_a_cosine_schedule_does_not_multiply_eps_errors_by_2e4() -> None:
+    """An exact ε (Gaussian data of sd 0.5) plus an error δ = 0.01, as any trained net has: DDIM's sample moves
+    by 9.6δ from the default start (t = 994; the linear schedule: 3.4δ), by 1256δ from t = 999 (as measured)."""
+    cos, c, delta = NoiseSchedule.cosine(1000), 0.5, 1e-2
+
+    def exact(x: torch.Tensor, t: torch.Tensor, err: float = 0.0) -> torch.Tensor:
+        ab = cos.alphas_cumprod[t].to(x.dtype).view(-1, 1)
+        return (1 - ab).sqrt() * x / (ab * c**2 + 1 - ab) + err
+
+    x_T = torch.randn(4000, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    from_999 = NoiseSchedule(cos.betas.clone(), "custom")  # the same ᾱ, sampled from T - 1 (the planted bug)
+    moved = []
+    for sch in (cos, from_999):
+        ref = ddim_sample(exact, sch, x_T, steps=11, clip_x0=False)
+        moved.append(float((ddim_sample(lambda x, t: exact(x, t, delta), sch, x_T, steps=11, clip_x0=False)
+                            - ref).abs().max()) / delta)
+    assert moved[0] < 12 and moved[1] > 100, moved
+
+
+@pytest.mark.slow  # trains a small two-moons model (about 3 s)
+def test_a_cosine_model_samples_its_data(tmp_path: Path) -> None:
+    """The red team's reproduction, smaller: `train --schedule cosine`, then sample with the defaults."""
+    from ddim_lesson.cli.main import main
+    from ddim_lesson.store.data import toy_2d
+
+    run = tmp_path / "c"
+    assert main(["train", "--dataset", "two-moons", "--schedule", "cosine", "--steps", "600", "--batch-size", "256",
+                 "--mlp-hidden", "64", "--n-toy", "4000", "--device", "cpu", "--no-progress", "--out", str(run)]) == 0
+    assert main(["sample", "--model", str(run / "model"), "--out", str(tmp_path / "c.png"), "--no-progress"]) == 0
+    model, schedule, _ = load_model(run / "model")
+    x_T = torch.randn(2000, 2, generator=torch.Generator().manual_seed(0))
+    want = toy_2d("two-moons", 4000, torch.Generator().manual_seed(0)).std(0)  # (1.2, 0.7)
+    got = ddim_sample(model, schedule, x_T, steps=50, clip_x0=False).std(0)  # measured (2.0, 0.8)
+    planted = ddim_sample(model, NoiseSchedule(schedule.betas.clone(), "custom"), x_T, steps=50, clip_x0=False)
+    assert bool((got < 2 * want).all()) and bool((planted.std(0) > 50 * want).all()), (got, planted.std(0))

@@ -128,7 +128,7 @@ def sdedit(
     [1, t0 + 1]. At strength 1 this is ``ddim_sample`` from q_sample(x0, T−1, noise): x0 is
     nearly forgotten. As strength → 0 it returns x0. The noise is the first draw from ``generator``.
     """
-    t0 = sdedit_timestep(schedule.T, strength)
+    t0 = sdedit_timestep(schedule.sampling_T, strength)  # sampling_T: T, less a cosine schedule's capped steps
     x0 = check_model_input(model, x0, name="x0")  # shape, dtype, device against a package model; finite
     try:
         steps = check_int("steps", steps, 1, t0 + 1)

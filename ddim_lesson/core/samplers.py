@@ -15,7 +15,7 @@ import torch
 
 from .checks import check_eps_finite, check_model_input, check_sample_finite
 from .forward import _randn_like, check_eta, ddim_sigma
-from .schedules import DEFAULT_SPACING, NoiseSchedule, check_steps, ddim_timesteps
+from .schedules import DEFAULT_SPACING, NoiseSchedule, ddim_timesteps
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 VARIANCES = ("posterior", "beta")
@@ -235,12 +235,13 @@ def ddpm_progressive(
     steps: int | None = None,
     spacing: str = DEFAULT_SPACING,
 ) -> Iterator[SamplerStep]:
-    """Ancestral sampling as a generator of steps. All T steps unless ``steps`` is given.
+    """Ancestral sampling as a generator of steps. All T steps unless ``steps`` is given (a cosine schedule:
+    its ``sampling_T`` steps, where σ̄ <= 157.5).
 
     With fewer steps it runs on a sub-sequence with β = 1 - ᾱ_t/ᾱ_prev; variance "beta" is
     then the DDIM paper's σ̂ sampler.
     """
-    steps = check_steps(schedule.T if steps is None else steps, schedule.T)
+    steps = schedule.sampling_T if steps is None else steps  # checked by ddim_timesteps, naming the range
     ts, abar_t, abar_prev = _plan(schedule, ddim_timesteps(schedule.T, steps, spacing, schedule=schedule))
     coefs = [ddpm_coefs(a, ap, variance) for a, ap in zip(abar_t, abar_prev)]
     x_T = check_model_input(model, x_T)
@@ -259,7 +260,8 @@ def ddpm_sample(
     steps: int | None = None,
     spacing: str = DEFAULT_SPACING,
 ) -> torch.Tensor:
-    """DDPM ancestral sampling (DDPM Algorithm 2) over all T steps. x_T: (B, ...) -> (B, ...)."""
+    """DDPM ancestral sampling (DDPM Algorithm 2) over all T steps (a cosine schedule: ``sampling_T``).
+    x_T: (B, ...) -> (B, ...)."""
     return _last(ddpm_progressive(model, schedule, x_T, clip_x0=clip_x0, generator=generator, variance=variance,
                                   steps=steps, spacing=spacing))
 
