@@ -48,7 +48,7 @@ def test_guided_run_counts_the_model_calls(tiny):
 
 
 def test_guidance_explorer_refuses_an_unconditional_model_and_bad_settings(tiny):
-    with pytest.raises(ValueError, match="num_classes must be an integer >= 1"):
+    with pytest.raises(ValueError, match="this model is not class-conditional"):
         guidance_explorer(UNet(UNetConfig(base_channels=8, channel_mults=(1, 2))), tiny[1])
     with pytest.raises(ValueError, match=r"label must be an integer in \[0, 9\]"):
         guidance_explorer(*tiny, label=10)

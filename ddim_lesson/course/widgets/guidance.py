@@ -81,7 +81,7 @@ class GuidanceExplorer:
 def guidance_explorer(model: nn.Module, schedule: NoiseSchedule, label: int = 0, scale: float = 1.0,
                       steps: int = 20, n: int = 8, seed: int = 0) -> GuidanceExplorer:
     """Build the explorer: class in the dropdown, scale in [0, 7] in steps of 0.5."""
-    k = check_int("num_classes", getattr(model.config, "num_classes", 0), 1)
+    k = cfg(model, 0, 1.0).num_classes  # the model's classes; an unconditional one: "not class-conditional"
     label = check_int("label", label, 0, k - 1)
     scale = check_float("scale", scale, 0.0, MAX_SCALE)
     n = check_int("n", n, 1, 32)
