@@ -183,3 +183,15 @@ def test_a_cosine_model_samples_its_data(tmp_path: Path) -> None:
     got = ddim_sample(model, schedule, x_T, steps=50, clip_x0=False).std(0)  # measured (2.0, 0.8)
     planted = ddim_sample(model, NoiseSchedule(schedule.betas.clone(), "custom"), x_T, steps=50, clip_x0=False)
     assert bool((got < 2 * want).all()) and bool((planted.std(0) > 50 * want).all()), (got, planted.std(0))
+
+
+def test_train_cli_refuses_label_dropout_without_num_classes_even_at_its_default(
+        capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    from ddim_lesson.cli.main import main
+
+    out = tmp_path / "run"
+    for value in ("0.1", "0.3"):
+        assert main(["train", "--dataset", "fashion-mnist", "--label-dropout", value, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"label_dropout {value} is for class-conditional training; pass --num-classes" in err
+        assert not out.exists()

@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
             add_dataclass_args(sp, DistillConfig)
         else:
             add_dataclass_args(sp, cls or TrainConfig)
+            if cls is None:  # train: an explicit --label-dropout is told apart from the default (_validate_flags)
+                sp.set_defaults(label_dropout=None)
     return p
 
 
@@ -94,9 +96,22 @@ def _validate_flags(args: argparse.Namespace) -> None:
     from ..train.loop import TrainConfig
 
     cls = {cmd_sample: SampleArgs, cmd_invert: InvertArgs}.get(args.func, TrainConfig)
+    if cls is TrainConfig:
+        _label_dropout(args)
     cfg = dataclass_from_args(cls, args)  # __post_init__ raises ValueError for a bad value
     if cls is TrainConfig and not cfg.out:
         raise CLIError("--out is required: the folder for checkpoints and the final model")
+
+
+def _label_dropout(args: argparse.Namespace) -> None:
+    """--label-dropout given without --num-classes is refused, even at the default's value; not given: the default."""
+    from ..train.train_config import LABEL_DROPOUT
+
+    if args.label_dropout is None:
+        args.label_dropout = LABEL_DROPOUT
+    elif not args.num_classes:
+        raise ValueError(f"label_dropout {args.label_dropout:g} is for class-conditional training; pass "
+                         "--num-classes too, or leave --label-dropout out")
 
 
 BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a command whose reader closed the pipe
