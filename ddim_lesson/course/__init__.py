@@ -22,7 +22,7 @@ _NAMES: dict[str, str] = {  # home module -> the names notebooks take from it (s
     "core.samplers": "ddpm_coefs",
     "store.assets": "sample_images",
     "store.classifier_io": "load_classifier",
-    "store.data": "FASHION_CLASSES toy_2d",
+    "store.data": "FASHION_CLASSES load_images toy_2d",
     "store.pretrained": "PRETRAINED pretrained_meta",
     "train.loop": "TrainConfig train",
     "train.train_config": "subset_indices",
@@ -50,7 +50,8 @@ _NAMES: dict[str, str] = {  # home module -> the names notebooks take from it (s
     "course.widgets.forward": "forward_explorer",
     "course.widgets.guidance": "guidance_explorer sdedit_explorer sdedit_run",
     "course.widgets.solver": "solver_explorer",
-    "course.exercises": "CHECKERS SOLUTIONS check_environment solution show_solution",
+    "course.exercises": "CHECKERS SOLUTIONS check_environment reference_ideal_weights reference_invert_step solution "
+                        "show_solution",
 }
 # submodules a notebook may take whole: `from ddim_lesson.course import exercises`
 _SUBMODULES = ("exercises", "plotting", "widgets", "measure", "trajectories")
