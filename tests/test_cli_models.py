@@ -126,3 +126,24 @@ def test_upscale_sets_the_size_of_the_grid(tmp_path, capsys: pytest.CaptureFixtu
     assert sizes[None] == (math.ceil(512 / w1) * w1,) * 2  # by default at least 512 px wide
     a, b = np.asarray(Image.open(tmp_path / "g1.png")), np.asarray(Image.open(tmp_path / "g5.png"))
     assert np.array_equal(b, a.repeat(5, axis=0).repeat(5, axis=1))  # the same samples, each pixel 5 × 5
+
+
+@pytest.mark.parametrize("command", ["sample", "invert"])
+def test_a_velocity_model_is_refused_by_the_eps_samplers(command: str, tmp_path, capsys) -> None:
+    """The flow-matching twin predicts v, not ε: DDIM would run it without error and draw noise."""
+    from ddim_lesson.cli.main import main
+
+    out = tmp_path / "x.png"
+    assert main([command, "--model", "fashion-mnist-fm", "--steps", "2", "--n", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "trained with objective 'flow'" in err and "flow_sample" in err and not out.exists()
+
+
+def test_refuse_velocity_model_passes_eps_models_and_old_cards() -> None:
+    from ddim_lesson.cli.cli_models import refuse_velocity_model
+
+    refuse_velocity_model({"train_config": {"objective": "eps"}}, "m")
+    refuse_velocity_model({"train_config": {}}, "m")  # cards written before the objective existed
+    refuse_velocity_model({}, "m")
+    with pytest.raises(ValueError, match="objective 'flow'"):
+        refuse_velocity_model({"train_config": {"objective": "flow"}}, "m")

@@ -62,7 +62,7 @@ def test_fashion_mnist_loads():
 def test_unknown_name_lists_the_allowed_ones():
     with pytest.raises(ValueError, match="unknown pretrained model 'cifar'; allowed: fashion-mnist, two-moons"):
         pretrained("cifar")
-    assert set(PRETRAINED) == {"fashion-mnist", "two-moons", "fashion-mnist-cond", *PAIRS}
+    assert set(PRETRAINED) == {"fashion-mnist", "two-moons", "fashion-mnist-cond", "fashion-mnist-fm", *PAIRS}
 
 
 # notebook 09's two-networks experiment: two pairs of narrow UNets on disjoint parts of the training set
@@ -110,3 +110,22 @@ def test_each_pair_shares_its_recipe_and_trained_on_disjoint_images():
         assert pretrained_meta(a)["weights_sha256"] != pretrained_meta(b)["weights_sha256"]
     # the small sets are the first 100 of the halves, so each n100 model saw a subset of one half model's data
     assert torch.equal(subset_indices(60000, "0/2", 100), subset_indices(60000, "0/2")[:100])
+
+
+def test_the_flow_matching_twin_ships_with_the_fashion_mnist_recipe() -> None:
+    """Notebook 10's twin: the shipped fashion-mnist UNet's architecture, data and steps, the flow objective."""
+    import json
+
+    from ddim_lesson.store.pretrained import PRETRAINED, weights_path
+
+    assert "fashion-mnist-fm" in PRETRAINED
+    twin, _ = pretrained("fashion-mnist-fm")
+    base, _ = pretrained("fashion-mnist")
+    assert twin.config.base_channels == base.config.base_channels and twin.config.time_scale == 1000.0
+    assert sum(p.numel() for p in twin.parameters()) == sum(p.numel() for p in base.parameters())
+    card = json.loads(weights_path("fashion-mnist-fm").with_suffix(".json").read_text())
+    ref = json.loads(weights_path("fashion-mnist").with_suffix(".json").read_text())
+    assert card["train_config"]["objective"] == "flow" and card["steps"] == ref["steps"] == 6000
+    for key in ("batch_size", "lr", "warmup", "channel_mults", "num_res_blocks", "ema_decay", "dataset"):
+        assert card["train_config"][key] == ref["train_config"][key], key
+    assert weights_path("fashion-mnist-fm").with_suffix(".safetensors").stat().st_size < 4_000_000

@@ -22,7 +22,7 @@ from ..store.device import pick_device
 from ..store.pretrained import load_any
 from .cli_args import CLIError, dataclass_from_args
 from .cli_checks import check_cuda_index, say_threads
-from .cli_models import model_help, undertrained_hint
+from .cli_models import model_help, refuse_velocity_model, undertrained_hint
 from .info import info_lines
 
 MAX_N = 10000  # images or points per call; the PNG grid stays a sensible size
@@ -195,7 +195,8 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 
 def _say_hint(meta: dict, spec: str) -> None:
-    """The under-training hint (cli_models), on stderr, once the flags and the model are checked."""
+    """Refuse a velocity model (cli_models); else the under-training hint on stderr, once the flags are checked."""
+    refuse_velocity_model(meta, spec)
     hint = undertrained_hint(meta, spec)
     if hint:
         print(hint, file=sys.stderr)

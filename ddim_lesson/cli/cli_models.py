@@ -47,6 +47,16 @@ def _trained_steps(meta: dict[str, Any], cards: dict[str, dict[str, Any]]) -> in
     return None if before is None else steps + before
 
 
+def refuse_velocity_model(meta: dict[str, Any], spec: str) -> None:
+    """ValueError for a model trained with the flow-matching objective: it predicts a velocity, not ε, so the
+    ε-model samplers behind ``sample`` and ``invert`` would run it without an error and draw noise."""
+    config = meta.get("train_config")
+    if isinstance(config, dict) and config.get("objective", "eps") != "eps":
+        raise ValueError(f"{spec} was trained with objective {config['objective']!r} (a velocity model v(x_s, s)); "
+                         "sample and invert run eps-model samplers: sample it with ddim_lesson.flow_sample "
+                         "(notebook 10)")
+
+
 def recipe(dataset: str | None, cards: dict[str, dict[str, Any]] | None = None) -> tuple[str, int] | None:
     """(name, steps) of the longest-trained shipped model on ``dataset`` trained from scratch (the one named
     after the dataset among equals): the recipe a model of it is measured against; None when there is none."""

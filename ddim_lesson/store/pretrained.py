@@ -23,6 +23,8 @@ PRETRAINED = {
     "fashion-mnist-half-b": "fashion-mnist-half-b",  # --subset 1/2: the other 30,000
     "fashion-mnist-n100-a": "fashion-mnist-n100-a",  # --subset 0/2 --n-images 100: 100 images, memorised
     "fashion-mnist-n100-b": "fashion-mnist-n100-b",  # --subset 1/2 --n-images 100: 100 other images
+    # notebook 10's twin: the fashion-mnist recipe with the flow-matching objective (a velocity model v(x_s, s))
+    "fashion-mnist-fm": "fashion-mnist-fm",
 }
 
 
