@@ -121,7 +121,7 @@ class ExportArgs:
                                                            "included); without it an existing model is refused"})
 
 
-def _device(name: str) -> torch.device:
+def cli_device(name: str) -> torch.device:
     """The CLI's device check: pick_device, plus cuda:N only for a GPU this machine has."""
     return check_cuda_index(pick_device(name), name)
 
@@ -172,7 +172,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
     a = dataclass_from_args(SampleArgs, args)
     check_writable(a.out)  # before sampling, not after
-    model, schedule, meta, _ = load_any(a.model, _device(a.device))
+    model, schedule, meta, _ = load_any(a.model, cli_device(a.device))
     check_steps(a.steps, schedule.T)
     _say_hint(meta, a.model)
     what = f"{a.steps} DDIM steps, eta {a.eta:g}, {a.spacing} spacing, seed {a.seed}"
@@ -227,7 +227,7 @@ def cmd_invert(args: argparse.Namespace) -> None:
 
     a = dataclass_from_args(InvertArgs, args)
     check_writable(a.out)  # before inverting, not after
-    device = _device(a.device)
+    device = cli_device(a.device)
     model, schedule, meta, _ = load_any(a.model, device)
     check_steps(a.steps, schedule.T)
     _say_hint(meta, a.model)
@@ -293,5 +293,5 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     from .cli_eval import cmd_eval as run_eval
 
-    args.device = str(_device(args.device))  # the same device check as the other subcommands ("auto" resolved)
+    args.device = str(cli_device(args.device))  # the same device check as the other subcommands ("auto" resolved)
     run_eval(args)

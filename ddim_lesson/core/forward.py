@@ -36,7 +36,7 @@ def q_sample(
     """
     _check_real_finite("x0", x0)
     if noise is None:
-        noise = _randn_like(x0, generator)
+        noise = randn_like_on(x0, generator)
     if noise.shape != x0.shape:
         raise ValueError(f"noise shape {tuple(noise.shape)} must equal x0 shape {tuple(x0.shape)}")
     _check_real_finite("noise", noise)
@@ -115,7 +115,7 @@ def check_eta(eta: float) -> float:
     return check_float("eta", eta, 0.0, 1.0)
 
 
-def _randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def randn_like_on(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """Standard normal noise shaped like x, drawn on the generator's device then moved to x's."""
     device = generator.device if generator is not None else x.device
     return torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype).to(x.device)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .checks import check_float, check_int, check_model_input
-from .forward import _randn_like, check_eta, q_sample
+from .forward import check_eta, q_sample, randn_like_on
 from .samplers import Model, _denoise_loop, _last, _plan, ddim_coefs
 from .schedules import NoiseSchedule, ddim_timesteps
 
@@ -135,7 +135,7 @@ def sdedit(
     except ValueError as e:
         raise ValueError(f"{e} (strength {strength} starts at t0 = {t0}, which leaves {t0 + 1} timesteps)") from None
     check_eta(eta)
-    noise = _randn_like(x0, generator)  # (B, ...)
+    noise = randn_like_on(x0, generator)  # (B, ...)
     x_t0 = q_sample(x0, torch.full((x0.shape[0],), t0, dtype=torch.long, device=x0.device), schedule, noise=noise)
     ts, abar_t, abar_prev = _plan(schedule, ddim_timesteps(t0 + 1, steps, "trailing"))
     coefs = [ddim_coefs(a, ap, eta) for a, ap in zip(abar_t, abar_prev)]  # DDIM eq. 12 from t0 down

@@ -45,9 +45,9 @@ def ddim_invert(
         t_b = torch.full((B,), t, dtype=torch.long, device=x0.device)  # (B,)
         eps = _eps(model, x, t_b, t)
         # eq. 12 with η = 0 read from ᾱ_from to ᾱ_to: x_to = √ᾱ_to·x0_pred + √(1-ᾱ_to)·eps
-        x_to = _invert_step(x, eps, abar_from, abar_to)
+        x_to = invert_step(x, eps, abar_from, abar_to)
         for _ in range(fixed_point_iters):  # fixed point of x_to = step(x, eps(x_to, t))
-            x_to = _invert_step(x, _eps(model, x_to, t_b, t), abar_from, abar_to)
+            x_to = invert_step(x, _eps(model, x_to, t_b, t), abar_from, abar_to)
         x, abar_from = x_to, abar_to
     return x
 
@@ -66,7 +66,8 @@ def _eps(model: Model, x: torch.Tensor, t_b: torch.Tensor, t: int) -> torch.Tens
     return eps
 
 
-def _invert_step(x: torch.Tensor, eps: torch.Tensor, abar_from: float, abar_to: float) -> torch.Tensor:
+def invert_step(x: torch.Tensor, eps: torch.Tensor, abar_from: float, abar_to: float) -> torch.Tensor:
+    """One DDIM inversion step (eq. 12 with η = 0, read upward) from ᾱ_from to ᾱ_to; x, eps: (B, ...)."""
     if abar_from >= 1.0:  # from clean data: x is x0 itself
         return math.sqrt(abar_to) * x + math.sqrt(1.0 - abar_to) * eps
     x_to, _ = ddim_step(x, eps, abar_from, abar_to)  # eq. 12 with η = 0, read from ᾱ_from up to ᾱ_to

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .checks import check_eps_finite, check_model_input, check_sample_finite
-from .forward import _randn_like, check_eta, ddim_sigma
+from .forward import check_eta, ddim_sigma, randn_like_on
 from .schedules import DEFAULT_SPACING, NoiseSchedule, ddim_timesteps
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -164,7 +164,7 @@ def _denoise_loop(
         if eps.shape != x.shape:
             raise ValueError(f"model output shape {tuple(eps.shape)} must equal x_T shape {tuple(x.shape)}")
         check_eps_finite(eps, timesteps[i])
-        noise = _randn_like(x, generator) if c.sigma > 0.0 else None
+        noise = randn_like_on(x, generator) if c.sigma > 0.0 else None
         x, x0_pred = apply_step(x, eps, c, noise, clip_x0)
         t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
         if t_prev == -1:  # ε was finite at every step; the update itself may still overflow (no clip_x0)

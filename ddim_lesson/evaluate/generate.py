@@ -5,7 +5,7 @@ and every front-end seeds a batch by one rule. A batch with seed s starts from
 ``seeded_latents(s, B, shape)`` (a CPU generator seeded with s) and draws its η > 0 or σ̂ noise from
 ``noise_generator(s)`` (seeded s + NOISE_OFFSET), so changing η, steps or spacing never moves x_T.
 Both generators are CPU generators whatever device the model is on (the noise is drawn on the CPU and
-moved, core.forward._randn_like): a CUDA generator seeded alike draws other numbers, so a seed would
+moved, core.forward.randn_like_on): a CUDA generator seeded alike draws other numbers, so a seed would
 name other samples on a GPU than on a CPU, and Table 1 other samples than ``ddim-lesson sample``.
 An explorer's one batch uses the explorer's seed; batch b of a run of several batches (Table 1,
 the spread, the spacing and solver tables, ``ddim-lesson sample``) uses ``batch_seed(seed, b)``,

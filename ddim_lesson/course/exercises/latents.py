@@ -104,7 +104,7 @@ def _invert_output(fn: Callable[..., torch.Tensor], x: torch.Tensor, eps: torch.
 @checker
 def check_invert_step(fn: Callable[[torch.Tensor, torch.Tensor, float, float], torch.Tensor]) -> bool:
     """Check ``fn(x, eps, abar_from, abar_to) -> x at ᾱ_to`` against the step ``ddim_lesson.ddim_invert`` takes."""
-    from ...core.inversion import _invert_step
+    from ...core.inversion import invert_step
 
     g = case_generator(5)
     shape = (3, 1, 4, 4)
@@ -112,7 +112,7 @@ def check_invert_step(fn: Callable[[torch.Tensor, torch.Tensor, float, float], t
         for abar_from, abar_to in INVERT_CASES:
             x, eps = case_randn(shape, g), case_randn(shape, g)
             got = _invert_output(fn, x, eps, abar_from, abar_to)
-            want = _invert_step(x.clone(), eps, abar_from, abar_to)
+            want = invert_step(x.clone(), eps, abar_from, abar_to)
             diff = max_diff(got, want)
             if diff > TOL:
                 swapped = abar_from < 1 and max_diff(got, reference_invert_step(x, eps, abar_to, abar_from)) <= TOL
