@@ -69,3 +69,23 @@ def test_notebooks_import_through_the_two_paths_only() -> None:
 def test_the_scan_sees_a_deep_import() -> None:  # the check above can fail
     src = "import torch\nfrom ddim_lesson.store.data import toy_2d\n"
     assert re.findall(r"^\s*from\s+(ddim_lesson[\w.]*)\s+import", src, re.M) == ["ddim_lesson.store.data"]
+
+
+def private_imports(root: Path) -> list[tuple[str, str, str]]:
+    """(importing file, module, name) for every ``from X import _name`` inside the package."""
+    import ast
+
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                found += [(path.name, node.module or ".", a.name) for a in node.names
+                          if a.name.startswith("_") and not a.name.startswith("__")]
+    return found
+
+
+def test_few_private_names_cross_a_module_boundary(tmp_path: Path) -> None:
+    found = private_imports(ROOT / "ddim_lesson")
+    assert len(found) <= 5, f"private names imported across modules: {found}"
+    (tmp_path / "a.py").write_text("from .b import _hidden\n")  # the scan sees one when there is one
+    assert private_imports(tmp_path) == [("a.py", "b", "_hidden")]
