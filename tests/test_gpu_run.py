@@ -162,12 +162,14 @@ def test_the_deadline_stops_training_with_a_checkpoint(fake_fashion, tmp_path, m
 def test_the_command_line_names_the_same_run():
     """The card's command, parsed by the real ``train`` parser, gives back the run's config."""
     from ddim_lesson.cli.cli_args import dataclass_from_args
-    from ddim_lesson.cli.main import build_parser
+    from ddim_lesson.cli.main import build_parser, validate_flags
 
     cfg = _tiny_recipe(steps=1234, ema_decay=0.9995, out="runs/x", device="auto", progress=True, ckpt_every=250)
     argv = shlex.split(command_line(cfg))
     assert argv[:2] == ["ddim-lesson", "train"]
-    again = dataclass_from_args(TrainConfig, build_parser().parse_args(argv[1:]))
+    args = build_parser().parse_args(argv[1:])
+    validate_flags(args)  # as main() does before any command: fills the defaults the parser leaves open
+    again = dataclass_from_args(TrainConfig, args)
     assert again == cfg
     assert GpuRunConfig().recipe().batch_size == 256 and GpuRunConfig(smoke=True).device == "cpu"
 

@@ -87,12 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
             add_dataclass_args(sp, DistillConfig)
         else:
             add_dataclass_args(sp, cls or TrainConfig)
-            if cls is None:  # train: an explicit --label-dropout is told apart from the default (_validate_flags)
+            if cls is None:  # train: an explicit --label-dropout is told apart from the default (validate_flags)
                 sp.set_defaults(label_dropout=None)
     return p
 
 
-def _validate_flags(args: argparse.Namespace) -> None:
+def validate_flags(args: argparse.Namespace) -> None:
     from ..train.loop import TrainConfig
 
     cls = {cmd_sample: SampleArgs, cmd_invert: InvertArgs}.get(args.func, TrainConfig)
@@ -128,7 +128,7 @@ def _main(argv: Sequence[str] | None) -> int:
         args = build_parser().parse_args(argv)
         check_common_args(args, cli_device)  # seeds, η and device, before any work
         if args.func in (cmd_train, cmd_sample, cmd_invert):  # eval picks its own (--threads)
-            _validate_flags(args)  # a bad value is the one line printed, before any note
+            validate_flags(args)  # a bad value is the one line printed, before any note
             steady = args.func is cmd_train  # training: a count that does not follow the load
             args.thread_note = f"torch uses {pick_threads(steady=steady).reason}"  # said when work starts
             if args.func is cmd_train:
