@@ -74,8 +74,8 @@ def check_ideal_weights(fn: Callable[..., torch.Tensor]) -> bool:
                 raise AssertionError(f"the weights are wrong at ᾱ = {abar} with N = {n} (max difference {diff:.3g})."
                                      f"\nHint: {_hint(got, x, data, abar)}")
     except NotAttempted:
-        return not_attempted("check_ideal_weights", "Compute the squared distance of each x_t to each √ᾱ·x_i, "
-                              "shape (B, N), then torch.softmax(-sq / (2 * (1 - abar)), dim=1).")
+        return not_attempted("check_ideal_weights", "Start from Bayes' rule in section 1: each weight is a Gaussian "
+                              "likelihood of x_t given one training image, normalised over the N images.")
     print(f"Correct: your weights match Bayes' rule on {len(CASES)} noise levels (ᾱ from {CASES[0][0]} to "
           f"{CASES[-1][0]}), each row summing to 1.")
     return True
