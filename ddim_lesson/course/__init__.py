@@ -36,7 +36,8 @@ _NAMES: dict[str, str] = {  # home module -> the names notebooks take from it (s
     "evaluate.memorisation": "RATIO agreement memorisation_rate nearest_neighbours pair_distances",
     "evaluate.metrics": "FeatureStats classifier_and_sha reference_stats",
     "evaluate.moons": "energy_distance near_fraction",
-    "evaluate.records": "hide_provenance load_results",
+    "evaluate.records": "hide_provenance load_results model_sha256",
+    "evaluate.flow_twin_fid": "fid_by_method paired",
     "evaluate.solver_fid": "best_spacing fid_table sample_solver_cell solver_fid_markdown",
     "evaluate.solver_study": "errors_vs_calls fine_clock fitted_order gaussian_data last_timestep_errors rel_error "
                              "scalar_errors step_errors",
