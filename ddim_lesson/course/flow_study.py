@@ -3,8 +3,9 @@
 Three 2-D models, trained live in seconds with one recipe (``TrainConfig`` fields other than the
 objective are equal): the ε-model (DDIM), the flow-matching model (Euler in s), and its reflow (the
 2-rectified flow, trained on the flow's own (x0, x1) pairs, :mod:`ddim_lesson.train.reflow`). A control
-trains the flow as long again from the same weights on independent pairs, so the coupling is the only
-difference between it and the reflow. Measured:
+trains the flow as long again from the same weights on independent pairs: it and the reflow differ in the
+coupling and in the pairs (the reflow reuses ``n_pairs`` of the flow's own samples, each seen about
+steps × batch / n_pairs times; the control sees steps × batch fresh data points once each). Measured:
 
 - straightness (:func:`~ddim_lesson.course.trajectories.straightness`, end-to-end over path length)
   of fine-step paths (``path_steps`` Euler steps), all in the flow coordinates x_s; the ε-model's
@@ -35,7 +36,7 @@ from .trajectories import straightness
 __all__ = ["CONTROL", "MODELS", "ReflowStudy", "flow_paths", "moons_config", "quality", "run_reflow_study", "sample_at"]
 
 MODELS = ("ε-model (DDIM)", "flow matching (Euler)", "reflow (Euler)")
-CONTROL = "flow, trained on (control)"  # as long as the reflow, on independent pairs: only the coupling differs
+CONTROL = "flow, more steps on fresh pairs (control)"  # as many steps as the reflow, on independent pairs
 
 
 def moons_config(objective: str, steps: int, batch_size: int = 256, lr: float = 2e-3, seed: int = 0,
