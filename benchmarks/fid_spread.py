@@ -10,7 +10,7 @@ Results go to OUT.json / OUT.md after every FID; run the same command again to r
 Same as ``ddim-lesson eval spread``.
 """
 
-from ddim_lesson.cli.cli_eval import script_main
+from ddim_lesson.cli.table_commands import script_main
 
 if __name__ == "__main__":
     script_main(__doc__, "spread")

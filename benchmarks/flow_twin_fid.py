@@ -10,7 +10,7 @@ the time grid are measured apart. Seed k starts every cell from the same x_T; th
 by seed. Results go to OUT.json / OUT.md after every cell; run the same command again to resume.
 """
 
-from ddim_lesson.cli.cli_eval import script_main
+from ddim_lesson.cli.table_commands import script_main
 
 if __name__ == "__main__":
     script_main(__doc__, "flow_twin_fid")

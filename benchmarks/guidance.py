@@ -16,7 +16,7 @@ Parts (results go to OUT.json / OUT.md after every cell; run again to resume, ce
              the number of model calls (plain S = 10 … 200, fixed-point S = 10 with k = 1 … 6).
 """
 
-from ddim_lesson.cli.cli_scripts import guidance_main
+from ddim_lesson.cli.guidance_script import guidance_main
 
 if __name__ == "__main__":
     guidance_main(__doc__)

@@ -9,7 +9,7 @@ so differences between solvers are read seed by seed against the seed-to-seed sd
 Results go to OUT.json / OUT.md after every cell; run the same command again to resume.
 """
 
-from ddim_lesson.cli.cli_eval import script_main
+from ddim_lesson.cli.table_commands import script_main
 
 if __name__ == "__main__":
     script_main(__doc__, "solver_fid")

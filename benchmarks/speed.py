@@ -14,10 +14,10 @@ It prints:
 Each round runs A then B, or B then A (alternating), so slow drifts of a shared machine cancel.
 The targets are judged on the wall clock; the ratio of this process's CPU time is printed beside it,
 because on a machine shared with other jobs the wall clock also counts time spent waiting for a core.
-The code is in ddim_lesson.evaluate (timing, sampler_loops, speed, throughput) and ddim_lesson.cli.cli_speed.
+The code is in ddim_lesson.evaluate (timing, sampler_loops, speed, throughput) and ddim_lesson.cli.speed_script.
 """
 
-from ddim_lesson.cli.cli_speed import speed_main
+from ddim_lesson.cli.speed_script import speed_main
 
 if __name__ == "__main__":
     speed_main(__doc__)

@@ -7,7 +7,7 @@ Results are written after every cell to OUT.json / OUT.md; run the same command 
 Same as ``ddim-lesson eval table1``.
 """
 
-from ddim_lesson.cli.cli_eval import script_main
+from ddim_lesson.cli.table_commands import script_main
 
 if __name__ == "__main__":
     script_main(__doc__, "table1")

@@ -7,7 +7,7 @@ Each real test image x0 is encoded with ddim_invert (S steps) and decoded with d
 η = 0). Same as ``ddim-lesson eval table2``.
 """
 
-from ddim_lesson.cli.cli_eval import script_main
+from ddim_lesson.cli.table_commands import script_main
 
 if __name__ == "__main__":
     script_main(__doc__, "table2")

@@ -8,7 +8,7 @@ Each count is timed idle and with one core kept busy by a spinning process, inte
 Run it on an otherwise quiet machine: it makes the load it measures under.
 """
 
-from ddim_lesson.cli.cli_scripts import threads_main
+from ddim_lesson.cli.threads_script import threads_main
 
 if __name__ == "__main__":
     threads_main(__doc__)

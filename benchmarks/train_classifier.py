@@ -4,10 +4,10 @@
 
 Then regenerate the shipped test-set statistics:
 
-    python -m ddim_lesson.cli.cli_fid --write-reference
+    python -m ddim_lesson.cli.fid_tool --write-reference
 """
 
-from ddim_lesson.cli.cli_scripts import train_classifier_main
+from ddim_lesson.cli.classifier_script import train_classifier_main
 
 if __name__ == "__main__":
     train_classifier_main(__doc__)

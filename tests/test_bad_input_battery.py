@@ -452,7 +452,7 @@ def test_info_json_escapes_control_characters(capsys, crafted: Path) -> None:
     (ValueError("a\x1b[2Jb\x07"), r"error: a\[2Jb\n"),  # control characters (ESC, BEL) dropped from any message
 ])
 def test_cli_turns_resource_errors_into_one_line(capsys, monkeypatch, exc: BaseException, message: str) -> None:
-    import ddim_lesson.cli.cli_commands as cli  # the subcommands look the loader up there
+    import ddim_lesson.cli.commands as cli  # the subcommands look the loader up there
 
     def boom(*_a, **_k):
         raise exc
@@ -463,7 +463,7 @@ def test_cli_turns_resource_errors_into_one_line(capsys, monkeypatch, exc: BaseE
 
 def test_cli_keeps_the_traceback_of_a_bug(monkeypatch) -> None:
     """Only user errors become one line: a bug (here a plain RuntimeError) still shows where it happened."""
-    import ddim_lesson.cli.cli_commands as cli  # the subcommands look the loader up there
+    import ddim_lesson.cli.commands as cli  # the subcommands look the loader up there
 
     monkeypatch.setattr(cli, "load_any", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("a bug")))
     with pytest.raises(RuntimeError, match="a bug"):
@@ -496,7 +496,7 @@ def test_data_errors_reach_the_cli_as_one_line(capsys, tmp_path, monkeypatch) ->
 
 def test_cuda_index_is_bounded_by_the_gpus_present(monkeypatch) -> None:
     """cuda:7 on a machine with one GPU would fail deep inside torch at the first allocation."""
-    from ddim_lesson.cli.cli_checks import check_cuda_index
+    from ddim_lesson.cli.errors import check_cuda_index
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert check_cuda_index(torch.device("cuda", 0), "cuda:0") == torch.device("cuda", 0)

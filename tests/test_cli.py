@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ddim_lesson.cli import cli_commands
+from ddim_lesson.cli import commands
 from ddim_lesson.cli import main as cli
 from ddim_lesson.cli.main import main
 from ddim_lesson.core.schedules import NoiseSchedule
@@ -144,7 +144,7 @@ def test_sampling_calls_the_model_one_batch_at_a_time(monkeypatch, tiny_run, tmp
         model, schedule, meta, where = real_load(spec, device)
         return Recorder(model), schedule, meta, where
 
-    monkeypatch.setattr(cli_commands, "load_any", load_recorded)
+    monkeypatch.setattr(commands, "load_any", load_recorded)
     rc, _, _ = run(capsys, "sample", "--model", str(tiny_run), "--n", "10", "--batch-size", "4", "--steps", "3",
                    "--out", str(tmp_path / "g.png"), "--no-progress")
     assert rc == 0
@@ -188,7 +188,7 @@ def test_n_10000_never_holds_more_than_one_batch_of_model_activations(monkeypatc
         census.append(Census(model))
         return census[-1], schedule, meta, where
 
-    monkeypatch.setattr(cli_commands, "load_any", load_census)
+    monkeypatch.setattr(commands, "load_any", load_census)
     rc, out, _ = run(capsys, "sample", "--model", "two-moons", "--n", "10000", "--batch-size", str(batch),
                      "--steps", str(steps), "--out", str(tmp_path / "g.png"), "--no-progress")
     assert rc == 0 and "of 10000 2-D samples" in out

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ddim_lesson.cli import cli_models
+from ddim_lesson.cli import model_hints
 from ddim_lesson.cli.main import build_parser, main
 from ddim_lesson.store import pretrained as P
 from ddim_lesson.train.loop import TrainConfig, train
@@ -36,7 +36,7 @@ def test_model_help_names_every_shipped_model(command: str, monkeypatch: pytest.
         assert name in text, (command, name)
     # read from the registry, not written out: a model added to it appears in the help
     monkeypatch.setitem(P.PRETRAINED, "fashion-mnist-new", "fashion-mnist-new")
-    assert "fashion-mnist-new" in cli_models.model_help()
+    assert "fashion-mnist-new" in model_hints.model_help()
 
 
 # -- the under-training hint -------------------------------------------------------------------------------
@@ -58,7 +58,7 @@ CARDS = {"two-moons": card("two-moons", 8000), "fashion-mnist": card("fashion-mn
     ({"dataset": "two-moons"}, False),  # no card of a training run
 ])  # fmt: skip
 def test_the_hint_rule(meta: dict, hinted: bool) -> None:
-    hint = cli_models.undertrained_hint(meta, "m", CARDS)
+    hint = model_hints.undertrained_hint(meta, "m", CARDS)
     assert (hint is not None) == hinted, hint
     if hinted:
         ref = 8000 if meta["dataset"] == "two-moons" else 6000
@@ -68,18 +68,18 @@ def test_the_hint_rule(meta: dict, hinted: bool) -> None:
 
 def test_the_rule_against_a_planted_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
     """The rule is steps < 1/4 of the recipe's, not some other fraction: a planted 1/2 hints at 3000 of 8000."""
-    assert cli_models.undertrained_hint(card("two-moons", 3000), "m", CARDS) is None
-    monkeypatch.setattr(cli_models, "UNDERTRAINED_FRACTION", 0.5)
-    assert cli_models.undertrained_hint(card("two-moons", 3000), "m", CARDS) is not None
+    assert model_hints.undertrained_hint(card("two-moons", 3000), "m", CARDS) is None
+    monkeypatch.setattr(model_hints, "UNDERTRAINED_FRACTION", 0.5)
+    assert model_hints.undertrained_hint(card("two-moons", 3000), "m", CARDS) is not None
 
 
 def test_no_shipped_model_is_hinted_and_recipes_come_from_the_cards() -> None:
-    cards = cli_models._cards()
+    cards = model_hints._cards()
     assert set(cards) == set(P.PRETRAINED)
     for name, meta in cards.items():
-        assert cli_models.undertrained_hint(meta, name) is None, name
+        assert model_hints.undertrained_hint(meta, name) is None, name
     tm = json.loads(P.weights_path("two-moons").with_suffix(".json").read_text())
-    assert cli_models.recipe("two-moons") == ("two-moons", tm["steps"])
+    assert model_hints.recipe("two-moons") == ("two-moons", tm["steps"])
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +140,7 @@ def test_a_velocity_model_is_refused_by_the_eps_samplers(command: str, tmp_path,
 
 
 def test_refuse_velocity_model_passes_eps_models_and_old_cards() -> None:
-    from ddim_lesson.cli.cli_models import refuse_velocity_model
+    from ddim_lesson.cli.model_hints import refuse_velocity_model
 
     refuse_velocity_model({"train_config": {"objective": "eps"}}, "m")
     refuse_velocity_model({"train_config": {}}, "m")  # cards written before the objective existed

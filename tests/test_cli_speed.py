@@ -1,4 +1,4 @@
-"""cli/cli_speed.py and benchmarks/speed.py: flags through the bridge, one-line errors, speed.json written."""
+"""cli/speed_script.py and benchmarks/speed.py: flags through the bridge, one-line errors, speed.json written."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ddim_lesson.cli import cli_speed
+from ddim_lesson.cli import speed_script
 from ddim_lesson.train.loop import diffusion_loss
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "speed.py"
@@ -26,14 +26,14 @@ def fake_run(monkeypatch):
         log("device: fake")
         return {"device": "fake", "args": {"rounds": cfg.rounds, "mlp_sweep": cfg.mlp_sweep}, "ratios": {}}
 
-    monkeypatch.setattr(cli_speed, "run_speed", run)
+    monkeypatch.setattr(speed_script, "run_speed", run)
     monkeypatch.setenv("DDIM_LESSON_THREADS", "1")
     return seen
 
 
 def test_flags_reach_the_config_and_the_report_is_written(fake_run, tmp_path, capsys):
     out = tmp_path / "sub" / "speed.json"
-    cli_speed.speed_main(None, ["--rounds", "5", "--mlp-sweep", "", "--device", "cpu", "--json", str(out)])
+    speed_script.speed_main(None, ["--rounds", "5", "--mlp-sweep", "", "--device", "cpu", "--json", str(out)])
     cfg = fake_run[0]
     assert (cfg.rounds, cfg.mlp_sweep, cfg.device, cfg.json) == (5, (), "cpu", str(out))
     assert json.loads(out.read_text()) == {"device": "fake", "args": {"rounds": 5, "mlp_sweep": []}, "ratios": {}}
@@ -43,9 +43,9 @@ def test_flags_reach_the_config_and_the_report_is_written(fake_run, tmp_path, ca
 
 
 def test_quick_and_the_sweep_flag(fake_run):
-    cli_speed.speed_main(None, ["--quick", "--mlp-sweep", "2,8"])
+    speed_script.speed_main(None, ["--quick", "--mlp-sweep", "2,8"])
     assert (fake_run[0].rounds, fake_run[0].mlp_sweep) == (3, (2,))
-    cli_speed.speed_main(None, [])
+    speed_script.speed_main(None, [])
     assert fake_run[1].mlp_sweep == (1, 32)
 
 
@@ -58,7 +58,7 @@ def test_quick_and_the_sweep_flag(fake_run):
 ])
 def test_a_bad_flag_is_one_line_and_status_2_before_any_work(fake_run, capsys, argv, message):
     with pytest.raises(SystemExit) as exit_:
-        cli_speed.speed_main(None, argv)
+        speed_script.speed_main(None, argv)
     assert exit_.value.code == 2
     err = capsys.readouterr()
     assert err.out == "" and err.err.startswith("speed.py: error: ") and message in err.err
@@ -68,7 +68,7 @@ def test_a_bad_flag_is_one_line_and_status_2_before_any_work(fake_run, capsys, a
 def test_an_unwritable_json_path_is_refused_before_the_run(fake_run, tmp_path, capsys):
     (tmp_path / "f").write_text("")
     with pytest.raises(SystemExit) as exit_:
-        cli_speed.speed_main(None, ["--json", str(tmp_path / "f" / "speed.json")])
+        speed_script.speed_main(None, ["--json", str(tmp_path / "f" / "speed.json")])
     assert exit_.value.code == 2
     assert "--json" in capsys.readouterr().err and not fake_run
 

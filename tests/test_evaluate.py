@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ddim_lesson import NoiseSchedule, ddim_invert, ddim_sample
-from ddim_lesson.cli.cli_eval import add_eval_args, cmd_eval
+from ddim_lesson.cli.table_commands import add_eval_args, cmd_eval
 from ddim_lesson.evaluate import (
     SIGMA_HAT,
     Table1Config,
@@ -196,9 +196,9 @@ def test_spread_config_rejects_bad_values():
 
 
 def test_eval_spread_parses_cells_and_rejects_bad_values_in_one_line(capsys):
-    from ddim_lesson.cli.cli_args import OneLineParser
-    from ddim_lesson.cli.cli_eval import add_table_args, config_from_args
+    from ddim_lesson.cli.flags import OneLineParser
     from ddim_lesson.cli.main import main
+    from ddim_lesson.cli.table_commands import add_table_args, config_from_args
 
     p = OneLineParser(prog="spread")
     add_table_args(p, "spread")

@@ -191,7 +191,7 @@ def test_config_rejects_bad_values(kwargs: dict, match: str) -> None:
 
 
 def test_cli_reports_a_bad_value_in_one_line(capsys) -> None:
-    from ddim_lesson.cli.cli_eval import script_main
+    from ddim_lesson.cli.table_commands import script_main
 
     with pytest.raises(SystemExit) as e:
         script_main("flow twin FID", "flow_twin_fid", ["--nfes", "0", "--no-progress"])
@@ -200,7 +200,7 @@ def test_cli_reports_a_bad_value_in_one_line(capsys) -> None:
 
 def test_the_script_runs_on_checkpoints_and_reads_each_models_objective(tmp_path, capsys) -> None:
     """The command the README gives, on two tiny checkpoints: the twin's recorded objective is what admits it."""
-    from ddim_lesson.cli.cli_eval import script_main
+    from ddim_lesson.cli.table_commands import script_main
     from ddim_lesson.store.checkpoints import save_model
 
     save_model(tmp_path / "eps", tiny_unet(), clock(), train_config={"objective": "eps"}, steps=3)

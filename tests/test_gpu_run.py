@@ -161,7 +161,7 @@ def test_the_deadline_stops_training_with_a_checkpoint(fake_fashion, tmp_path, m
 
 def test_the_command_line_names_the_same_run():
     """The card's command, parsed by the real ``train`` parser, gives back the run's config."""
-    from ddim_lesson.cli.cli_args import dataclass_from_args
+    from ddim_lesson.cli.flags import dataclass_from_args
     from ddim_lesson.cli.main import build_parser, validate_flags
 
     cfg = _tiny_recipe(steps=1234, ema_decay=0.9995, out="runs/x", device="auto", progress=True, ckpt_every=250)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import ddim_lesson.cli.cli_eval as cli_eval
+import ddim_lesson.cli.table_commands as table_commands
 import ddim_lesson.evaluate as evaluate
 from ddim_lesson.cli.main import main
 from ddim_lesson.store.checkpoints import read_checkpoint
@@ -132,8 +132,8 @@ def _forbid(monkeypatch, *targets):
 def test_an_unwritable_out_fails_before_any_work(tmp_path, capsys, monkeypatch, command, bad):
     (tmp_path / "FILE").write_text("a file, not a folder")
     out = bad.replace("FILE", str(tmp_path / "FILE"))
-    _forbid(monkeypatch, "ddim_lesson.train.loop.load_dataset", "ddim_lesson.cli.cli_commands.load_any",
-            "ddim_lesson.cli.cli_eval.run_table1", "ddim_lesson.store.checkpoints.load_newest")
+    _forbid(monkeypatch, "ddim_lesson.train.loop.load_dataset", "ddim_lesson.cli.commands.load_any",
+            "ddim_lesson.cli.table_commands.run_table1", "ddim_lesson.store.checkpoints.load_newest")
     argv = {"train": [*TOY, "--out", out], "sample": ["sample", "--out", out + ".png"],
             "invert": ["invert", "--out", out + ".png"], "eval": ["eval", "table1", "--out", out],
             "export": ["export", tmp_path / "run", out]}[command]
@@ -147,8 +147,8 @@ def test_eval_writes_outside_the_committed_results_by_default(table):
     import argparse
 
     p = argparse.ArgumentParser()
-    cli_eval.add_eval_args(p)
-    cfg = cli_eval.config_from_args(p.parse_args([table]), table)
+    table_commands.add_eval_args(p)
+    cfg = table_commands.config_from_args(p.parse_args([table]), table)
     assert cfg.out.startswith("runs/eval/") and "benchmarks" not in cfg.out
 
 

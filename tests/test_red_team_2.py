@@ -179,7 +179,7 @@ def test_an_interrupted_image_write_keeps_the_old_file(tmp_path: Path, monkeypat
 def test_an_image_replaces_a_symlink_rather_than_writing_through_it(tmp_path: Path) -> None:
     import torch
 
-    from ddim_lesson.cli.cli_commands import save_scatter
+    from ddim_lesson.cli.commands import save_scatter
     from ddim_lesson.course.images import save_grid
 
     for k, write in enumerate((lambda p: save_grid(torch.zeros(4, 1, 8, 8), p),

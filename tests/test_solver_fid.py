@@ -42,7 +42,7 @@ def test_solver_fid_config_rejects_bad_values(kwargs: dict, match: str) -> None:
 
 
 def test_solver_fid_cli_reports_a_bad_value_in_one_line(capsys) -> None:
-    from ddim_lesson.cli.cli_eval import script_main
+    from ddim_lesson.cli.table_commands import script_main
 
     with pytest.raises(SystemExit) as e:
         script_main("solver FID", "solver_fid", ["--solvers", "euler", "--no-progress"])

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ddim_lesson import NoiseSchedule, ddim_sample
-from ddim_lesson.cli.cli_eval import script_main
+from ddim_lesson.cli.table_commands import script_main
 from ddim_lesson.evaluate import SpreadConfig, run_spread
 from ddim_lesson.evaluate.metrics import FeatureStats, features, reference_stats
 from ddim_lesson.evaluate.spacing_fid import (

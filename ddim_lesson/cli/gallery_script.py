@@ -11,8 +11,8 @@ from pathlib import Path
 
 from ..course.env import pick_threads
 from ..course.gallery import run_gallery
-from .cli_args import add_dataclass_args, dataclass_from_args, script_parser
-from .cli_checks import run_one_line
+from .errors import run_one_line
+from .flags import add_dataclass_args, dataclass_from_args, script_parser
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 

@@ -38,7 +38,7 @@ from ..evaluate.records import git_commit, save_results
 from ..store.data import DEBIAN_DIR, IDX_FILES, load_images
 from ..store.device import machine, pick_device
 from ..train.loop import TrainConfig
-from .cli_args import dataclass_from_args
+from .flags import dataclass_from_args
 from .gpu_card import markdown
 from .gpu_stages import env_stage, fid_stage, tests_stage, throughput_stage
 from .gpu_train import train_stage

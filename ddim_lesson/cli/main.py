@@ -1,9 +1,9 @@
 """The ``ddim-lesson`` command: train, sample, invert, info, export, eval.
 
-Each subcommand's flags are built from a dataclass through the one bridge in :mod:`~ddim_lesson.cli.cli_args`
+Each subcommand's flags are built from a dataclass through the one bridge in :mod:`~ddim_lesson.cli.flags`
 (``train`` from :class:`~ddim_lesson.train.loop.TrainConfig`, the others from the ``*Args`` classes of
-:mod:`~ddim_lesson.cli.cli_commands`), whose ``__post_init__`` checks the values; ``eval``'s per-table flags
-come from :mod:`~ddim_lesson.cli.cli_eval`. A bad flag or value exits with status 2 and one line that
+:mod:`~ddim_lesson.cli.commands`), whose ``__post_init__`` checks the values; ``eval``'s per-table flags
+come from :mod:`~ddim_lesson.cli.table_commands`. A bad flag or value exits with status 2 and one line that
 names the value and what is allowed. ``python -m ddim_lesson`` is the same command.
 """
 
@@ -17,9 +17,7 @@ from ..course.env import pick_threads
 from ..course.images import save_grid
 from ..evaluate.generate import sample_in_batches, sample_shape
 from ..store.pretrained import load_any
-from .cli_args import CLIError, OneLineParser, add_dataclass_args, dataclass_from_args
-from .cli_checks import check_common_args, error_line, one_line_warnings, say_threads, silence_stdout
-from .cli_commands import (
+from .commands import (
     ExportArgs,
     InfoArgs,
     InvertArgs,
@@ -33,12 +31,14 @@ from .cli_commands import (
     cmd_train,
     save_scatter,
 )
-from .cli_distill import EXAMPLE as DISTILL_EXAMPLE
-from .cli_distill import HELP as DISTILL_HELP
-from .cli_distill import cmd_distill
-from .cli_eval import add_eval_args
+from .distill_command import EXAMPLE as DISTILL_EXAMPLE
+from .distill_command import HELP as DISTILL_HELP
+from .distill_command import cmd_distill
+from .errors import check_common_args, error_line, one_line_warnings, say_threads, silence_stdout
+from .flags import CLIError, OneLineParser, add_dataclass_args, dataclass_from_args
 from .gpu_run import GpuRunConfig, cmd_gpu_run
 from .info import info_lines
+from .table_commands import add_eval_args
 
 __all__ = ["CLIError", "EXAMPLES", "ExportArgs", "InfoArgs", "InvertArgs", "OneLineParser", "PARSERS", "SampleArgs",
            "add_dataclass_args", "build_parser", "info_lines", "load_any", "main", "sample_in_batches", "sample_shape",
@@ -151,7 +151,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("ddim-lesson: interrupted", file=sys.stderr)
         return 130
-    except Exception as e:  # user errors in one line (cli_checks.error_line); a bug keeps its traceback
+    except Exception as e:  # user errors in one line (errors.error_line); a bug keeps its traceback
         line = error_line(e)
         if line is None:
             raise

@@ -8,7 +8,7 @@ This module gathers them under one name; each lives in its own module:
 - :mod:`~ddim_lesson.evaluate.generate`: the one seeded, batched sampler with progress.
 - :mod:`~ddim_lesson.evaluate.table1`, :mod:`~ddim_lesson.evaluate.spread`,
   :mod:`~ddim_lesson.evaluate.table2`: the tables.
-- :mod:`~ddim_lesson.cli.cli_eval` (the command-line layer, above this one): the ``ddim-lesson eval`` command
+- :mod:`~ddim_lesson.cli.table_commands` (the command-line layer, above this one): the ``ddim-lesson eval`` command
   and the benchmark scripts.
 
     ddim-lesson eval table1 --n 1000 --out benchmarks/results/table1

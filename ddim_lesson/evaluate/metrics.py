@@ -7,7 +7,7 @@ Numbers are therefore comparable with each other, not with FIDs from papers.
 The reference statistics of the test set ship beside the classifier
 (``weights/classifier.test-stats.*``), so FID needs no dataset; other splits are computed once
 and cached under ``cache_dir()/fid``, keyed by the classifier's SHA-256.
-``python -m ddim_lesson.cli.cli_fid --floor 500`` prints the FID floor (test set vs held-out training images),
+``python -m ddim_lesson.cli.fid_tool --floor 500`` prints the FID floor (test set vs held-out training images),
 ``--write-reference`` rewrites the shipped statistics.
 """
 
@@ -189,4 +189,4 @@ def write_reference(path: str | Path = SHIPPED_STATS) -> Path:
     clf, sha = classifier_and_sha()
     stats = FeatureStats.of(features(split_images("test"), clf))
     return save_stats(path, stats, split="test", dataset="fashion-mnist", classifier_sha256=sha,
-                      command="python -m ddim_lesson.cli.cli_fid --write-reference")
+                      command="python -m ddim_lesson.cli.fid_tool --write-reference")

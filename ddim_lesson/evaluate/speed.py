@@ -11,7 +11,7 @@ see :mod:`~ddim_lesson.evaluate.timing`), and the report that ``benchmarks/resul
 
 The targets are judged on the wall clock; the ratio of this process's CPU time is reported beside it.
 What is timed is in :mod:`~ddim_lesson.evaluate.sampler_loops`; the command is ``benchmarks/speed.py``
-(:mod:`~ddim_lesson.cli.cli_speed`).
+(:mod:`~ddim_lesson.cli.speed_script`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Which device to run on, and a description of the machine a result was measured on: the one place
 for both (training, the command line, the tables and the benchmarks all ask here). The command
-line also bounds cuda:N by the GPUs present (cli_checks.check_cuda_index)."""
+line also bounds cuda:N by the GPUs present (cli.errors.check_cuda_index)."""
 
 from __future__ import annotations
 

@@ -24,8 +24,8 @@ from ..store.ckpt_files import atomic_write
 from ..store.device import pick_device
 from ..store.outputs import check_writable
 from ..train.loop import diffusion_loss
-from .cli_args import OneLineParser, add_dataclass_args, comma_list, dataclass_from_args, script_parser
-from .cli_checks import check_cuda_index, run_one_line
+from .errors import check_cuda_index, run_one_line
+from .flags import OneLineParser, add_dataclass_args, comma_list, dataclass_from_args, script_parser
 
 PROG = "speed.py"
 BATCHES = comma_list(int, "comma-separated batch sizes like 1,32", skip_empty=True)  # '' -> (): no sweep
@@ -69,7 +69,7 @@ def cmd_speed(args: argparse.Namespace) -> None:
 
 def speed_main(doc: str | None = None, argv: Sequence[str] | None = None) -> None:
     """The command of benchmarks/speed.py (``doc``: its docstring, the help): a user error is one line on
-    stderr and exit status 2 (cli_checks.run_one_line), a bug keeps its traceback."""
+    stderr and exit status 2 (errors.run_one_line), a bug keeps its traceback."""
     p = build_parser(doc)
 
     def command() -> None:

@@ -1,4 +1,4 @@
-"""Classifier-FID utilities: ``python -m ddim_lesson.cli.cli_fid --write-reference`` rewrites the shipped
+"""Classifier-FID utilities: ``python -m ddim_lesson.cli.fid_tool --write-reference`` rewrites the shipped
 test-set statistics (after ``benchmarks/train_classifier.py``); ``--floor 500,10000`` prints the FID
 floor (the test set against that many held-out training images). Flags through the one bridge."""
 
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..evaluate.metrics import fid_floor, write_reference
-from .cli_args import add_dataclass_args, dataclass_from_args, script_parser
-from .cli_checks import run_one_line
+from .errors import run_one_line
+from .flags import add_dataclass_args, dataclass_from_args, script_parser
 
 
 @dataclass
@@ -24,7 +24,7 @@ class FIDToolArgs:
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse ``argv`` and do what it asks; a bad value is one line on stderr and exit status 2."""
     p = script_parser(__doc__)
-    p.prog = "python -m ddim_lesson.cli.cli_fid"
+    p.prog = "python -m ddim_lesson.cli.fid_tool"
     add_dataclass_args(p, FIDToolArgs)
     run_one_line(p.prog, lambda: _run(dataclass_from_args(FIDToolArgs, p.parse_args(argv))))
 

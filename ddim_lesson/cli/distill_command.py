@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from ..course.env import pick_threads
-from .cli_args import CLIError, dataclass_from_args
+from .flags import CLIError, dataclass_from_args
 
 HELP = ("distil a model into fewer DDIM steps: rounds 2k -> k, each student's one step trained on its teacher's "
         "two (Salimans & Ho 2022); resumable like train")

@@ -1,6 +1,6 @@
 """``ddim-lesson eval {table1,table2,spread}`` and the table scripts of benchmarks/ (table1.py, table2.py,
 fid_spread.py, solver_fid.py, spacing_fid.py, flow_twin_fid.py): a table's flags, built from its config dataclass
-through the one bridge (:mod:`~ddim_lesson.cli.cli_args`), turned into that config, run, and printed as Markdown."""
+through the one bridge (:mod:`~ddim_lesson.cli.flags`), turned into that config, run, and printed as Markdown."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from ..evaluate.table1 import Table1Config, run_table1, table1_markdown
 from ..evaluate.table2 import Table2Config, run_table2, table2_markdown
 from ..store.locks import out_lock
 from ..store.outputs import check_writable
-from .cli_args import add_dataclass_args, dataclass_from_args, script_parser
-from .cli_checks import run_one_line
+from .errors import run_one_line
+from .flags import add_dataclass_args, dataclass_from_args, script_parser
 
 
 @dataclass

@@ -20,10 +20,10 @@ from ..course.images import MAX_UPSCALE, MIN_GRID_PX, image_format, save_grid, w
 from ..evaluate.generate import sample_in_batches, sample_shape
 from ..store.device import pick_device
 from ..store.pretrained import load_any
-from .cli_args import CLIError, dataclass_from_args
-from .cli_checks import check_cuda_index, say_threads
-from .cli_models import model_help, refuse_velocity_model, undertrained_hint
+from .errors import check_cuda_index, say_threads
+from .flags import CLIError, dataclass_from_args
 from .info import info_lines
+from .model_hints import model_help, refuse_velocity_model, undertrained_hint
 
 MAX_N = 10000  # images or points per call; the PNG grid stays a sensible size
 GUIDANCE_SCALE = 2.0  # sample --label without --scale
@@ -195,7 +195,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 
 def _say_hint(meta: dict, spec: str) -> None:
-    """Refuse a velocity model (cli_models); else the under-training hint on stderr, once the flags are checked."""
+    """Refuse a velocity model (model_hints); else the under-training hint on stderr, once the flags are checked."""
     refuse_velocity_model(meta, spec)
     hint = undertrained_hint(meta, spec)
     if hint:
@@ -291,7 +291,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from .cli_eval import cmd_eval as run_eval
+    from .table_commands import cmd_eval as run_eval
 
     args.device = str(cli_device(args.device))  # the same device check as the other subcommands ("auto" resolved)
     run_eval(args)
