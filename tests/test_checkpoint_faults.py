@@ -22,6 +22,7 @@ from safetensors.torch import save as st_save
 from ddim_lesson.cli.main import main
 from ddim_lesson.core.schedules import NoiseSchedule
 from ddim_lesson.nets.models import MLPConfig, MLPDenoiser
+from ddim_lesson.store.checkpoint_files import META_KEY
 from ddim_lesson.store.checkpoints import (
     FORMAT,
     META_SHA_KEY,
@@ -31,7 +32,6 @@ from ddim_lesson.store.checkpoints import (
     model_meta,
     save_checkpoint,
 )
-from ddim_lesson.store.ckpt_files import META_KEY
 
 DEEP = "[" * 10_000 + "]" * 10_000
 
@@ -221,7 +221,7 @@ def test_integer_buffers_that_belong_there_still_load(tmp_path):
 
 def test_a_bounded_config_is_compared_before_it_is_allocated(tmp_path, monkeypatch):
     """hidden = 60000 would be 14 GB of weights: refused after a meta-device build, with no allocation."""
-    import ddim_lesson.store.ckpt_checks as checks
+    import ddim_lesson.store.checkpoint_checks as checks
 
     built = []
     real = checks.build_model

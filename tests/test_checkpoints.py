@@ -12,7 +12,7 @@ from safetensors.torch import save as st_save
 
 from ddim_lesson.core.schedules import NoiseSchedule
 from ddim_lesson.nets.models import MLPConfig, MLPDenoiser, UNet, UNetConfig
-from ddim_lesson.store import ckpt_files
+from ddim_lesson.store import atomic
 from ddim_lesson.store.checkpoints import (
     FORMAT,
     PAIR_FORMAT,
@@ -111,9 +111,9 @@ def test_a_failing_write_leaves_the_old_file_intact(tmp_path, monkeypatch, fail_
             raise OSError(28, "No space left on device (simulated)")
 
     if fail_at == "write":
-        monkeypatch.setattr(ckpt_files.os, "fdopen", lambda fd, mode: HalfWriter(real_fdopen(fd, mode)))
+        monkeypatch.setattr(atomic.os, "fdopen", lambda fd, mode: HalfWriter(real_fdopen(fd, mode)))
     else:
-        monkeypatch.setattr(ckpt_files.os, "replace", lambda src, dst: (_ for _ in ()).throw(OSError("rename failed")))
+        monkeypatch.setattr(atomic.os, "replace", lambda src, dst: (_ for _ in ()).throw(OSError("rename failed")))
     with pytest.raises(OSError):
         save_model(tmp_path / "m", _tiny_mlp(1), NoiseSchedule.linear(100))
     monkeypatch.undo()

@@ -131,7 +131,7 @@ def test_sampler_and_solver_readouts_escape() -> None:
 # -- item 2: a checkpoint read reserves what the file holds, not the 4 GiB limit --------------------
 def test_read_regular_reserves_only_the_file_size(tmp_path: Path) -> None:
     """With a 1 TiB limit, reading a 3-byte file must not ask for 1 TiB (the old f.read(limit + 1) did)."""
-    from ddim_lesson.store.ckpt_files import CheckpointError, read_regular
+    from ddim_lesson.store.checkpoint_files import CheckpointError, read_regular
 
     f = tmp_path / "small.bin"
     f.write_bytes(b"abc")

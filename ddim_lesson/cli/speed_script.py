@@ -20,7 +20,7 @@ from typing import Any
 
 from ..course.env import pick_threads
 from ..evaluate.speed import SpeedConfig, run_speed
-from ..store.ckpt_files import atomic_write
+from ..store.atomic import atomic_write
 from ..store.device import pick_device
 from ..store.outputs import check_writable
 from ..train.loop import diffusion_loss

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..course.thread_bench import ThreadBenchConfig, run_thread_bench, thread_bench_markdown
 from ..evaluate.records import git_commit
-from ..store.ckpt_files import atomic_write
+from ..store.atomic import atomic_write
 from ..store.device import machine
 from ..store.outputs import check_writable
 from .errors import run_one_line

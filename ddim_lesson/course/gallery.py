@@ -20,7 +20,7 @@ from typing import Any
 
 from PIL import Image
 
-from ..store.ckpt_files import atomic_write
+from ..store.atomic import atomic_write
 
 TAG = "gallery"
 MAX_BYTES = 150_000  # above this a figure is re-encoded with a 256-colour palette

@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torchvision.utils import make_grid
 
 from ..core.checks import check_int
-from ..store.ckpt_files import atomic_write
+from ..store.atomic import atomic_write
 from ..store.data import to_uint8, to_unit
 
 SCALE = 3  # the explorers draw each 28×28 pixel grid 3× larger (nearest neighbour)

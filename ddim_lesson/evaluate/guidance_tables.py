@@ -32,7 +32,7 @@ from ..core.guidance import cfg as guided
 from ..core.inversion import ddim_invert
 from ..core.schedules import NoiseSchedule
 from ..nets.classifier import HOLDOUT
-from ..store.ckpt_files import atomic_write
+from ..store.atomic import atomic_write
 from ..store.data import FASHION_CLASSES, load_images
 from ..store.device import machine
 from ..store.pretrained import load_any

@@ -27,7 +27,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from ..core.schedules import NoiseSchedule
-from ..store.ckpt_files import atomic_write
+from ..store.atomic import atomic_write
 from ..store.device import machine
 
 REPO = Path(__file__).resolve().parents[2]

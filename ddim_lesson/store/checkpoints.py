@@ -10,7 +10,7 @@ loader trusts the header. Files of the older format (a ``.safetensors`` with its
 
 Training writes with ``keep_previous``: the last checkpoint is kept as ``NAME.prev.safetensors``,
 and :func:`load_newest` falls back to it (and says so) when ``NAME.safetensors`` is missing or
-damaged. What a checkpoint may hold is checked in :mod:`ddim_lesson.store.ckpt_checks`.
+damaged. What a checkpoint may hold is checked in :mod:`ddim_lesson.store.checkpoint_checks`.
 """
 
 from __future__ import annotations
@@ -30,15 +30,14 @@ from torch import nn
 from ..core.distill import EpsFromV
 from ..core.schedules import NoiseSchedule
 from ..nets.models import model_type_of
-from .ckpt_checks import build_checked, check_finite, check_header_dtypes, check_schedule_dict
-from .ckpt_files import (
+from .atomic import atomic_write, previous_path
+from .checkpoint_checks import build_checked, check_finite, check_header_dtypes, check_schedule_dict
+from .checkpoint_files import (
     META_KEY,
     CheckpointError,
-    atomic_write,
     check_complete,
     embedded_meta,
     loads_json,
-    previous_path,
     read_header,
     read_regular,
     split_header,
@@ -48,7 +47,6 @@ FORMAT = "ddim_lesson/2"  # metadata in the safetensors header
 PAIR_FORMAT = "ddim_lesson/1"  # metadata in NAME.json beside NAME.safetensors (the shipped models)
 META_SHA_KEY = META_KEY + ".sha256"
 MAX_JSON_BYTES = 256 << 20
-_atomic_write = atomic_write  # the name evaluate.py imports
 
 __all__ = ["CheckpointError", "FORMAT", "load_checkpoint", "load_model", "load_newest", "save_checkpoint"]
 
@@ -185,7 +183,7 @@ def save_model(path: str | Path, model: nn.Module, schedule: NoiseSchedule, **me
 
 def model_from_meta(tensors: dict[str, torch.Tensor], meta: dict[str, Any], prefix: str = "") -> nn.Module:
     """Rebuild a model from checkpoint contents; tensors under ``prefix`` are its state dict. The config is
-    bounded and compared with the weights before anything is allocated (see ckpt_checks)."""
+    bounded and compared with the weights before anything is allocated (see checkpoint_checks)."""
     try:
         spec = meta["model"]
         model_type, config = spec["type"], spec["config"]

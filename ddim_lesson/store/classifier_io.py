@@ -8,8 +8,8 @@ from typing import Any
 import torch
 
 from ..nets.classifier import WEIGHTS, ClassifierConfig, FashionClassifier
+from .checkpoint_checks import check_matches, check_model_config
 from .checkpoints import CheckpointError, load_checkpoint
-from .ckpt_checks import check_matches, check_model_config
 
 
 def load_classifier(path: str | Path = WEIGHTS) -> tuple[FashionClassifier, dict[str, Any]]:

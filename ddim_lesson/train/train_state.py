@@ -26,8 +26,8 @@ import torch.distributed as dist
 from torch import nn
 
 from ..core.schedules import NoiseSchedule
+from ..store.atomic import previous_path
 from ..store.checkpoints import CheckpointError, Loaded, load_newest, model_from_meta, model_meta, save_checkpoint
-from ..store.ckpt_files import previous_path
 from ..store.locks import out_lock
 from ..store.outputs import check_writable
 from ..store.pretrained import WEIGHTS_DIR

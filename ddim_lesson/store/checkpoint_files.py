@@ -1,4 +1,5 @@
-"""The files a checkpoint is made of: read only regular files of bounded size, write atomically.
+"""The files a checkpoint is made of: read only regular files of bounded size (written with
+:func:`~ddim_lesson.store.atomic.atomic_write`).
 
 A checkpoint is one safetensors file whose header carries the JSON metadata (``__metadata__``),
 so one rename publishes weights and metadata together. Reading opens regular files only (a FIFO
@@ -11,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,6 @@ META_KEY = "ddim_lesson"  # the __metadata__ entry that holds the checkpoint's J
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupted, or does not match its config."""
-
-
-def previous_path(path: Path) -> Path:
-    """Where the previous version of ``path`` is kept: checkpoint.safetensors -> checkpoint.prev.safetensors."""
-    stem, dot, ext = path.name.rpartition(".")
-    return path.with_name(f"{stem}.prev.{ext}" if dot else f"{path.name}.prev")
 
 
 def read_regular(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
@@ -124,46 +118,6 @@ def read_header(path: Path) -> dict[str, Any]:
         n = int.from_bytes(start, "little") if len(start) == 8 else 0
         body = f.read(min(n, MAX_HEADER_BYTES, max(0, size - 8)))
     return split_header(start + body, str(path))[0]
-
-
-def atomic_write(path: Path, data: bytes, keep_previous: bool = False) -> None:
-    """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename it over ``path``.
-
-    A crash or kill at any moment leaves either the old file or the new one, never a mix. With
-    ``keep_previous`` the old file is first moved to :func:`previous_path`, so that a loader can
-    fall back to it; between the two renames only that previous file exists.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        if keep_previous and path.exists():
-            os.replace(path, previous_path(path))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the renames durable (a no-op where folders cannot be opened, as on Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _kind(mode: int) -> str:

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..core.checks import check_int
 from ..nets.models import build_model
-from .ckpt_files import CheckpointError
+from .checkpoint_files import CheckpointError
 
 FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")  # safetensors' names
 INT_BUFFERS = (("rng.", "", "U8"), ("", "num_batches_tracked", "I64"))  # (prefix, suffix, dtype) allowed
