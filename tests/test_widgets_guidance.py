@@ -8,7 +8,7 @@ import torch
 
 from ddim_lesson.core.schedules import NoiseSchedule
 from ddim_lesson.course.exercises import reference_invert_step
-from ddim_lesson.course.exercises.guidance import check_fixed_point_step, reference_fixed_point_step
+from ddim_lesson.course.exercises.fixed_point import check_fixed_point_step, reference_fixed_point_step
 from ddim_lesson.course.widgets.guidance import guidance_explorer, guided_run, sdedit_explorer
 from ddim_lesson.evaluate.guidance_eval import blocky, class_samples, diversity, rmse
 from ddim_lesson.nets.models import UNet, UNetConfig

@@ -16,7 +16,7 @@ group of notebooks, all calling the learner's code through :mod:`ddim_lesson.cou
 
 - :mod:`ddim_lesson.course.exercises.ddpm` (01-02), :mod:`ddim_lesson.course.exercises.ddim` (03-04),
   :mod:`ddim_lesson.course.exercises.latents` (04-05), :mod:`ddim_lesson.course.exercises.solvers` (06),
-  :mod:`ddim_lesson.course.exercises.guidance` (08), :mod:`ddim_lesson.course.exercises.ideal` (09),
+  :mod:`ddim_lesson.course.exercises.fixed_point` (08), :mod:`ddim_lesson.course.exercises.ideal` (09),
   :mod:`ddim_lesson.course.exercises.flow` (10), :mod:`ddim_lesson.course.exercises.distill` (11).
 
 ``check_environment``, which every notebook runs first, lives in :mod:`ddim_lesson.course.env`.
@@ -39,8 +39,8 @@ from .ddim import (
 )
 from .ddpm import check_ddpm_step, check_q_sample, reference_ddpm_step, reference_q_sample
 from .distill import check_distill_target, reference_distill_target
+from .fixed_point import check_fixed_point_step, reference_fixed_point_step
 from .flow import check_to_flow, reference_to_flow
-from .guidance import check_fixed_point_step, reference_fixed_point_step
 from .harness import CheckFailed, LearnerError
 from .ideal import check_ideal_weights, reference_ideal_weights
 from .latents import INVERT_CASES, check_invert_step, check_slerp, reference_invert_step, reference_slerp
