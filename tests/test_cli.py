@@ -11,13 +11,14 @@ import torch
 from PIL import Image
 
 from ddim_lesson.cli import commands
-from ddim_lesson.cli import main as cli
 from ddim_lesson.cli.main import main
 from ddim_lesson.core.schedules import NoiseSchedule
+from ddim_lesson.evaluate.generate import sample_in_batches
 from ddim_lesson.nets.models import UNet, UNetConfig, count_params
 from ddim_lesson.store.checkpoints import load_model
 from ddim_lesson.store.pretrained import pretrained
-from ddim_lesson.train.loop import TrainConfig, train
+from ddim_lesson.train.loop import train
+from ddim_lesson.train.train_config import TrainConfig
 
 SUBCOMMANDS = ("train", "sample", "invert", "info", "export")
 TINY_UNET = dict(base_channels=8, channel_mults=(1, 2))
@@ -129,7 +130,7 @@ def test_sample_is_reproducible_and_eta_matters(tiny_run, tmp_path, capsys):
 def test_sampling_calls_the_model_one_batch_at_a_time(monkeypatch, tiny_run, tmp_path, capsys):
     """Peak memory is bounded by --batch-size: the model never sees more samples at once."""
     seen = []
-    real_load = cli.load_any
+    real_load = commands.load_any
 
     class Recorder(torch.nn.Module):
         def __init__(self, inner):
@@ -161,7 +162,7 @@ def test_n_10000_never_holds_more_than_one_batch_of_model_activations(monkeypatc
     """
     import weakref
 
-    real_load, calls, alive = cli.load_any, [0], {}  # alive: id -> batch index of a live tensor
+    real_load, calls, alive = commands.load_any, [0], {}  # alive: id -> batch index of a live tensor
     steps, batch = 3, 500
 
     class Census(torch.nn.Module):
@@ -261,10 +262,10 @@ def test_info_and_export_of_a_training_checkpoint(tiny_run, tmp_path, capsys):
 def test_sample_in_batches_does_not_clip_2d_points():
     """2-D data reach ±2.2, so x0 is not clipped to [-1, 1] for toy models (it is for images)."""
     model = UNet(UNetConfig(**TINY_UNET))  # the zero-initialised head predicts ε = 0
-    x = cli.sample_in_batches(model, NoiseSchedule.linear(), 2, 2, steps=1, seed=0)
+    x = sample_in_batches(model, NoiseSchedule.linear(), 2, 2, steps=1, seed=0)
     assert x.abs().max() <= 1.0
     moons, schedule = pretrained("two-moons")
-    pts = cli.sample_in_batches(moons, schedule, 500, 500, steps=20, seed=0)
+    pts = sample_in_batches(moons, schedule, 500, 500, steps=20, seed=0)
     assert pts.abs().max() > 1.5
 
 

@@ -13,7 +13,8 @@ from PIL import Image
 from ddim_lesson.cli import model_hints
 from ddim_lesson.cli.main import build_parser, main
 from ddim_lesson.store import pretrained as P
-from ddim_lesson.train.loop import TrainConfig, train
+from ddim_lesson.train.loop import train
+from ddim_lesson.train.train_config import TrainConfig
 
 
 def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ddim_lesson.cli import speed_script
-from ddim_lesson.train.loop import diffusion_loss
+from ddim_lesson.core.losses import diffusion_loss
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "speed.py"
 

@@ -15,7 +15,8 @@ from ddim_lesson.store.data import DEBIAN_DIR, IDX_FILES, load_images
 from ddim_lesson.store.pretrained import weights_path
 from ddim_lesson.train import loop as train_mod
 from ddim_lesson.train.conditional import drop_labels, init_from_weights
-from ddim_lesson.train.loop import TrainConfig, train
+from ddim_lesson.train.loop import train
+from ddim_lesson.train.train_config import TrainConfig
 
 HAVE_DEBIAN = all((DEBIAN_DIR / (f + ".gz")).exists() for f in IDX_FILES)
 TINY = dict(base_channels=8, channel_mults=(1, 2))

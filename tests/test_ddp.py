@@ -20,7 +20,8 @@ RANK_SCRIPT = textwrap.dedent(
     import json, os, sys
     import torch.distributed as dist
     from safetensors.torch import save_file
-    from ddim_lesson.train.loop import TrainConfig, train
+    from ddim_lesson.train.loop import train
+    from ddim_lesson.train.train_config import TrainConfig
 
     rank, tmp = int(os.environ["RANK"]), sys.argv[1]
     cfg = TrainConfig(dataset="two-moons", steps=6, batch_size=32, mlp_hidden=16, mlp_depth=1, n_toy=512,

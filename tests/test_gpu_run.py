@@ -22,7 +22,8 @@ from ddim_lesson.cli import gpu_run, gpu_train
 from ddim_lesson.cli.gpu_run import Clock, GpuRunConfig, prepare_carry, run_stage
 from ddim_lesson.cli.gpu_train import SAFETY, command_line, steps_that_fit, train_stage
 from ddim_lesson.store.checkpoints import load_checkpoint
-from ddim_lesson.train.loop import TrainConfig, train
+from ddim_lesson.train.loop import train
+from ddim_lesson.train.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 ABSENT_ON_THE_GPU_MACHINE = ("ipywidgets", "diffusers", "jupyterlab")  # not nbval: a pytest plugin here

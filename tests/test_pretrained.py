@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import ddim_lesson
-from ddim_lesson.cli.main import sample_in_batches
 from ddim_lesson.core.schedules import NoiseSchedule
+from ddim_lesson.evaluate.generate import sample_in_batches
 from ddim_lesson.nets.models import MLPDenoiser, UNet
 from ddim_lesson.store.pretrained import PRETRAINED, WEIGHTS_DIR, pretrained, pretrained_meta
 

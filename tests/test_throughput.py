@@ -7,9 +7,9 @@ import math
 import torch
 
 from ddim_lesson import NoiseSchedule
+from ddim_lesson.core.losses import diffusion_loss
 from ddim_lesson.evaluate.throughput import sampling_throughput, synchronize, training_throughput
 from ddim_lesson.nets.models import MLPConfig, MLPDenoiser, UNetConfig
-from ddim_lesson.train.loop import diffusion_loss
 
 
 class CountingMLP(MLPDenoiser):

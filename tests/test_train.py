@@ -9,8 +9,10 @@ import torch
 
 from ddim_lesson.store.checkpoints import load_checkpoint
 from ddim_lesson.store.data import DEBIAN_DIR, IDX_FILES
+from ddim_lesson.store.device import pick_device
 from ddim_lesson.train import loop as train_mod
-from ddim_lesson.train.loop import TrainConfig, batch_indices, ema_update, lr_at, pick_device, train
+from ddim_lesson.train.loop import ema_update, train
+from ddim_lesson.train.train_config import TrainConfig, batch_indices, lr_at
 
 HAVE_DEBIAN = all((DEBIAN_DIR / (f + ".gz")).exists() for f in IDX_FILES)
 

@@ -240,3 +240,26 @@ def test_interpolation_explorer_takes_given_latents(model, sched):
     z1 = torch.ones(1, 1, 28, 28)
     ex = interpolation_explorer(model, sched, z0=z0, z1=z1, steps=3, alpha=1.0)
     assert ex.last.norms["z0"] == 0.0 and abs(ex.last.norms["z1"] - 1.0) < 1e-6
+
+
+def test_the_widgets_facade_exports_every_explorer_and_its_public_names():
+    """The package's __init__ is its public face: every public name defined in an explorer's module is
+    exported there (kit, the shared wiring, is imported by module); a module left out fails here."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import ddim_lesson.course.widgets as widgets
+
+    modules = [m.name for m in pkgutil.iter_modules(widgets.__path__) if m.name != "kit"]
+    assert {"sampler", "interpolation", "forward", "solver", "guidance"} <= set(modules)
+    for name in modules:
+        mod = importlib.import_module(f"{widgets.__name__}.{name}")
+        defined = {n for n, v in vars(mod).items() if inspect.isfunction(v) or inspect.isclass(v)
+                   if v.__module__ == mod.__name__}
+        public = {n for n in defined if not n.startswith("_")}
+        missing = public - set(widgets.__all__)
+        assert not missing, f"widgets/{name}.py: {sorted(missing)} not exported by ddim_lesson.course.widgets"
+    assert all(hasattr(widgets, n) for n in widgets.__all__)
+    explorers = [n for n in widgets.__all__ if n.endswith("_explorer")]
+    assert len(explorers) == 6, explorers  # forward, sampler, interpolation, solver, guidance, sdedit

@@ -149,7 +149,8 @@ def save_scatter(points: torch.Tensor, out: str | Path, dataset: str | None = No
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from ..train.loop import TrainConfig, train
+    from ..train.loop import train
+    from ..train.train_config import TrainConfig
     from ..train.train_state import TrainingInterrupted
 
     cfg = dataclass_from_args(TrainConfig, args)

@@ -37,7 +37,7 @@ from ..course.env import pick_threads
 from ..evaluate.records import git_commit, save_results
 from ..store.data import DEBIAN_DIR, IDX_FILES, load_images
 from ..store.device import machine, pick_device
-from ..train.loop import TrainConfig
+from ..train.train_config import TrainConfig
 from .flags import dataclass_from_args
 from .gpu_card import markdown
 from .gpu_stages import env_stage, fid_stage, tests_stage, throughput_stage

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from ..store.checkpoints import export_ema, load_checkpoint
-from ..train.loop import TrainConfig, train
+from ..train.loop import train
+from ..train.train_config import TrainConfig
 
 SAFETY = 0.85  # the share of the time left that the final session plans to use; the timer guards the rest
 

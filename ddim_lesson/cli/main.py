@@ -1,7 +1,7 @@
 """The ``ddim-lesson`` command: train, sample, invert, info, export, eval.
 
 Each subcommand's flags are built from a dataclass through the one bridge in :mod:`~ddim_lesson.cli.flags`
-(``train`` from :class:`~ddim_lesson.train.loop.TrainConfig`, the others from the ``*Args`` classes of
+(``train`` from :class:`~ddim_lesson.train.train_config.TrainConfig`, the others from the ``*Args`` classes of
 :mod:`~ddim_lesson.cli.commands`), whose ``__post_init__`` checks the values; ``eval``'s per-table flags
 come from :mod:`~ddim_lesson.cli.table_commands`. A bad flag or value exits with status 2 and one line that
 names the value and what is allowed. ``python -m ddim_lesson`` is the same command.
@@ -14,9 +14,6 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ..course.env import pick_threads
-from ..course.images import save_grid
-from ..evaluate.generate import sample_in_batches, sample_shape
-from ..store.pretrained import load_any
 from .commands import (
     ExportArgs,
     InfoArgs,
@@ -29,7 +26,6 @@ from .commands import (
     cmd_invert,
     cmd_sample,
     cmd_train,
-    save_scatter,
 )
 from .distill_command import EXAMPLE as DISTILL_EXAMPLE
 from .distill_command import HELP as DISTILL_HELP
@@ -37,12 +33,9 @@ from .distill_command import cmd_distill
 from .errors import check_common_args, error_line, one_line_warnings, say_threads, silence_stdout
 from .flags import CLIError, OneLineParser, add_dataclass_args, dataclass_from_args
 from .gpu_run import GpuRunConfig, cmd_gpu_run
-from .info import info_lines
 from .table_commands import add_eval_args
 
-__all__ = ["CLIError", "EXAMPLES", "ExportArgs", "InfoArgs", "InvertArgs", "OneLineParser", "PARSERS", "SampleArgs",
-           "add_dataclass_args", "build_parser", "info_lines", "load_any", "main", "sample_in_batches", "sample_shape",
-           "save_grid", "save_scatter", "say_threads"]
+__all__ = ["EXAMPLES", "PARSERS", "build_parser", "main", "validate_flags"]
 
 EXAMPLES = {
     "train": "ddim-lesson train --dataset fashion-mnist --steps 5000 --out runs/fmnist",
@@ -69,7 +62,7 @@ PARSERS: dict[str, tuple[Callable[[argparse.Namespace], None], str, type | None]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..train.loop import TrainConfig
+    from ..train.train_config import TrainConfig
 
     p = OneLineParser(prog="ddim-lesson", description="The DDIM course's command line.",
                       formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -93,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def validate_flags(args: argparse.Namespace) -> None:
-    from ..train.loop import TrainConfig
+    from ..train.train_config import TrainConfig
 
     cls = {cmd_sample: SampleArgs, cmd_invert: InvertArgs}.get(args.func, TrainConfig)
     if cls is TrainConfig:

@@ -18,12 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..core.losses import diffusion_loss
 from ..course.env import pick_threads
 from ..evaluate.speed import SpeedConfig, run_speed
 from ..store.atomic import atomic_write
 from ..store.device import pick_device
 from ..store.outputs import check_writable
-from ..train.loop import diffusion_loss
 from .errors import check_cuda_index, run_one_line
 from .flags import OneLineParser, add_dataclass_args, comma_list, dataclass_from_args, script_parser
 

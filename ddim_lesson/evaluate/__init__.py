@@ -1,7 +1,8 @@
 """Replicas of the DDIM paper's Table 1 (FID vs steps S and η) and Table 2 (inversion error vs S),
 and the seed-to-seed spread that tells which differences in Table 1 are real.
 
-This module gathers them under one name; each lives in its own module:
+This module gathers the paper's tables under one name (the course's other studies, such as ``solver_fid``,
+``spacing_fid`` and ``guidance_tables``, are imported from their own modules); each lives in its own module:
 
 - :mod:`~ddim_lesson.evaluate.records`: provenance (machine, git commit, model SHA-256), atomic JSON + Markdown;
   ``load_results(name)`` reads a committed result for a notebook.
@@ -21,28 +22,15 @@ a run whose resume key (every setting that moves a number, n included) matches t
 
 from __future__ import annotations
 
-from typing import Any
-
-from torch import nn
-
-from ..core.schedules import NoiseSchedule
-from ..store.pretrained import load_any
 from .generate import SIGMA_HAT, channels_last, sample_cell
-from .generate import sample_batch as _sample_batch
 from .records import REPO, git_commit, load_results, machine, model_sha256
 from .spread import SpreadConfig, run_spread, spread_markdown, spread_summary
 from .table1 import Table1Config, cell_key, run_table1, table1_markdown
 from .table2 import Table2Config, run_table2, table2_markdown
 
-
-def load_for_eval(spec: str, device: str = "cpu") -> tuple[nn.Module, NoiseSchedule, dict[str, Any]]:
-    """A shipped model by name, or a checkpoint path; (model, schedule, meta). See pretrained.load_any."""
-    return load_any(spec, device)[:3]
-
-
 __all__ = [
-    "REPO", "SIGMA_HAT", "SpreadConfig", "Table1Config", "Table2Config", "_sample_batch",
-    "cell_key", "channels_last", "git_commit", "load_for_eval", "load_results",
+    "REPO", "SIGMA_HAT", "SpreadConfig", "Table1Config", "Table2Config",
+    "cell_key", "channels_last", "git_commit", "load_results",
     "machine", "model_sha256", "run_spread", "run_table1", "run_table2", "sample_cell",
     "spread_markdown", "spread_summary", "table1_markdown", "table2_markdown",
 ]

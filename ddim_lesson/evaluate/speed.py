@@ -131,7 +131,7 @@ def run_speed(cfg: SpeedConfig, log: Log = print, models: Models | None = None,
 
     ``models`` may replace the timed models: {"unet": (model, schedule), "mlp": (model, schedule)}
     (a test passes small ones); by default the shipped fashion-mnist UNet and two-moons MLP.
-    ``train_loss`` (``train.loop.diffusion_loss``, passed by the command) is what a training step computes.
+    ``train_loss`` (``core.losses.diffusion_loss``, passed by the command) is what a training step computes.
     """
     dev = pick_device(cfg.device)
     report = new_report(cfg, dev)

@@ -2,9 +2,9 @@
 each in fp32, bf16 autocast, and optionally torch.compile.
 
     sampling_throughput(model, schedule, torch.device("cuda"), bf16=True)          # -> images/s
-    training_throughput(torch.device("cuda"), train.loop.diffusion_loss, bf16=True)  # -> images/s
+    training_throughput(torch.device("cuda"), core.losses.diffusion_loss, bf16=True)  # -> images/s
 
-The training loss is passed in (the command passes ``train.loop.diffusion_loss``): evaluate/ and train/
+The training loss is passed in (the command passes ``core.losses.diffusion_loss``): evaluate/ and train/
 do not import each other.
 
 Both run on any device (the tests use the CPU); each timed block ends with the device's synchronize, so an

@@ -34,8 +34,7 @@ from .distributed import gather_rng_states, init_distributed, mean_over_ranks
 from .train_config import TrainConfig, TrainResult, batch_indices, lr_at, make_model, subset_indices
 from .train_state import SignalGuard, keep_numerics, numerics, open_run, restore_state, save_state
 
-__all__ = ["TrainConfig", "TrainResult", "batch_indices", "diffusion_loss", "ema_update", "lr_at", "make_model",
-           "pick_device", "train"]
+__all__ = ["ema_update", "train"]
 
 
 @torch.no_grad()

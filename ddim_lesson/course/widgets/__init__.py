@@ -1,4 +1,5 @@
-"""The notebooks' explorers under one name: ``from ddim_lesson.course.widgets import sampler_explorer``.
+"""All six of the notebooks' explorers, with their pure run functions, under one name:
+``from ddim_lesson.course.widgets import sampler_explorer``.
 
 Each explorer is a thin ipywidgets layer over a pure, cached function, in its own module:
 
@@ -14,6 +15,19 @@ Each explorer is a thin ipywidgets layer over a pure, cached function, in its ow
 from __future__ import annotations
 
 from ...evaluate.generate import seeded_latents
+from .forward import ForwardExplorer, check_images, forward_explorer, forward_frame
+from .guidance import (
+    MAX_SCALE,
+    GuidanceExplorer,
+    GuidedRun,
+    SDEditExplorer,
+    SDEditRun,
+    guidance_explorer,
+    guided_readout,
+    guided_run,
+    sdedit_explorer,
+    sdedit_run,
+)
 from .interpolation import (
     InterpolationExplorer,
     InterpolationRun,
@@ -34,10 +48,14 @@ from .sampler import (
     sampler_explorer,
     trajectory_indices,
 )
+from .solver import OFF_RANGE, SolverExplorer, SolverRun, render_solver_run, solver_explorer, solver_readout, solver_run
 
 __all__ = [
-    "InterpolationExplorer", "InterpolationRun", "RunCache", "SampleRun", "SamplerExplorer", "explorer_key",
-    "explorer_readout", "interpolation_explorer", "interpolation_run", "render_interpolation",
-    "render_sample_run", "rms_norm", "sample_grid_title", "sample_run", "sampler_explorer", "seeded_latents",
-    "trajectory_indices",
+    "ForwardExplorer", "GuidanceExplorer", "GuidedRun", "InterpolationExplorer", "InterpolationRun", "MAX_SCALE",
+    "OFF_RANGE", "RunCache", "SDEditExplorer", "SDEditRun", "SampleRun", "SamplerExplorer", "SolverExplorer",
+    "SolverRun", "check_images", "explorer_key", "explorer_readout", "forward_explorer", "forward_frame",
+    "guidance_explorer", "guided_readout", "guided_run", "interpolation_explorer", "interpolation_run",
+    "render_interpolation", "render_sample_run", "render_solver_run", "rms_norm", "sample_grid_title", "sample_run",
+    "sampler_explorer", "sdedit_explorer", "sdedit_run", "seeded_latents", "solver_explorer", "solver_readout",
+    "solver_run", "trajectory_indices",
 ]
