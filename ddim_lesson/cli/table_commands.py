@@ -1,6 +1,7 @@
 """``ddim-lesson eval {table1,table2,spread}`` and the table scripts of benchmarks/ (table1.py, table2.py,
-fid_spread.py, solver_fid.py, spacing_fid.py, flow_twin_fid.py): a table's flags, built from its config dataclass
-through the one bridge (:mod:`~ddim_lesson.cli.flags`), turned into that config, run, and printed as Markdown."""
+fid_spread.py, solver_fid.py, spacing_fid.py, flow_twin_fid.py, distill_fid.py): a table's flags, built from its
+config dataclass through the one bridge (:mod:`~ddim_lesson.cli.flags`), turned into that config, run, and printed
+as Markdown."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import torch
 
 from ..core.checks import check_int
 from ..course.env import pick_threads
+from ..evaluate.distill_fid import DistillFIDConfig, distill_fid_markdown, run_distill_fid
 from ..evaluate.flow_twin_fid import FlowTwinFIDConfig, flow_twin_markdown, run_flow_twin_fid
 from ..evaluate.solver_fid import SolverFIDConfig, run_solver_fid, solver_fid_markdown
 from ..evaluate.spacing_fid import SpacingFIDConfig, run_spacing_fid, spacing_fid_markdown
@@ -65,6 +67,10 @@ TABLES = {
                            "FID of the flow-matching twin against the ε-model at equal model calls",
                            "python benchmarks/flow_twin_fid.py --twin runs/fashion-mnist-fm/model --n 100 --seeds 0 "
                            "--nfes 10 --out /tmp/flow_twin_fid"),
+    "distill_fid": Table(DistillFIDConfig, run_distill_fid, distill_fid_markdown,
+                         "FID of distilled students against the teacher's solvers at equal model calls",
+                         "python benchmarks/distill_fid.py --students runs/fashion-mnist-distilled/student-4 --n 100 "
+                         "--seeds 0 --out /tmp/distill_fid"),
 }
 EVAL_TABLES = ("table1", "table2", "spread")  # the tables of ``ddim-lesson eval``; the others are scripts only
 HINTS = {("spread", "--steps"): "the spread takes --cells ETA:S pairs"}  # a refused flag -> what to use instead
