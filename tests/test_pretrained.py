@@ -129,3 +129,20 @@ def test_the_flow_matching_twin_ships_with_the_fashion_mnist_recipe() -> None:
     for key in ("batch_size", "lr", "warmup", "channel_mults", "num_res_blocks", "ema_decay", "dataset"):
         assert card["train_config"][key] == ref["train_config"][key], key
     assert weights_path("fashion-mnist-fm").with_suffix(".safetensors").stat().st_size < 4_000_000
+
+
+def test_pretrained_meta_reads_the_card_alone_and_equals_what_the_loader_returns(monkeypatch):
+    """pretrained_meta reads NAME.json only (no weights are read or built), and returns the very metadata
+    load_pretrained gives with the checked weights."""
+    import ddim_lesson.store.pretrained as P
+
+    loaded = {name: P.load_pretrained(name)[2] for name in P.PRETRAINED}
+
+    def no_weights(*args, **kwargs):
+        raise AssertionError("pretrained_meta read the weights")
+
+    monkeypatch.setattr(P, "load_model", no_weights)
+    for name, meta in loaded.items():
+        assert pretrained_meta(name) == meta, name
+    with pytest.raises(ValueError, match="unknown pretrained model"):
+        pretrained_meta("no-such-model")

@@ -9,7 +9,6 @@ A bad flag or value exits with status 2 and one line naming the value and what i
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
@@ -31,20 +30,17 @@ PROG = "speed.py"
 BATCHES = comma_list(int, "comma-separated batch sizes like 1,32", skip_empty=True)  # '' -> (): no sweep
 
 
-def add_speed_args(p: argparse.ArgumentParser) -> None:
-    """One flag per :class:`SpeedConfig` field; ``--mlp-sweep`` also takes '' (no sweep), which the
+def build_parser(doc: str | None = None) -> OneLineParser:
+    """The parser; ``doc`` (the script's docstring) gives the description (first line) and the epilog.
+
+    One flag per :class:`SpeedConfig` field; ``--mlp-sweep`` also takes '' (no sweep), which the
     bridge's tuple type does not, so it is added here with the bridge's own comma-list parser."""
+    p = script_parser(doc or __doc__ or "")
+    p.prog = PROG
     add_dataclass_args(p, SpeedConfig, skip=("mlp_sweep",))
     sweep = next(f for f in dataclasses.fields(SpeedConfig) if f.name == "mlp_sweep")
     p.add_argument("--mlp-sweep", type=BATCHES, default=sweep.default,
                    help=f"{sweep.metadata['help']} (default: {','.join(map(str, sweep.default))})")
-
-
-def build_parser(doc: str | None = None) -> OneLineParser:
-    """The parser; ``doc`` (the script's docstring) gives the description (first line) and the epilog."""
-    p = script_parser(doc or __doc__ or "")
-    p.prog = PROG
-    add_speed_args(p)
     return p
 
 
@@ -60,11 +56,6 @@ def speed_command(cfg: SpeedConfig) -> dict[str, Any]:
     if cfg.json:
         atomic_write(Path(cfg.json), json.dumps(report, indent=1).encode())
     return report
-
-
-def cmd_speed(args: argparse.Namespace) -> None:
-    """Run the benchmark from parsed flags (for a ``ddim-lesson`` subcommand built with :func:`add_speed_args`)."""
-    speed_command(dataclass_from_args(SpeedConfig, args))
 
 
 def speed_main(doc: str | None = None, argv: Sequence[str] | None = None) -> None:

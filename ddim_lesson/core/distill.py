@@ -23,18 +23,15 @@ student's point j. "leading" (T//S strides) and "linspace" (S - 1 intervals) do 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .samplers import Model
 from .schedules import DEFAULT_SPACING, NoiseSchedule, ddim_timesteps
 
 __all__ = ["EpsFromV", "abar_at", "ddim_jump", "distill_grid", "distill_loss", "distill_target", "eps_from_v",
            "teacher_two_steps", "v_from_x0", "x0_from_v"]
-
-Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def distill_grid(T: int, steps: int, spacing: str = DEFAULT_SPACING) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

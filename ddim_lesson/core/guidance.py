@@ -42,7 +42,7 @@ class Guided(nn.Module):
 
     @property
     def config(self) -> object:
-        """The wrapped model's config, so shape helpers (``cli.sample_shape``) see through the wrapper."""
+        """The wrapped model's config, so shape helpers (``evaluate.generate.sample_shape``) see through the wrapper."""
         return self.model.config  # type: ignore[return-value]
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -22,8 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core.checks import check_int
-
-Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+from ..core.samplers import Model
 
 
 class CallCounter:

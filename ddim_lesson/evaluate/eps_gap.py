@@ -9,7 +9,7 @@ predictor; on held-out images it is not.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -17,9 +17,8 @@ from tqdm.auto import tqdm
 
 from ..core.checks import check_int
 from ..core.forward import q_sample
+from ..core.samplers import Model
 from ..core.schedules import NoiseSchedule
-
-Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)

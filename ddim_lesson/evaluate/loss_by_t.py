@@ -15,16 +15,15 @@ when the data are Gaussian: E[ε | x_t] = √(1-ᾱ)(x_t - √ᾱ μ)/(ᾱ s² +
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from tqdm.auto import tqdm
 
 from ..core.checks import check_int
 from ..core.forward import q_sample
+from ..core.samplers import Model
 from ..core.schedules import NoiseSchedule
-
-Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @torch.no_grad()

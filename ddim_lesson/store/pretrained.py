@@ -5,6 +5,7 @@ How each was trained, with the exact command, is in ``ddim_lesson/weights/README
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +15,16 @@ from ..core.schedules import NoiseSchedule
 from .checkpoints import CheckpointError, load_model
 
 WEIGHTS_DIR = Path(__file__).parents[1] / "weights"
-PRETRAINED = {
-    "fashion-mnist": "fashion-mnist",  # UNet, 28×28×1, linear schedule T=1000
-    "two-moons": "two-moons",  # MLP for the 2-D toy set
-    "fashion-mnist-cond": "fashion-mnist-cond",  # class-conditional UNet (10 classes + "no label"), for guidance
+PRETRAINED = {  # name (its files are WEIGHTS_DIR/NAME.safetensors and NAME.json) -> what it is
+    "fashion-mnist": "UNet, 28×28×1, linear schedule T=1000",
+    "two-moons": "MLP for the 2-D toy set",
+    "fashion-mnist-cond": "class-conditional UNet (10 classes + 'no label'), for guidance",
     # notebook 09's two-networks experiment: narrow UNets (base 16) on disjoint parts of the training set
-    "fashion-mnist-half-a": "fashion-mnist-half-a",  # --subset 0/2: 30,000 images
-    "fashion-mnist-half-b": "fashion-mnist-half-b",  # --subset 1/2: the other 30,000
-    "fashion-mnist-n100-a": "fashion-mnist-n100-a",  # --subset 0/2 --n-images 100: 100 images, memorised
-    "fashion-mnist-n100-b": "fashion-mnist-n100-b",  # --subset 1/2 --n-images 100: 100 other images
-    # notebook 10's twin: the fashion-mnist recipe with the flow-matching objective (a velocity model v(x_s, s))
-    "fashion-mnist-fm": "fashion-mnist-fm",
+    "fashion-mnist-half-a": "--subset 0/2: 30,000 images",
+    "fashion-mnist-half-b": "--subset 1/2: the other 30,000",
+    "fashion-mnist-n100-a": "--subset 0/2 --n-images 100: 100 images, memorised",
+    "fashion-mnist-n100-b": "--subset 1/2 --n-images 100: 100 other images",
+    "fashion-mnist-fm": "notebook 10's twin: the fashion-mnist recipe with the flow-matching objective (v(x_s, s))",
 }
 
 
@@ -32,7 +32,7 @@ def weights_path(name: str) -> Path:
     """The checkpoint path (without suffix) of a shipped model. Raises ValueError for unknown names."""
     if name not in PRETRAINED:
         raise ValueError(f"unknown pretrained model {name!r}; allowed: {', '.join(PRETRAINED)}")
-    path = WEIGHTS_DIR / PRETRAINED[name]
+    path = WEIGHTS_DIR / name
     if not path.with_suffix(".json").exists() or not path.with_suffix(".safetensors").exists():
         raise CheckpointError(
             f"the shipped model {name!r} is missing from {WEIGHTS_DIR} (needs {path.name}.safetensors and "
@@ -63,8 +63,12 @@ def pretrained(name: str | Path = "fashion-mnist") -> tuple[nn.Module, NoiseSche
 
 
 def pretrained_meta(name: str = "fashion-mnist") -> dict[str, Any]:
-    """The JSON metadata of a shipped model: how it was trained, on what, for how long."""
-    return load_pretrained(name)[2]
+    """The JSON metadata of a shipped model: how it was trained, on what, for how long. Read from NAME.json
+    alone; the weights are neither read nor checked (:func:`load_pretrained` does both)."""
+    meta = json.loads(weights_path(name).with_suffix(".json").read_text(encoding="utf-8"))
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{name}.json in {WEIGHTS_DIR} is not a JSON object; reinstall the package")
+    return meta
 
 
 def load_any(spec: str, device: str | Any = "cpu") -> tuple[nn.Module, NoiseSchedule, dict[str, Any], str]:

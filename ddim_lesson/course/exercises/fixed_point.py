@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import torch
 
+from ...core.samplers import Model
 from .harness import (
     TOL,
     NotAttempted,
@@ -18,8 +19,6 @@ from .harness import (
     not_attempted,
 )
 from .latents import reference_invert_step as invert_step
-
-Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def reference_fixed_point_step(model: Model, x: torch.Tensor, t: torch.Tensor, abar_from: float, abar_to: float,
