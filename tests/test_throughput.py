@@ -43,5 +43,14 @@ def test_training_throughput_trains_a_small_unet_on_the_cpu():
     assert all(math.isfinite(v) for _, v in losses)
 
 
-def test_synchronize_is_a_no_op_on_the_cpu():
-    synchronize(torch.device("cpu"))
+def test_synchronize_waits_on_cuda_and_mps_once_and_on_nothing_for_the_cpu(monkeypatch):
+    """Each device's own wait is called exactly once for it (the CUDA one with the device); none for the CPU."""
+    waits = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: waits.append(("cuda", device)))
+    monkeypatch.setattr(torch.mps, "synchronize", lambda: waits.append(("mps", None)))
+    assert synchronize(torch.device("cpu")) is None and waits == []
+    cuda1 = torch.device("cuda", 1)
+    synchronize(cuda1)
+    assert waits == [("cuda", cuda1)]
+    synchronize(torch.device("mps"))
+    assert waits == [("cuda", cuda1), ("mps", None)]
