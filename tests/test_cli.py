@@ -216,7 +216,7 @@ def test_sample_a_toy_model_writes_a_scatter_plot(tmp_path, capsys):
 
 def test_invert_writes_three_rows_and_reports_the_error(monkeypatch, tiny_run, tmp_path, capsys):
     images = torch.rand(20, 1, 28, 28) * 2 - 1
-    monkeypatch.setattr("ddim_lesson.store.data.load_images", lambda name, train=True, **k: images)
+    monkeypatch.setattr(commands, "load_images", lambda name, train=True, **k: images)  # the name invert uses
     png = tmp_path / "inv.png"
     rc, out, _ = run(capsys, "invert", "--model", str(tiny_run), "--n", "3", "--steps", "2", "--out", str(png),
                      "--no-progress")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import math
 import sys
 import time
@@ -12,18 +13,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
+from ..core import guidance
 from ..core.checks import check_choice, check_float, check_int, check_seed
 from ..core.forward import check_eta
+from ..core.inversion import ddim_invert
+from ..core.samplers import ddim_sample
 from ..core.schedules import DEFAULT_SPACING, SPACINGS, check_steps
 from ..course.images import MAX_UPSCALE, MIN_GRID_PX, image_format, save_grid, write_image_file
 from ..evaluate.generate import sample_in_batches, sample_shape
+from ..nets.models import count_params
+from ..store.checkpoints import export_ema, is_training_state
+from ..store.data import CLASS_NAMES, IMAGE_DATASETS, TOY_DATASETS, class_label, load_images, toy_2d
 from ..store.device import pick_device
+from ..store.outputs import check_writable
 from ..store.pretrained import load_any
+from ..train.loop import train
+from ..train.train_config import TrainConfig
+from ..train.train_state import TrainingInterrupted
 from .errors import check_cuda_index, say_threads
 from .flags import CLIError, dataclass_from_args
 from .info import info_lines
 from .model_hints import model_help, refuse_velocity_model, undertrained_hint
+from .table_commands import cmd_eval as run_eval
 
 MAX_N = 10000  # images or points per call; the PNG grid stays a sensible size
 GUIDANCE_SCALE = 2.0  # sample --label without --scale
@@ -128,9 +141,7 @@ def cli_device(name: str) -> torch.device:
 
 def save_scatter(points: torch.Tensor, out: str | Path, dataset: str | None = None, title: str = "") -> None:
     """Save 2-D samples (N, 2) as a scatter plot, over the training distribution in grey if it is a toy set."""
-    from matplotlib.figure import Figure
-
-    from ..store.data import TOY_DATASETS, toy_2d
+    from matplotlib.figure import Figure  # here: only a 2-D model's sample pays for importing matplotlib
 
     fig = Figure(figsize=(5, 5), dpi=100)
     ax = fig.add_subplot()
@@ -149,10 +160,6 @@ def save_scatter(points: torch.Tensor, out: str | Path, dataset: str | None = No
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from ..train.loop import train
-    from ..train.train_config import TrainConfig
-    from ..train.train_state import TrainingInterrupted
-
     cfg = dataclass_from_args(TrainConfig, args)
     if not cfg.out:
         raise CLIError("--out is required: the folder for checkpoints and the final model")
@@ -169,8 +176,6 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
-    from ..store.outputs import check_writable
-
     a = dataclass_from_args(SampleArgs, args)
     check_writable(a.out)  # before sampling, not after
     model, schedule, meta, _ = load_any(a.model, cli_device(a.device))
@@ -205,9 +210,6 @@ def _say_hint(meta: dict, spec: str) -> None:
 
 def _guided(model: torch.nn.Module, dataset: str | None, a: SampleArgs) -> tuple[torch.nn.Module, str]:
     """``cfg(model, label, scale)`` for ``sample --label``, and its words for the summary line."""
-    from ..core.guidance import cfg
-    from ..store.data import CLASS_NAMES, class_label
-
     k = getattr(getattr(model, "config", None), "num_classes", 0)
     if not k:
         raise ValueError(f"--label needs a class-conditional model such as fashion-mnist-cond; {a.model!r} has "
@@ -215,17 +217,10 @@ def _guided(model: torch.nn.Module, dataset: str | None, a: SampleArgs) -> tuple
     y, scale = class_label(dataset, a.label, k), GUIDANCE_SCALE if a.scale is None else a.scale
     names = CLASS_NAMES.get(dataset or "", ())
     name = names[y] if y < len(names) else ("no label" if y == k else str(y))
-    return cfg(model, y, scale), f"class {y} ({name}) at guidance scale {scale:g}"
+    return guidance.cfg(model, y, scale), f"class {y} ({name}) at guidance scale {scale:g}"
 
 
 def cmd_invert(args: argparse.Namespace) -> None:
-    from tqdm.auto import tqdm
-
-    from ..core.inversion import ddim_invert
-    from ..core.samplers import ddim_sample
-    from ..store.data import IMAGE_DATASETS, load_images
-    from ..store.outputs import check_writable
-
     a = dataclass_from_args(InvertArgs, args)
     check_writable(a.out)  # before inverting, not after
     device = cli_device(a.device)
@@ -259,10 +254,6 @@ def cmd_invert(args: argparse.Namespace) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> None:
-    import json
-
-    from ..nets.models import count_params
-
     a = dataclass_from_args(InfoArgs, args)
     model, schedule, meta, where = load_any(a.model, "cpu")
     if a.json:
@@ -274,9 +265,6 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from ..store.checkpoints import export_ema, is_training_state
-    from ..store.outputs import check_writable
-
     a = dataclass_from_args(ExportArgs, args)
     check_writable(a.out, what="the destination")
     src = Path(a.checkpoint)
@@ -292,7 +280,5 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from .table_commands import cmd_eval as run_eval
-
     args.device = str(cli_device(args.device))  # the same device check as the other subcommands ("auto" resolved)
     run_eval(args)
