@@ -82,15 +82,99 @@ def test_notebooks_exist_in_order_and_are_stripped() -> None:
                 assert cell.get("execution_count") is None, f"{stem} cell {i} has an execution count"
 
 
-def test_notebooks_import_rather_than_redefine_the_package() -> None:
-    """Only exercise cells (marked 'my_') may define functions; package names are never redefined."""
+# Helpers the notebooks still define for themselves (neither a `my_` exercise nor a registered stub): the
+# house rule says they belong in the package. A ceiling, by notebook: a new helper fails the check below.
+HELPERS_NOT_YET_IN_THE_PACKAGE = {
+    "01": {"pixel_correlation"}, "02": {"median_nn_distance"},
+    "03": {"randn", "corr", "gamma", "sigma_bar", "naive_ddim"},
+    "04": {"total_variation", "mse", "walk", "nearest_data_distance", "highlights", "background_share"},
+    "05": {"mse", "neighbour_correlation"}, "06": {"oracle", "diffusers_ddim"}, "07": {"guided_exact", "stat"},
+    "09": {"per_seed", "fmt"}, "10": {"x_s_from", "frozen", "rel", "verdict"},
+    "11": {"alpha_sigma", "sample", "spread", "beats", "rms_spread"},
+}
+
+
+def _package_names() -> set[str]:
+    """Every name the package's facades export: ``ddim_lesson`` and each layer's ``__all__`` (and course's HOMES)."""
+    import importlib
+
     import ddim_lesson
 
-    public = set(ddim_lesson.__all__)
-    for path in (ROOT / "notebooks").glob("*.ipynb"):
-        nb = json.loads(path.read_text())
-        for cell in nb["cells"]:
-            if cell["cell_type"] != "code":
+    names = set(ddim_lesson.__all__)
+    for layer in ("core", "nets", "store", "train", "evaluate", "course", "cli"):
+        mod = importlib.import_module(f"ddim_lesson.{layer}")
+        names |= set(getattr(mod, "__all__", ())) | set(getattr(mod, "HOMES", ()))
+    return names
+
+
+def notebook_definitions_breaking_the_rule(nb: dict, number: str, package: set[str]) -> list[str]:
+    """Each def/class in a code cell of ``nb`` that is neither a learner's exercise nor a listed helper.
+
+    An exercise is ``my_X`` or a stub ``X`` for an exercise X the registry knows (``exercises.SOLUTIONS``),
+    with X's checker (``exercises.CHECKERS[X]``) called in the same cell or the next code cell. A listed
+    helper (``HELPERS_NOT_YET_IN_THE_PACKAGE``) may not take a name the package exports either.
+    """
+    import ast
+
+    from ddim_lesson.course.exercises import CHECKERS, SOLUTIONS
+
+    cells = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    bad = []
+    for i, src in enumerate(cells):
+        code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in src.splitlines())
+        try:
+            tree = ast.parse(code)
+        except SyntaxError as e:
+            bad.append(f"code cell {i}: not Python, so not checked ({e.msg})")
+            continue
+        after = src + "\n" + (cells[i + 1] if i + 1 < len(cells) else "")
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 continue
-            for name in re.findall(r"^\s*def (\w+)", "".join(cell["source"]), re.M):
-                assert name not in public, f"{path.name} redefines ddim_lesson.{name}"
+            name, exercise = node.name, node.name.removeprefix("my_")
+            if exercise in SOLUTIONS:
+                if not re.search(rf"\b{CHECKERS[exercise].__name__}\(", after):
+                    bad.append(f"code cell {i}: exercise {name} without {CHECKERS[exercise].__name__}(...) after it")
+            elif name.startswith("my_"):
+                bad.append(f"code cell {i}: {name} is named like an exercise, but {exercise!r} is not one")
+            elif name in package:
+                bad.append(f"code cell {i}: {name} redefines the package's {name}")
+            elif name not in HELPERS_NOT_YET_IN_THE_PACKAGE.get(number, ()):
+                bad.append(f"code cell {i}: {name} is defined here; import it from ddim_lesson, or make it an exercise")
+    return bad
+
+
+def test_notebooks_import_rather_than_redefine_the_package() -> None:
+    """Only exercises (`my_X`, or a registered stub X, each with its checker after it) define functions or classes;
+    the listed helpers are the debt, and none of them takes a name of the package."""
+    package = _package_names()
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        bad = notebook_definitions_breaking_the_rule(json.loads(path.read_text()), path.name[:2], package)
+        assert not bad, f"{path.name}:\n" + "\n".join(bad)
+
+
+def test_the_notebook_rule_catches_planted_cells() -> None:
+    """A planted helper, a stub without its checker, a package name redefined, a false my_, a listed helper
+    moved to a notebook that does not list it: each is reported; a stub with its checker next is not."""
+    package = _package_names()
+
+    def nb(*sources: str) -> dict:
+        return {"cells": [{"cell_type": "code", "source": s.splitlines(keepends=True)} for s in sources]}
+
+    ok = nb("%matplotlib inline\ndef my_ddim_step(x_t, eps, abar_t, abar_prev):\n    ...",
+            "check_ddim_step(my_ddim_step)", "def invert_step(x, eps, a, b):\n    ...\ncheck_invert_step(invert_step)")
+    assert notebook_definitions_breaking_the_rule(ok, "03", package) == []
+    planted = {
+        "def helper(x):\n    return x": "helper is defined here",
+        "def my_ddim_step(x_t, eps, abar_t, abar_prev):\n    ...": "without check_ddim_step(...) after it",
+        "class ddim_sample:\n    pass": "redefines the package's ddim_sample",
+        "def my_plot(x):\n    ...": "'plot' is not one",
+        "def rms_spread(x):\n    ...": "rms_spread is defined here",  # listed for notebook 11, not for 03
+        "def outer():\n    def inner():\n        ...": "inner is defined here",
+    }
+    for cell, message in planted.items():
+        bad = notebook_definitions_breaking_the_rule(nb(cell), "03", package)
+        assert any(message in b for b in bad), (cell, bad)
+    real = json.loads((ROOT / "notebooks" / "03_ddim_derivation.ipynb").read_text())
+    real["cells"].insert(len(real["cells"]) // 2, nb("def helper(x):\n    return x")["cells"][0])
+    assert any("helper is defined here" in b for b in notebook_definitions_breaking_the_rule(real, "03", package))
