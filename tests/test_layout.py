@@ -20,15 +20,15 @@ def modules() -> list[Path]:
     return sorted(PKG.rglob("*.py"))
 
 
-def layer_of(path: Path) -> str | None:
-    """The layer folder a module sits in; None for the top-level ``__init__`` and ``__main__``."""
-    parts = path.relative_to(PKG).parts
+def layer_of(path: Path, pkg: Path = PKG) -> str | None:
+    """The layer folder a module of ``pkg`` sits in; None for the top-level ``__init__`` and ``__main__``."""
+    parts = path.relative_to(pkg).parts
     return parts[0] if len(parts) > 1 else None
 
 
-def imported_layers(path: Path) -> set[tuple[str, int]]:
+def imported_layers(path: Path, pkg: Path = PKG) -> set[tuple[str, int]]:
     """(layer, line) of every ``ddim_lesson`` import in ``path``, relative or absolute, local ones included."""
-    package = ["ddim_lesson", *path.relative_to(PKG).parts[:-1]]
+    package = ["ddim_lesson", *path.relative_to(pkg).parts[:-1]]
     out = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.ImportFrom):
@@ -46,17 +46,18 @@ def imported_layers(path: Path) -> set[tuple[str, int]]:
     return out
 
 
-def upward_imports(path: Path) -> list[str]:
-    """Each import of ``path`` that does not go down the layers (or to a sibling of rank 0), as 'file:line -> layer'."""
-    own = layer_of(path)
+def upward_imports(path: Path, pkg: Path = PKG) -> list[str]:
+    """Each import of ``path`` (a module of the package folder ``pkg``) that does not go down the layers (or to a
+    sibling of rank 0), as 'file:line -> layer'."""
+    own = layer_of(path, pkg)
     if own is None:
         return []
     bad = []
-    for target, line in sorted(imported_layers(path)):
+    for target, line in sorted(imported_layers(path, pkg)):
         if target == own:
             continue
         if target not in RANK or RANK[target] >= RANK[own]:
-            bad.append(f"{path.relative_to(ROOT)}:{line} -> {target}")
+            bad.append(f"{path.relative_to(pkg.parent)}:{line} -> {target}")
     return bad
 
 
@@ -71,15 +72,21 @@ def test_imports_run_downward() -> None:
 
 
 def test_the_check_catches_an_upward_import(tmp_path: Path) -> None:
-    """A planted upward import (core -> store, evaluate -> train) is found, relative or absolute."""
-    for layer, code in (("core", "from ..store.pretrained import pretrained\n"),
-                        ("evaluate", "def f():\n    from ddim_lesson.train.loop import train\n")):
-        fake = PKG / layer / "_planted_for_test.py"
-        try:
-            fake.write_text(code)
-            assert upward_imports(fake), code
-        finally:
-            fake.unlink()
+    """A planted upward import (core -> store, evaluate -> train) is found, relative or absolute; a downward one
+    is not. The planted modules sit in a package folder under tmp_path, never in the package itself."""
+    fake_pkg = tmp_path / "ddim_lesson"
+    for layer, code, upward in (("core", "from ..store.pretrained import pretrained\n", True),
+                                ("evaluate", "def f():\n    from ddim_lesson.train.loop import train\n", True),
+                                ("evaluate", "from ..store import pretrained\nfrom . import records\n", False),
+                                ("cli", "import ddim_lesson.course.env\n", False)):
+        fake = fake_pkg / layer / "_planted_for_test.py"
+        fake.parent.mkdir(parents=True, exist_ok=True)
+        fake.write_text(code)
+        found = upward_imports(fake, fake_pkg)
+        assert bool(found) == upward, (code, found)
+        if upward:
+            assert found[0].startswith(f"ddim_lesson/{layer}/_planted_for_test.py:")
+    assert not list(PKG.rglob("_planted_for_test.py"))
 
 
 @pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PKG)))
