@@ -109,3 +109,24 @@ def test_readme_module_table_matches_the_layout() -> None:
         actual = {p.stem for p in base.rglob("*.py") if p.stem != "__init__"}
         actual |= {p.name for p in base.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
         assert named == actual, f"{folder}/: README lacks {sorted(actual - named)}, names {sorted(named - actual)}"
+
+
+def fixtures_named_like_tests(source: str) -> list[str]:
+    """Functions in ``source`` decorated as pytest fixtures whose name starts with ``test``: read as tests."""
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test"):
+            for d in node.decorator_list:
+                d = d.func if isinstance(d, ast.Call) else d
+                if (d.attr if isinstance(d, ast.Attribute) else getattr(d, "id", "")) == "fixture":
+                    out.append(node.name)
+    return out
+
+
+def test_no_fixture_is_named_like_a_test() -> None:
+    found = {p.name: bad for p in sorted((ROOT / "tests").rglob("*.py"))
+             if (bad := fixtures_named_like_tests(p.read_text()))}
+    assert not found, found
+    planted = "import pytest\n@pytest.fixture(scope='module')\ndef test_images():\n    return 1\n"
+    assert fixtures_named_like_tests(planted) == ["test_images"]
+    assert fixtures_named_like_tests(planted.replace("def test_images", "def images")) == []

@@ -107,7 +107,7 @@ def test_shipped_classifier_is_small_and_reports_its_accuracy():
 
 
 @pytest.fixture(scope="module")
-def test_images() -> tuple[torch.Tensor, torch.Tensor]:
+def fashion_test_images() -> tuple[torch.Tensor, torch.Tensor]:
     """The first 500 Fashion-MNIST test images and labels."""
     from ddim_lesson.store.data import load_images
 
@@ -118,8 +118,8 @@ def test_images() -> tuple[torch.Tensor, torch.Tensor]:
     return x[:500], y[:500]
 
 
-def test_shipped_classifier_classifies_real_test_images(test_images):
-    x, y = test_images
+def test_shipped_classifier_classifies_real_test_images(fashion_test_images):
+    x, y = fashion_test_images
     model, _ = load_classifier()
     assert accuracy(model, x, y) >= 0.85
 
@@ -136,8 +136,8 @@ def test_reference_stats_have_the_right_shapes_are_psd_and_match_the_classifier(
     assert meta["split"] == "test" and meta["classifier_sha256"] == sha
 
 
-def test_reference_stats_agree_with_features_recomputed_on_a_subset(test_images):
-    x = test_images[0]
+def test_reference_stats_agree_with_features_recomputed_on_a_subset(fashion_test_images):
+    x = fashion_test_images[0]
     ref = metrics.reference_stats("test")
     sub = FeatureStats.of(metrics.features(x))
     se = (ref.cov.diagonal() / sub.n).sqrt()  # standard error of each mean over n draws
