@@ -36,7 +36,7 @@ def test_guidance_refuses_other_settings_before_any_work(committed: Path, monkey
     before = (committed / "guidance.json").read_bytes()
     monkeypatch.setattr(gt, "load_any", lambda *a, **k: pytest.fail("loaded a model before the settings check"))
     cfg = gt.GuidanceConfig(n_per_class=2, seeds=(7,), out=str(committed / "guidance"))
-    with pytest.raises(ValueError, match=r"tradeoff n_per_class 2 \(the file has 50\)"):
+    with pytest.raises(ValueError, match=r"n_per_class 2 \(the file has 50\)"):
         gt.run_guidance(cfg)
     assert (committed / "guidance.json").read_bytes() == before
     gt.check_resume(gt.GuidanceConfig(), json.loads(before), committed / "guidance.json")  # its own settings pass

@@ -1,7 +1,6 @@
 """The guidance and editing tables of notebooks 07 and 08 (committed: ``benchmarks/results/guidance``): run, Markdown.
 
-Parts (results go to OUT.json / OUT.md after every cell; a run resumes, cells already there are kept, and
-cells measured at other settings are refused before any work):
+Parts, each a top-level field of the record (notebooks 07 and 08 read them there):
 
 - ``tradeoff``: per guidance scale, n_per_class DDIM samples per class (S steps, η = 0) from the same seeded
   latents: on-class accuracy, FID, within-class diversity; one row per seed, real held-out images as yardstick;
@@ -11,45 +10,39 @@ cells measured at other settings are refused before any work):
 - ``inversion``: reconstruction error against the guidance scale (plain and fixed-point inversion), and
   against the number of model calls (plain S = 10 … 200, fixed-point S = 10 with k = 1 … 6).
 
-The measurements themselves are in :mod:`~ddim_lesson.evaluate.guidance_eval`.
+``scale`` is ``cfg``'s guidance scale throughout (Ho & Salimans' w = scale − 1; the Markdown shows both). Each cell
+is saved through :mod:`~ddim_lesson.evaluate.records`; a run resumes, and one at other counts (:data:`KEY_FIELDS`) or
+weights (model, classifier) is refused, naming them. A record from before that key: :func:`upgrade_record`, once.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..core.checks import check_choice, check_float, check_int
-from ..core.guidance import cfg as guided
+from ..core.guidance import cfg
 from ..core.inversion import ddim_invert
 from ..core.schedules import NoiseSchedule
 from ..nets.classifier import HOLDOUT
 from ..store.atomic import atomic_write
 from ..store.data import FASHION_CLASSES, load_images
-from ..store.device import machine
 from ..store.pretrained import load_any
-from .guidance_eval import (
-    EDIT_PAIRS,
-    blocky,
-    class_samples,
-    edit_by_inversion,
-    inversion_edit_point,
-    quality,
-    roundtrip_mse,
-    sdedit_point,
-)
-from .metrics import FeatureStats, reference_stats
-from .records import git_commit, md_safe, measured, model_sha256
+from . import guidance_eval as ge
+from .generate import progress_bar
+from .metrics import FeatureStats, classifier_and_sha, reference_stats
+from .records import header, md_safe, open_results, save_results, with_suffix
 
 PARTS = ("tradeoff", "sdedit", "edit", "inversion")
+KEY_FIELDS = ("n_per_class", "steps", "n_edit", "n_invert")  # with the two weight hashes: all that moves a cell
+PLAIN_STEPS, FP_STEPS, FP_ITERS = (10, 20, 50, 100, 200), 10, (1, 2, 3, 4, 5, 6)  # inversion: error against calls
 
 
 @dataclass
@@ -83,26 +76,37 @@ class GuidanceConfig:
         check_int("n_invert", self.n_invert, 10, None)  # n_invert // 10 test images of each class
         self.strengths = tuple(check_float("each of --strengths", s, 0.0, 1.0, lo_open=True) for s in self.strengths)
         for name in ("scales", "edit_scales", "invert_scales"):  # before any work, not after minutes of it
-            setattr(self, name, tuple(check_float(f"each of --{name.replace('_', '-')}", w, 0.0, 100.0)
-                                      for w in getattr(self, name)))  # a scale past 100 is a typo
+            setattr(self, name, tuple(check_float(f"each of --{name.replace('_', '-')}", scale, 0.0, 100.0)
+                                      for scale in getattr(self, name)))  # a scale past 100 is a typo
+
+    def resume_key(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in KEY_FIELDS}
 
 
-def part_settings(cfg: GuidanceConfig, part: str) -> dict[str, Any]:
-    """The settings that move a part's numbers; a record's cells of that part were measured at these."""
-    return {"tradeoff": {"n_per_class": cfg.n_per_class, "steps": cfg.steps, "eta": 0.0},
-            "sdedit": {"n_per_class": cfg.n_per_class, "steps_full": cfg.steps, "corruption": "4x4 blocks",
-                       "model_label": "the true label, scale 1 (conditional)"},
-            "edit": {"n": cfg.n_edit, "steps": cfg.steps, "invert_scale": 1.0},
-            "inversion": {"n": cfg.n_invert, "decode": "eta = 0, clip_x0=False", "error": "MSE"}}[part]
-
-
-def check_resume(cfg: GuidanceConfig, res: dict[str, Any], where: Path) -> None:
-    """Refuse, before any work, to add cells measured at other settings to a record (one line naming them)."""
-    old = {p: res.get("settings", {}).get(p) or {} for p in cfg.parts if p in res}
-    if diffs := [f"{p} {k} {v} (the file has {old[p].get(k)})" for p in old
-                 for k, v in part_settings(cfg, p).items() if old[p].get(k) != v]:
+def check_resume(config: GuidanceConfig, res: dict[str, Any], where: Path) -> None:
+    """Refuse, before loading anything, cells at other counts (naming each); open_results checks the weights."""
+    if res and "resume_key" not in res:
+        raise ValueError(f"{where} was written before the resume key: upgrade it once with ddim_lesson.evaluate."
+                         f"guidance_tables.upgrade_record('{where}'), or pass another --out")
+    if diffs := [f"{k} {v} (the file has {res['resume_key'].get(k)})" for k, v in config.resume_key().items()
+                 if res and res["resume_key"].get(k) != v]:
         raise ValueError(f"{where} holds results measured at other settings: {'; '.join(diffs)}. Pass those "
                          "settings to add to it, or another --out")
+
+
+def upgrade_record(path: str | Path) -> None:
+    """Once, for a record from before the resume key (per-part ``settings`` only): add the head open_results checks,
+    from those settings, cells untouched. Its classifier is the shipped one, the only one run_guidance ever used."""
+    res, d = json.loads(Path(path).read_text()), GuidanceConfig()
+    if "resume_key" in res:
+        return
+    st = {p: res.get("settings", {}).get(p, {}) for p in PARTS}
+    key = {"n_per_class": st["tradeoff"].get("n_per_class", st["sdedit"].get("n_per_class", d.n_per_class)),
+           "steps": st["tradeoff"].get("steps", st["edit"].get("steps", d.steps)),
+           "n_edit": st["edit"].get("n", d.n_edit), "n_invert": st["inversion"].get("n", d.n_invert)}
+    res.update(table="guidance", config={"model": res["model"]["spec"], **key}, sessions=[], resume_key={
+        "model_sha256": res["model"]["sha256"], "classifier_sha256": classifier_and_sha()[1], **key})
+    atomic_write(Path(path), json.dumps(res, indent=1).encode())
 
 
 def per_class(images: torch.Tensor, labels: torch.Tensor, n: int, offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,107 +119,101 @@ def per_class(images: torch.Tensor, labels: torch.Tensor, n: int, offset: int = 
 class _Run:
     """What every part needs: the settings, the model, the test set, its statistics, the results and their saver."""
 
-    cfg: GuidanceConfig
+    config: GuidanceConfig
     model: nn.Module
     schedule: NoiseSchedule
-    test_x: torch.Tensor
-    test_y: torch.Tensor
+    test: tuple[torch.Tensor, torch.Tensor]  # the test images (N, 1, 28, 28) and their labels (N,)
     ref: FeatureStats
     res: dict[str, Any]
     save: Callable[[], None]
+    progress: bool
+
+    def each(self, part: str, todo: list[Any], calls: Callable[[Any], int]) -> Iterator[Any]:
+        """The cells still to do, one by one; after each, the bar moves by its model calls and the record is saved."""
+        with progress_bar(sum(map(calls, todo)), part, self.progress) as bar:
+            for cell in todo:
+                yield cell
+                bar.update(calls(cell))
+                self.save()
 
 
-def run_guidance(cfg: GuidanceConfig, threads: str = "") -> dict[str, Any]:
-    """Measure ``cfg.parts``, saving OUT.json / OUT.md after every cell; returns the results (resumable).
-    ``threads``: the thread rule's reason, recorded with the machine."""
-    out = Path(cfg.out)
-    res = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").exists() else {}
-    check_resume(cfg, res, out.with_suffix(".json"))  # before loading anything
-    model, schedule, meta, _ = load_any(cfg.model)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sha = model_sha256(model)
-    if res and res.get("model", {}).get("sha256") != sha:
-        raise ValueError(f"{out}.json holds results of another model; pass another --out or delete it")
-    res.update({"model": {"spec": cfg.model, "sha256": sha, "train_steps": meta.get("steps"),
-                          "command": meta.get("command")},
-                "machine": machine(), "git_commit": git_commit(), "threads": threads})
-    res.setdefault("settings", {})
-    test_x, test_y = load_images("fashion-mnist", train=False, with_labels=True)
-
-    on_disk = measured(res)  # save() writes only once a number has changed
-
-    def save() -> None:
-        if measured(res) == on_disk:
-            return
-        atomic_write(out.with_suffix(".json"), json.dumps(res, indent=1).encode())
-        atomic_write(out.with_suffix(".md"), guidance_markdown(res).encode())
-
-    run = _Run(cfg, model, schedule, test_x, test_y, reference_stats("test"), res, save)
+def run_guidance(config: GuidanceConfig, threads: str = "", model: nn.Module | None = None,
+                 schedule: NoiseSchedule | None = None, meta: dict[str, Any] | None = None,
+                 progress: bool = True) -> dict[str, Any]:
+    """Measure ``config.parts``, saving OUT.json / OUT.md after every cell; returns the results (resumable).
+    ``threads``: the thread rule's reason, recorded with the machine. Pass ``model`` and ``schedule`` to measure
+    a model in memory (``config.model`` is then only its label)."""
+    out, path = Path(config.out), with_suffix(config.out, ".json")  # "runs/g.small" keeps its ".small"
+    check_resume(config, json.loads(path.read_text()) if path.exists() else {}, path)  # before loading anything
+    if model is None or schedule is None:
+        model, schedule, meta, _ = load_any(config.model)
+    key = {"classifier_sha256": classifier_and_sha()[1], **config.resume_key()}
+    res = open_results(path, header("guidance", config, model, schedule, meta or {}, key))
+    res.pop("cells", None)  # the parts are the cells, at the top level where notebooks 07 and 08 read them
+    res["threads"] = threads
+    run = _Run(config, model, schedule, load_images("fashion-mnist", train=False, with_labels=True),
+               reference_stats("test"), res, lambda: save_results(out, res, guidance_markdown), progress)
     for part, measure in (("tradeoff", _tradeoff), ("sdedit", _sdedit), ("edit", _edit), ("inversion", _inversion)):
-        if part in cfg.parts:
+        if part in config.parts:
             measure(run)
-    save()
+    run.save()
     return res
 
 
 def _tradeoff(r: _Run) -> None:
-    c = r.cfg
-    r.res["settings"]["tradeoff"] = part_settings(c, "tradeoff")
-    rows = r.res.setdefault("tradeoff", {})
+    c, rows = r.config, r.res.setdefault("tradeoff", {})
     if "real" not in rows:  # the yardstick: held-out training images, n per class, against the test set
         tx, ty = load_images("fashion-mnist", train=True, with_labels=True)
-        rx, ry = per_class(tx[-HOLDOUT:], ty[-HOLDOUT:], c.n_per_class)
-        rows["real"] = quality(rx, ry, r.ref)
-    todo = [(s, w) for s in c.seeds for w in c.scales if f"seed={s} scale={w}" not in rows]
-    for s, w in tqdm(todo, desc="tradeoff"):
+        rows["real"] = ge.quality(*per_class(tx[-HOLDOUT:], ty[-HOLDOUT:], c.n_per_class), r.ref)
+    todo = [(seed, scale) for seed in c.seeds for scale in c.scales if f"seed={seed} scale={scale}" not in rows]
+    classes = int(r.model.config.num_classes)  # type: ignore[union-attr]
+    for seed, scale in r.each("tradeoff", todo, lambda cell: classes * c.steps):  # one guided call per class, step
         t0 = time.perf_counter()
-        x, y = class_samples(r.model, r.schedule, w, c.n_per_class, c.steps, seed=s)
-        rows[f"seed={s} scale={w}"] = {"seed": s, "scale": w, **quality(x, y, r.ref),
-                                       "seconds": round(time.perf_counter() - t0, 1)}
-        r.save()
+        x, y = ge.class_samples(r.model, r.schedule, scale, c.n_per_class, c.steps, seed=seed)
+        rows[f"seed={seed} scale={scale}"] = {"seed": seed, "scale": scale, **ge.quality(x, y, r.ref),
+                                              "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def _sdedit(r: _Run) -> None:
-    c = r.cfg
-    r.res["settings"]["sdedit"] = part_settings(c, "sdedit")
-    src, lab = per_class(r.test_x, r.test_y, c.n_per_class)
-    x_in = blocky(src)
-    rows = r.res.setdefault("sdedit", {})
-    rows.setdefault("input", {"rmse_to_input": 0.0, **quality(x_in, lab, r.ref)})
-    for s in tqdm([s for s in c.strengths if f"strength={s}" not in rows], desc="sdedit"):
-        rows[f"strength={s}"] = sdedit_point(r.model, r.schedule, x_in, lab, s, max(1, round(c.steps * s)), 0, r.ref)
-        r.save()
-    todo = [w for w in c.invert_scales if f"invert scale={w}" not in rows]
+    c, rows = r.config, r.res.setdefault("sdedit", {})
+    src, lab = per_class(*r.test, c.n_per_class)
+    x_in = ge.blocky(src)
+    rows.setdefault("input", {"rmse_to_input": 0.0, **ge.quality(x_in, lab, r.ref)})
+    todo = [s for s in c.strengths if f"strength={s}" not in rows]
+    walked = {s: max(1, round(c.steps * s)) for s in todo}  # SDEdit at strength s walks round(S·s) of the S steps
+    for s in r.each("sdedit", todo, walked.get):
+        rows[f"strength={s}"] = ge.sdedit_point(r.model, r.schedule, x_in, lab, s, walked[s], 0, r.ref)
+    todo = [scale for scale in c.invert_scales if f"invert scale={scale}" not in rows]
     x_T = ddim_invert(r.model, r.schedule, x_in, steps=c.steps) if todo else None  # no label: y = None
-    for w in tqdm(todo, desc="inversion edit"):
-        rows[f"invert scale={w}"] = inversion_edit_point(r.model, r.schedule, x_T, x_in, lab, w, c.steps, r.ref)
-        r.save()
+    for scale in r.each("sdedit by inversion", todo, lambda v: c.steps * (2 if v == todo[0] else 1)):  # + x_T's
+        rows[f"invert scale={scale}"] = ge.inversion_edit_point(r.model, r.schedule, x_T, x_in, lab, scale, c.steps,
+                                                                r.ref)
 
 
 def _edit(r: _Run) -> None:
-    c = r.cfg
-    r.res["settings"]["edit"] = part_settings(c, "edit")
-    rows = r.res.setdefault("edit", {})
-    todo = [(p, w) for p in EDIT_PAIRS for w in c.edit_scales if f"{p[0]}->{p[1]} scale={w}" not in rows]
-    for (ys, yt), w in tqdm(todo, desc="edit"):
-        src = r.test_x[torch.nonzero(r.test_y == ys).flatten()[: c.n_edit]]
-        rows[f"{ys}->{yt} scale={w}"] = edit_by_inversion(r.model, r.schedule, src, ys, yt, w, c.steps, seed=ys)
-        r.save()
+    c, rows = r.config, r.res.setdefault("edit", {})
+    todo = [(ys, yt, scale) for ys, yt in ge.EDIT_PAIRS for scale in c.edit_scales
+            if f"{ys}->{yt} scale={scale}" not in rows]
+    for ys, yt, scale in r.each("edit", todo, lambda cell: 3 * c.steps):  # invert, decode the edit and a fresh one
+        src = r.test[0][torch.nonzero(r.test[1] == ys).flatten()[: c.n_edit]]  # (n_edit, 1, 28, 28) of class ys
+        rows[f"{ys}->{yt} scale={scale}"] = ge.edit_by_inversion(r.model, r.schedule, src, ys, yt, scale, c.steps, ys)
 
 
 def _inversion(r: _Run) -> None:
-    c = r.cfg
-    r.res["settings"]["inversion"] = part_settings(c, "inversion")
-    x0, y0 = per_class(r.test_x, r.test_y, c.n_invert // 10)
-    rows = r.res.setdefault("inversion", {})
-    cells = [("scale", w, c.steps, k) for w in c.scales for k in (0, 3)]
-    cells += [("calls", w, S, 0) for w in (1.0, 3.0) for S in (10, 20, 50, 100, 200)]
-    cells += [("calls", w, 10, k) for w in (1.0, 3.0) for k in range(1, 7)]
+    c, rows = r.config, r.res.setdefault("inversion", {})
+    x0, y0 = per_class(*r.test, c.n_invert // 10)
+    cells = [("scale", scale, c.steps, k) for scale in c.scales for k in (0, 3)]
+    cells += [("calls", scale, S, 0) for scale in (1.0, 3.0) for S in PLAIN_STEPS]
+    cells += [("calls", scale, FP_STEPS, k) for scale in (1.0, 3.0) for k in FP_ITERS]
     todo = [cell for cell in cells if f"{cell[0]} scale={cell[1]} S={cell[2]} k={cell[3]}" not in rows]
-    for kind, w, S, k in tqdm(todo, desc="inversion"):
-        rows[f"{kind} scale={w} S={S} k={k}"] = {"scale": w, "steps": S, "k": k, "calls": S * (1 + k),
-                                                 "mse": roundtrip_mse(guided(r.model, y0, w), r.schedule, x0, S, k)}
-        r.save()
+    for kind, scale, S, k in r.each("inversion", todo, lambda cell: cell[2] * (2 + cell[3])):  # S(1 + k) up, S down
+        mse = ge.roundtrip_mse(cfg(r.model, y0, scale), r.schedule, x0, S, k)  # S(1 + k) calls to invert
+        rows[f"{kind} scale={scale} S={S} k={k}"] = dict(scale=scale, steps=S, k=k, calls=S * (1 + k), mse=mse)
+
+
+def ho_salimans_w(scale: float) -> float:
+    """Ho & Salimans' guidance weight of our ``scale``: their ε = (1 + w)·ε(x,y) − w·ε(x,∅) is ours at w = scale − 1."""
+    return scale - 1.0
 
 
 def guidance_markdown(res: dict[str, Any]) -> str:
@@ -224,7 +222,9 @@ def guidance_markdown(res: dict[str, Any]) -> str:
     lines = [f"# Guidance and editing on `{res['model']['spec']}`", "",
              f"Model sha256 {res['model']['sha256'][:12]}, trained {res['model']['train_steps']} steps. "
              f"Machine: {res['machine']['platform']}, {res['machine']['torch_threads']} torch thread(s), "
-             f"load {res['machine'].get('load_avg_1min', '?')}; commit {res['git_commit']}.", ""]
+             f"load {res['machine'].get('load_avg_1min', '?')}; commit {res['git_commit']}.", "",
+             "scale: the guidance scale of `cfg(model, y, scale)` (0: unconditional, 1: conditional); "
+             "w = scale − 1 is Ho & Salimans' guidance weight.", ""]
     parts = (("tradeoff", _tradeoff_md), ("sdedit", _sdedit_md), ("edit", _edit_md), ("inversion", _inversion_md))
     for section in (section for part, section in parts if part in res):
         lines += section(res) + [""]
@@ -237,21 +237,21 @@ def _mean_sd(rows: list[dict[str, Any]], key: str, digits: int) -> str:
 
 
 def _tradeoff_md(res: dict[str, Any]) -> list[str]:
-    st = res["settings"]["tradeoff"]
+    st = res["config"]
     rows = [r for k, r in res["tradeoff"].items() if k != "real"]
     lines = ["## Guidance trade-off", "",
              f"{st['n_per_class']} samples per class (N = {10 * st['n_per_class']}), DDIM S = {st['steps']}, "
              "η = 0, the same latents at every scale. Accuracy: the course classifier agrees with the asked "
              "class. FID against the test set at this N. Diversity: mean pairwise feature distance within a "
              "class. Mean ± sd over seeds.", "",
-             "| scale | seeds | on-class accuracy | FID | diversity |", "|---|---|---|---|---|"]
-    for w in sorted({r["scale"] for r in rows}):
-        sel = [r for r in rows if r["scale"] == w]
-        lines.append(f"| {w:g} | {len(sel)} | {_mean_sd(sel, 'accuracy', 3)} | {_mean_sd(sel, 'fid', 2)} | "
-                     f"{_mean_sd(sel, 'diversity', 2)} |")
+             "| scale | w = scale − 1 | seeds | on-class accuracy | FID | diversity |", "|---|---|---|---|---|---|"]
+    for scale in sorted({r["scale"] for r in rows}):
+        sel = [r for r in rows if r["scale"] == scale]
+        lines.append(f"| {scale:g} | {ho_salimans_w(scale):g} | {len(sel)} | {_mean_sd(sel, 'accuracy', 3)} | "
+                     f"{_mean_sd(sel, 'fid', 2)} | {_mean_sd(sel, 'diversity', 2)} |")
     real = res["tradeoff"].get("real")
     if real:
-        lines.append(f"| real held-out images | - | {real['accuracy']:.3f} | {real['fid']:.2f} | "
+        lines.append(f"| real held-out images | - | - | {real['accuracy']:.3f} | {real['fid']:.2f} | "
                      f"{real['diversity']:.2f} |")
     return lines
 
@@ -285,12 +285,12 @@ def _edit_md(res: dict[str, Any]) -> list[str]:
 def _inversion_md(res: dict[str, Any]) -> list[str]:
     inv = res["inversion"]
     lines = ["## Inversion under guidance", "",
-             f"{res['settings']['inversion']['n']} test images with their labels; invert and decode with the same "
+             f"{res['config']['n_invert']} test images with their labels; invert and decode with the same "
              "guided model (η = 0, clip_x0=False); MSE per pixel.", "",
-             "| scale | plain | fixed-point k = 3 |", "|---|---|---|"]
-    for w in sorted({r["scale"] for k, r in inv.items() if k.startswith("scale")}):
-        cell = {r["k"]: r for k, r in inv.items() if k.startswith(f"scale scale={w} ")}
-        lines.append(f"| {w:g} (S = {cell[0]['steps']}) | {cell[0]['mse']:.2e} | "
+             "| scale | w = scale − 1 | plain | fixed-point k = 3 |", "|---|---|---|---|"]
+    for scale in sorted({r["scale"] for k, r in inv.items() if k.startswith("scale")}):
+        cell = {r["k"]: r for k, r in inv.items() if k.startswith(f"scale scale={scale} ")}
+        lines.append(f"| {scale:g} (S = {cell[0]['steps']}) | {ho_salimans_w(scale):g} | {cell[0]['mse']:.2e} | "
                      f"{format(cell[3]['mse'], '.2e') if 3 in cell else '-'} |")
     lines += ["", "| scale | inversion | model calls | MSE |", "|---|---|---|---|"]
     for k, r in inv.items():
