@@ -45,10 +45,10 @@ def test_the_check_sees_an_unescaped_string() -> None:
 
 
 def _records():
+    from ddim_lesson.evaluate.fid_spread import spread_markdown
     from ddim_lesson.evaluate.guidance_tables import guidance_markdown
     from ddim_lesson.evaluate.solver_fid import solver_fid_markdown
     from ddim_lesson.evaluate.spacing_fid import spacing_fid_markdown
-    from ddim_lesson.evaluate.spread import spread_markdown
     from ddim_lesson.evaluate.table1 import table1_markdown
     from ddim_lesson.evaluate.table2 import table2_markdown
 

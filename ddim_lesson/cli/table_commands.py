@@ -17,10 +17,10 @@ import torch
 from ..core.checks import check_int
 from ..course.env import pick_threads
 from ..evaluate.distill_fid import DistillFIDConfig, distill_fid_markdown, run_distill_fid
+from ..evaluate.fid_spread import SpreadConfig, run_spread, spread_markdown
 from ..evaluate.flow_twin_fid import FlowTwinFIDConfig, flow_twin_markdown, run_flow_twin_fid
 from ..evaluate.solver_fid import SolverFIDConfig, run_solver_fid, solver_fid_markdown
 from ..evaluate.spacing_fid import SpacingFIDConfig, run_spacing_fid, spacing_fid_markdown
-from ..evaluate.spread import SpreadConfig, run_spread, spread_markdown
 from ..evaluate.table1 import Table1Config, run_table1, table1_markdown
 from ..evaluate.table2 import Table2Config, run_table2, table2_markdown
 from ..store.locks import out_lock

@@ -7,7 +7,7 @@ This module gathers the paper's tables under one name (the course's other studie
 - :mod:`~ddim_lesson.evaluate.records`: provenance (machine, git commit, model SHA-256), atomic JSON + Markdown;
   ``load_results(name)`` reads a committed result for a notebook.
 - :mod:`~ddim_lesson.evaluate.generate`: the one seeded, batched sampler with progress.
-- :mod:`~ddim_lesson.evaluate.table1`, :mod:`~ddim_lesson.evaluate.spread`,
+- :mod:`~ddim_lesson.evaluate.table1`, :mod:`~ddim_lesson.evaluate.fid_spread`,
   :mod:`~ddim_lesson.evaluate.table2`: the tables.
 - :mod:`~ddim_lesson.cli.table_commands` (the command-line layer, above this one): the ``ddim-lesson eval`` command
   and the benchmark scripts.
@@ -22,9 +22,9 @@ a run whose resume key (every setting that moves a number, n included) matches t
 
 from __future__ import annotations
 
+from .fid_spread import SpreadConfig, run_spread, spread_markdown, spread_summary
 from .generate import SIGMA_HAT, channels_last, sample_cell
 from .records import REPO, git_commit, load_results, machine, model_sha256
-from .spread import SpreadConfig, run_spread, spread_markdown, spread_summary
 from .table1 import Table1Config, cell_key, run_table1, table1_markdown
 from .table2 import Table2Config, run_table2, table2_markdown
 

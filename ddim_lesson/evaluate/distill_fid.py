@@ -29,11 +29,11 @@ from torch import nn
 from ..core.checks import check_choice, check_int
 from ..core.schedules import NoiseSchedule
 from ..store.pretrained import load_any
+from .fid_spread import spread_summary
 from .generate import n_batches, progress_bar
 from .metrics import FeatureStats
 from .records import header, machine_line, md_safe, model_sha256, open_results, save_results, with_suffix
 from .solver_fid import sample_solver_cell
-from .spread import spread_summary
 from .table1 import DEVICE_HELP, MODEL_HELP, OUT_HELP, fid_setup
 
 TEACHER_SOLVERS = ("ddim", "dpmpp_2m", "dpmpp_3m", "dpmpp_3m_exact")

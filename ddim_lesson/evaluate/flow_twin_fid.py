@@ -34,11 +34,11 @@ from ..core.checks import check_choice, check_int
 from ..core.flow import eps_to_velocity, flow_grid, flow_progressive, s_of_abar
 from ..core.schedules import NoiseSchedule
 from ..store.pretrained import load_any
+from .fid_spread import spread_summary
 from .generate import batch_seed, channels_last, image_shape, n_batches, progress_bar, seeded_latents
 from .metrics import FeatureStats, features
 from .records import header, machine_line, md_safe, model_sha256, open_results, save_results, with_suffix
 from .solver_fid import sample_solver_cell
-from .spread import spread_summary
 from .table1 import DEVICE_HELP, MODEL_HELP, OUT_HELP, fid_setup
 
 METHODS = ("eps-ddim/trailing", "eps-dpmpp_2m/trailing", "eps-ddim/uniform-s", "fm-euler/uniform-s",

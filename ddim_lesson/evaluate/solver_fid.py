@@ -25,10 +25,10 @@ from torch import nn
 from ..core.checks import check_choice, check_int
 from ..core.schedules import SPACINGS, NoiseSchedule
 from ..core.solvers import SOLVERS, calls_within, ode_progressive
+from .fid_spread import spread_summary
 from .generate import batch_seed, channels_last, image_shape, n_batches, progress_bar, seeded_latents
 from .metrics import FeatureStats, features
 from .records import header, machine_line, md_safe, open_results, save_results, with_suffix
-from .spread import spread_summary
 from .table1 import DEVICE_HELP, MODEL_HELP, OUT_HELP, fid_setup
 
 

@@ -24,10 +24,10 @@ from torch import nn
 
 from ..core.checks import check_choice, check_float, check_int
 from ..core.schedules import SPACINGS, NoiseSchedule, ddim_timesteps
+from .fid_spread import spread_summary
 from .generate import n_batches, progress_bar, sample_cell
 from .metrics import FeatureStats
 from .records import header, machine_line, md_safe, open_results, save_results, with_suffix
-from .spread import spread_summary
 from .table1 import DEVICE_HELP, MODEL_HELP, OUT_HELP, fid_setup
 
 
