@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from ddim_lesson import NoiseSchedule
+from ddim_lesson import CallCounter, NoiseSchedule
 
 
 class GaussianEps:
@@ -45,18 +45,21 @@ class GaussianEps:
         return self.mu + self.s * z
 
 
-class CountingModel:
-    """Wraps a model, counting calls and recording each call's timestep tensor."""
+class CountingModel(CallCounter):
+    """The package's :class:`CallCounter` (``calls``, ``timesteps``) that also keeps each call's whole t tensor
+    in ``ts`` (its dtype and shape, and flow matching's fractional times, which ``timesteps`` rounds to int)."""
 
     def __init__(self, model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
-        self.model = model
-        self.calls = 0
+        super().__init__(model)
         self.ts: list[torch.Tensor] = []
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
         self.ts.append(t.clone())
-        return self.model(x_t, t)
+        return super().__call__(x_t, t)
+
+    def reset(self) -> None:
+        super().reset()
+        self.ts = []
 
 
 def smooth_eps(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ddim_lesson import NoiseSchedule, ddim_sample, ddim_timesteps, ddpm_sample
+from ddim_lesson import CallCounter, NoiseSchedule, ddim_sample, ddim_timesteps, ddpm_sample
 from ddim_lesson.evaluate.sampler_loops import (
     bare_calls,
     ddim_loop,
@@ -17,27 +17,18 @@ from ddim_lesson.evaluate.sampler_loops import (
 from ddim_lesson.nets.models import MLPConfig, MLPDenoiser
 
 
-class CountingMLP(MLPDenoiser):
-    calls = 0
-
-    def forward(self, x, t):
-        self.calls += 1
-        self.ts = getattr(self, "ts", []) + [int(t[0])]
-        return super().forward(x, t)
-
-
 def test_bare_calls_make_the_samplers_calls_and_ddim_loop_is_ddim_sample():
     torch.manual_seed(0)
-    model, schedule = CountingMLP(MLPConfig(hidden=16, depth=1)).eval(), NoiseSchedule.linear(T=100)
+    model, schedule = CallCounter(MLPDenoiser(MLPConfig(hidden=16, depth=1)).eval()), NoiseSchedule.linear(T=100)
     x = torch.randn(8, 2)
     bare_calls(model, schedule, x, 7)()
-    assert model.calls == 7 and model.ts == ddim_timesteps(100, 7).tolist()
+    assert model.calls == 7 and model.timesteps == ddim_timesteps(100, 7).tolist()
     assert torch.equal(ddim_loop(model, schedule, x, 7)(), ddim_sample(model, schedule, x, steps=7))
 
 
 def test_ddpm_loop_is_ddpm_sample_over_all_steps():
     torch.manual_seed(0)
-    model, schedule = CountingMLP(MLPConfig(hidden=16, depth=1)).eval(), NoiseSchedule.linear(T=30)
+    model, schedule = CallCounter(MLPDenoiser(MLPConfig(hidden=16, depth=1)).eval()), NoiseSchedule.linear(T=30)
     x = torch.randn(4, 2)
     torch.manual_seed(5)
     got = ddpm_loop(model, schedule, x)()
