@@ -80,7 +80,7 @@ class GuidanceConfig:
                                       for scale in getattr(self, name)))  # a scale past 100 is a typo
 
     def resume_key(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in KEY_FIELDS}
+        return {k: getattr(self, k) for k in KEY_FIELDS}  # every cell of a record was measured at these
 
 
 def check_resume(config: GuidanceConfig, res: dict[str, Any], where: Path) -> None:
