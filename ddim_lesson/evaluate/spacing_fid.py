@@ -74,7 +74,8 @@ def run_spacing_fid(cfg: SpacingFIDConfig, model: nn.Module | None = None, sched
            "device": cfg.device}  # all that moves a FID
     res = open_results(with_suffix(out, ".json"), header("ddim-spacing-fid", cfg, model, schedule, meta, key))
     res["reference"] = {"split": "test", "n": ref.n}
-    res["timesteps"] = {sp: ddim_timesteps(schedule.T, cfg.steps, sp).tolist() for sp in cfg.spacings}
+    res["timesteps"] = {sp: ddim_timesteps(schedule.T, cfg.steps, sp, schedule=schedule).tolist()  # the visited ones
+                        for sp in cfg.spacings}
     todo = [(seed, sp) for seed in cfg.seeds for sp in cfg.spacings if cell_key(sp, seed) not in res["cells"]]
     bar = progress_bar(len(todo) * cfg.steps * n_batches(cfg.n, cfg.batch_size), "spacing-fid", progress)
     for seed, spacing in todo:
