@@ -23,7 +23,7 @@ test: setup browser
 
 setup: $(VENV)/.installed data
 
-# Debian's Chromium for the real-browser tests (tests/test_browser.py); never `playwright install`.
+# Debian's Chromium for the real-browser tests (tests/system/test_browser.py); never `playwright install`.
 browser:
 	@if [ -x /usr/bin/chromium ]; then exit 0; fi; \
 	if command -v apt-get >/dev/null 2>&1; then \

@@ -3,7 +3,7 @@
 #
 #   bash benchmarks/gpu_run.sh --prepare          # here, once: Fashion-MNIST + the commit into gpu-carry/
 #   bash benchmarks/gpu_run.sh                    # on the GPU machine: results in $OUT (else runs/gpu-run)
-#   bash benchmarks/gpu_run.sh --smoke --out /tmp/gpu-smoke   # every stage tiny, on the CPU (tests/test_gpu_run.py)
+#   bash benchmarks/gpu_run.sh --smoke --out /tmp/gpu-smoke   # every stage tiny, on the CPU (tests/cli/test_gpu_run.py)
 #
 # The device call (the working tree travels; gpu-carry/ is ignored by git, so it is carried by name):
 #   run(command="bash benchmarks/gpu_run.sh", carry=["gpu-carry"], timeout_s=600)

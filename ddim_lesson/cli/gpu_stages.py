@@ -35,7 +35,7 @@ from ..nets.models import UNet, UNetConfig
 from ..store.device import machine
 from ..store.pretrained import load_any
 
-CUDA_TEST_FILES = ("tests/test_generate.py", "tests/test_gpu_run.py")  # where the tests marked cuda live
+CUDA_TEST_FILES = ("tests/evaluate/test_generate.py", "tests/cli/test_gpu_run.py")  # where the tests marked cuda live
 
 
 def device_info(dev: torch.device) -> dict[str, Any]:

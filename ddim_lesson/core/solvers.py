@@ -22,7 +22,7 @@ with λ = log(√ᾱ/√(1-ᾱ)) = -log σ̄ (half the log-SNR). ``steps`` is al
     "dpmpp_3m_exact"  3       N (the same)             3M with the quadratic in λ       none (one coefficient x2)
                                                        integrated exactly
 
-    * measured, not read off the name (tests/test_solver_study.py): the slope of log error against log steps
+    * measured, not read off the name (tests/evaluate/test_solver_study.py): the slope of log error against log steps
       on dx/dλ = -x + D(λ) with an exact warm-up (3M: 2.0, 3M exact: 3.0), and at the grid's last timestep on
       Gaussian data, before the first-order jump to ᾱ = 1, on a clock fine enough not to floor it.
 
@@ -211,7 +211,7 @@ SOLVERS: dict[str, Solver] = {
     "ddim": Solver(sample_ddim, 1, "N"),
     "heun": Solver(sample_heun, 2, "2N-1"),
     "dpmpp_2m": Solver(sample_dpmpp_2m, 2, "N"),
-    "dpmpp_3m": Solver(sample_dpmpp_3m, 2, "N"),  # measured 2, not the 3 of its name (tests/test_solver_study.py)
+    "dpmpp_3m": Solver(sample_dpmpp_3m, 2, "N"),  # measured 2, not 3 (tests/evaluate/test_solver_study.py)
     "dpmpp_3m_exact": Solver(sample_dpmpp_3m_exact, 3, "N"),  # measured 3 once the clock is fine enough
 }
 

@@ -5,7 +5,7 @@ A notebook reads ``import ddim_lesson as dl`` for the maths (samplers, schedules
 shipped files (``store``), training (``train``), figures, explorers and exercises (``course``). Each name
 below is imported from its home only when first asked for, so ``import ddim_lesson`` stays light and a
 script that never draws a widget never imports ipywidgets. The home of each name is listed in
-:data:`HOMES` (module path relative to the package); ``tests/test_notebook_surface.py`` checks that every
+:data:`HOMES` (module path relative to the package); ``tests/system/test_notebook_surface.py`` checks that every
 entry resolves and that the notebooks import through ``ddim_lesson`` and ``ddim_lesson.course`` only.
 """
 
@@ -51,6 +51,7 @@ _NAMES: dict[str, str] = {  # home module -> the names notebooks take from it (s
     "course.widgets.forward": "forward_explorer",
     "course.widgets.guidance": "guidance_explorer sdedit_explorer sdedit_run",
     "course.widgets.solver": "solver_explorer",
+    "course.widgets.distill": "distill_explorer distill_run",
     "course.exercises": "CHECKERS SOLUTIONS check_environment reference_ideal_weights reference_invert_step solution "
                         "show_solution",
 }

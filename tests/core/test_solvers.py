@@ -98,8 +98,9 @@ def test_dpmpp_3m_beats_2m_on_logsnr_steps_at_second_order(gaussian, linear_sche
     """3M as diffusers writes it, measured: on log-SNR steps it is closer to the exact map than 2M at every budget, by
     1.7x at 21 calls and 2.8x at 81 (4.3e-3 vs 7.4e-3, 1.8e-4 vs 4.9e-4), with the same order: its second difference
     has half the weight the exact integral of the quadratic needs, so its local error is O(h³) and its fitted order
-    is 1.9 over 21-161 calls (2M: 2.0). Stopped before the final jump it is 2 as well (tests/test_solver_study.py);
-    the step to ᾱ = 1 (h = ∞, first order for every rung) adds a floor, 9.9e-5 from t = 0 on this grid."""
+    is 1.9 over 21-161 calls (2M: 2.0). Stopped before the final jump it is 2 as well
+    (tests/evaluate/test_solver_study.py); the step to ᾱ = 1 (h = ∞, first order for every rung) adds a floor,
+    9.9e-5 from t = 0 on this grid."""
     e3, e2 = _errors(gaussian, linear_schedule, "dpmpp_3m", "logsnr"), _errors(gaussian, linear_schedule, "dpmpp_2m",
                                                                               "logsnr")
     assert all(a < b for a, b in zip(e3, e2)) and e3[0] * 1.5 < e2[0] and e3[2] * 2.5 < e2[2], (e3, e2)

@@ -22,7 +22,7 @@ from ddim_lesson.evaluate.metrics import reference_stats
 from ddim_lesson.evaluate.records import model_sha256
 from ddim_lesson.nets.models import UNet, UNetConfig
 
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 SCHEDULE = NoiseSchedule.linear(T=1000)
 
 

@@ -20,7 +20,7 @@ import ddim_lesson.evaluate.guidance_tables as gt
 from ddim_lesson.evaluate import records
 from ddim_lesson.evaluate.table1 import Table1Config, run_table1
 
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from ddim_lesson.store.checkpoints import load_checkpoint
 from ddim_lesson.train.loop import train
 from ddim_lesson.train.train_config import TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ABSENT_ON_THE_GPU_MACHINE = ("ipywidgets", "diffusers", "jupyterlab")  # not nbval: a pytest plugin here
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

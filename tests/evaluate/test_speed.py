@@ -22,7 +22,7 @@ from ddim_lesson.evaluate.speed import (
 from ddim_lesson.evaluate.timing import Ratio
 from ddim_lesson.nets.models import MLPConfig, MLPDenoiser, UNet, UNetConfig
 
-COMMITTED = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "speed.json"
+COMMITTED = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "speed.json"
 
 
 def test_the_defaults_are_the_committed_runs_and_quick_shrinks_them():

@@ -19,7 +19,7 @@ import torch
 from ddim_lesson.evaluate import records
 
 HOSTILE = "x` <img src=x onerror=alert(1)> `"
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
 
 def _poison(obj):

@@ -18,7 +18,7 @@ import pytest
 
 import ddim_lesson.course as course
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ALLOWED = {"ddim_lesson", "ddim_lesson.course"}
 
 

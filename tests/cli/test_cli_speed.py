@@ -12,7 +12,7 @@ import pytest
 from ddim_lesson.cli import speed_script
 from ddim_lesson.core.losses import diffusion_loss
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "speed.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "speed.py"
 
 
 @pytest.fixture

@@ -219,7 +219,7 @@ def test_benchmark_scripts_turn_a_bad_value_into_one_line(tmp_path):
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "fid_spread.py"
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "fid_spread.py"
     r = subprocess.run([sys.executable, str(script), "--seeds", "1", "--out", str(tmp_path / "x")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr

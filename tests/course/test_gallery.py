@@ -13,7 +13,7 @@ from PIL import Image
 
 from ddim_lesson.course.gallery import gallery_cell, last_png, run_gallery, shrink_png
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GALLERY = ROOT / "notebooks" / "img" / "gallery"
 
 

@@ -15,7 +15,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CARD_PACKAGES = {"jupyterlab", "torch", "torchvision", "matplotlib", "ipywidgets", "nbval"}
 NOTEBOOKS = ["01_forward_process", "02_ddpm", "03_ddim_derivation", "04_eta_and_interpolation", "05_inversion",
              "06_solvers", "07_guidance", "08_editing"]

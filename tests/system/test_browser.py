@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("DDIM_LESSON_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(os.environ.get("DDIM_LESSON_ARTIFACTS", ROOT / "test-artifacts"))
 CHROMIUM_FLAGS = [

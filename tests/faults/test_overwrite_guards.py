@@ -22,7 +22,7 @@ import ddim_lesson.evaluate as evaluate
 from ddim_lesson.cli.main import main
 from ddim_lesson.store.checkpoints import read_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOY = ["train", "--dataset", "two-moons", "--steps", "10", "--batch-size", "16", "--mlp-hidden", "16",
        "--mlp-depth", "1", "--n-toy", "200", "--device", "cpu", "--no-progress", "--ckpt-every", "5"]
 

@@ -266,7 +266,7 @@ def test_gallery_main_bad_flags_are_one_line_before_any_notebook_runs(fake_galle
 
 def test_every_benchmark_script_calls_its_command():
     """benchmarks/*.py are two-line shells: each calls the command tested here with its own docstring."""
-    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    bench = Path(__file__).resolve().parents[2] / "benchmarks"
     for script, module, fn in (("guidance.py", "guidance_script", "guidance_main"),
                                ("threads.py", "threads_script", "threads_main"),
                                ("train_classifier.py", "classifier_script", "train_classifier_main"),

@@ -16,7 +16,7 @@ import pytest
 from ddim_lesson.cli import fid_tool
 from ddim_lesson.evaluate.metrics import HOLDOUT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
