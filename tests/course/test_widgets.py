@@ -252,7 +252,7 @@ def test_the_widgets_facade_exports_every_explorer_and_its_public_names():
     import ddim_lesson.course.widgets as widgets
 
     modules = [m.name for m in pkgutil.iter_modules(widgets.__path__) if m.name != "kit"]
-    assert {"sampler", "interpolation", "forward", "solver", "guidance"} <= set(modules)
+    assert {"sampler", "interpolation", "forward", "solver", "guidance", "distill"} <= set(modules)
     for name in modules:
         mod = importlib.import_module(f"{widgets.__name__}.{name}")
         defined = {n for n, v in vars(mod).items() if inspect.isfunction(v) or inspect.isclass(v)
@@ -262,4 +262,4 @@ def test_the_widgets_facade_exports_every_explorer_and_its_public_names():
         assert not missing, f"widgets/{name}.py: {sorted(missing)} not exported by ddim_lesson.course.widgets"
     assert all(hasattr(widgets, n) for n in widgets.__all__)
     explorers = [n for n in widgets.__all__ if n.endswith("_explorer")]
-    assert len(explorers) == 6, explorers  # forward, sampler, interpolation, solver, guidance, sdedit
+    assert len(explorers) == 7, explorers  # forward, sampler, interpolation, solver, guidance, sdedit, distill
