@@ -1,4 +1,5 @@
-"""The forward processes: closed form vs Markov chain, the posterior by Bayes' rule, DDIM's q_σ marginals.
+"""The forward processes (core/forward.py): closed form vs Markov chain, the posterior by Bayes' rule, DDIM's
+q_σ marginals.
 
 Monte Carlo checks use a fixed seed and a tolerance of 5 standard errors: SE(mean) = √(v/n),
 SE(variance) ≈ v·√(2/n) for Gaussian samples.

@@ -1,4 +1,5 @@
-"""The ideal denoiser: brute force, the two-point closed form, chunking, planted bugs, samplers, bad inputs."""
+"""The ideal denoiser (core/ideal_denoiser.py): brute force, the two-point closed form, chunking, planted bugs,
+samplers, bad inputs."""
 
 from __future__ import annotations
 

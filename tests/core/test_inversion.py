@@ -1,4 +1,4 @@
-"""DDIM inversion (x0 -> x_T -> x0) and the interpolation of Gaussian latents (slerp vs lerp)."""
+"""DDIM inversion (x0 -> x_T -> x0) and the interpolation of Gaussian latents (slerp vs lerp): core/inversion.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Exercise checkers: each accepts its reference solution, rejects plausible mistakes with a hint
-that names the mistake, and says "not attempted yet" (returning False) for a stub."""
+that names the mistake, and says "not attempted yet" (returning False) for a stub. Notebook 02's checkers
+(q_sample, the DDPM step) live in course/exercises/ddpm.py."""
 
 from __future__ import annotations
 

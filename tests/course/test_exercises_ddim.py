@@ -1,4 +1,4 @@
-"""The checker of notebook 04's σ-per-step exercise (exercises_ddim), against closed forms."""
+"""The checker of notebook 04's σ-per-step exercise (course/exercises/ddim.py), against closed forms."""
 
 from __future__ import annotations
 

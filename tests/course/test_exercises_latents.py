@@ -1,4 +1,5 @@
-"""The checkers of notebooks 04-05's latent-space exercises (exercises_latents): slerp and one inversion step."""
+"""The checkers of notebooks 04-05's latent-space exercises (course/exercises/latents.py): slerp and
+one inversion step."""
 
 from __future__ import annotations
 

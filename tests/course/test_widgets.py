@@ -1,4 +1,5 @@
-"""The explorers of ddim_lesson.course.widgets, driven by setting .value as a browser would."""
+"""The explorers of ddim_lesson.course.widgets (course/widgets/sampler.py, course/widgets/interpolation.py),
+driven by setting .value as a browser would."""
 
 from __future__ import annotations
 
