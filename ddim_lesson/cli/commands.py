@@ -11,13 +11,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
 from ..core import guidance
-from ..core.checks import check_choice, check_float, check_int, check_seed
-from ..core.forward import check_eta
+from ..core.checks import check_choice, check_eta, check_float, check_int, check_seed
 from ..core.inversion import ddim_invert
 from ..core.samplers import ddim_sample
 from ..core.schedules import DEFAULT_SPACING, SPACINGS, check_steps
@@ -48,6 +48,13 @@ UPSCALE = {"help": f"draw each pixel N×N in the PNG (nearest neighbour), N an i
 def _check_png(name: str, out: str) -> None:
     if Path(out).suffix.lower() != ".png":
         raise ValueError(f"{name} must be a .png file name, got {out!r}")
+
+
+def checked_args(cls: type, args: argparse.Namespace) -> Any:
+    """The ``cls`` that ``main.validate_flags`` built and checked from these flags, else one built here
+    (a command called directly): each value is checked once per run, before any work."""
+    cfg = getattr(args, "checked_config", None)
+    return cfg if type(cfg) is cls else dataclass_from_args(cls, args)
 
 
 # -- the subcommands' arguments ------------------------------------------------------------
@@ -160,7 +167,7 @@ def save_scatter(points: torch.Tensor, out: str | Path, dataset: str | None = No
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    cfg = dataclass_from_args(TrainConfig, args)
+    cfg = checked_args(TrainConfig, args)
     if not cfg.out:
         raise CLIError("--out is required: the folder for checkpoints and the final model")
     try:
@@ -176,7 +183,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
-    a = dataclass_from_args(SampleArgs, args)
+    a = checked_args(SampleArgs, args)
     check_writable(a.out)  # before sampling, not after
     model, schedule, meta, _ = load_any(a.model, cli_device(a.device))
     check_steps(a.steps, schedule.T)
@@ -221,7 +228,7 @@ def _guided(model: torch.nn.Module, dataset: str | None, a: SampleArgs) -> tuple
 
 
 def cmd_invert(args: argparse.Namespace) -> None:
-    a = dataclass_from_args(InvertArgs, args)
+    a = checked_args(InvertArgs, args)
     check_writable(a.out)  # before inverting, not after
     device = cli_device(a.device)
     model, schedule, meta, _ = load_any(a.model, device)

@@ -2,7 +2,7 @@
 
 ``ddim-lesson`` prints a user error as one line on stderr and exits with status 2, never with a
 traceback. :func:`error_line` decides which exceptions are user errors and words them;
-:func:`check_common_args` checks the flags every subcommand shares (seeds, device, η) before any work;
+:func:`check_common_args` checks the flags every subcommand shares (seeds, device) before any work;
 :func:`silence_stdout` handles a reader that went away (``ddim-lesson info fashion-mnist | head -1``);
 :func:`run_one_line` gives a benchmark script the same one-line errors; :func:`one_line_warnings` prints the
 package's own warnings (a fall-back to ``checkpoint.prev``) as one line, without Python's file and source line.
@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator
 import torch
 
 from ..core.checks import check_seed
-from ..core.forward import check_eta
 from .info import safe_text
 
 MEMORY_HINT = ("ask for less (a smaller --batch-size or --n), check that a checkpoint is one this course wrote, "
@@ -55,20 +54,17 @@ def _is_allocation_failure(e: BaseException) -> bool:
 
 
 def check_common_args(args: argparse.Namespace, pick_device: object = None) -> None:
-    """Check the flags several subcommands share, before any work: seeds, η values and the device.
+    """Check the flags several subcommands share, before any work: seeds and the device.
 
     ``--seed``/``--seeds`` must be in [0, 2**63 - 1] (torch's generators take less than 2**64);
-    ``--eta``/``--etas`` in [0, 1]; ``--device`` a device this machine has (``pick_device`` is the
-    CLI's device check, which also bounds cuda:N by the devices present).
+    ``--device`` a device this machine has (``pick_device`` is the CLI's device check, which also
+    bounds cuda:N by the devices present). η is checked once, by the subcommand's config
+    (``SampleArgs``, ``Table1Config``), which is built before any work too.
     """
     if getattr(args, "seed", None) is not None:
         check_seed(args.seed)
     for s in getattr(args, "seeds", None) or ():
         check_seed(s, "each of --seeds")
-    if getattr(args, "eta", None) is not None:
-        check_eta(args.eta)
-    for e in getattr(args, "etas", None) or ():
-        check_eta(e)
     if callable(pick_device) and isinstance(getattr(args, "device", None), str):
         pick_device(args.device)
 

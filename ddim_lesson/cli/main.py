@@ -94,6 +94,7 @@ def validate_flags(args: argparse.Namespace) -> None:
     cfg = dataclass_from_args(cls, args)  # __post_init__ raises ValueError for a bad value
     if cls is TrainConfig and not cfg.out:
         raise CLIError("--out is required: the folder for checkpoints and the final model")
+    args.checked_config = cfg  # the command runs with this one (commands.checked_args): the flags checked once
 
 
 def _label_dropout(args: argparse.Namespace) -> None:

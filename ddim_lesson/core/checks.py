@@ -4,7 +4,7 @@ Each raises ValueError naming the argument, the value it got, and the allowed ra
 input never reaches torch's internals and is never clamped silently.
 
     steps = check_int("steps", steps, 1, T)           # any integer (int, numpy, 0-d tensor); not bool or float
-    eta = check_float("eta", eta, 0.0, 1.0)             # a finite real in [0, 1]
+    eta = check_eta(eta)                                # a finite real in [0, 1]
     spacing = check_choice("spacing", spacing, SPACINGS)
 """
 
@@ -68,6 +68,16 @@ def derived_seed(seed: int, mult: int, add: int = 0) -> int:
     every seed up to SEED_MAX (seed·mult alone overflows int64 from seed ≈ 1e15 at mult 7919); below 2**64 the
     value is seed·mult + add itself, so runs seeded before this rule draw the same numbers."""
     return (seed * mult + add) % 2**64
+
+
+def check_eta(eta: Any, name: str = "eta") -> float:
+    """``eta`` as a float in [0, 1], else ValueError naming the value and [0, 1].
+
+    Above 1, σ² would exceed 1 - ᾱ_prev and the update would leave DDIM's family (eq. 12 needs
+    √(1 - ᾱ_prev - σ²)); it is refused, never clamped. Python/numpy reals and 0-d tensors are accepted.
+    Checked once where a value enters (a sampler call, a config, a command), not at every step.
+    """
+    return check_float(name, eta, 0.0, 1.0)
 
 
 def check_choice(name: str, value: Any, allowed: Iterable[str]) -> str:

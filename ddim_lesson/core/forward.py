@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from .checks import check_float
+from .checks import check_eta  # its home is core.checks; the name stays importable from here too
 from .schedules import NoiseSchedule
 
 
@@ -82,7 +82,14 @@ def ddim_sigma(abar_t: float, abar_prev: float, eta: float) -> float:
 
     η = 0 gives DDIM; η = 1 gives DDPM's posterior standard deviation √β̃.
     """
-    eta = check_eta(eta)
+    return sigma_of_eta(abar_t, abar_prev, check_eta(eta))
+
+
+def sigma_of_eta(abar_t: float, abar_prev: float, eta: float) -> float:
+    """σ_t(η) of eq. 16 for an η already checked by ``check_eta`` (once, where a sampler call enters).
+
+    The ᾱ pair is still checked here; :func:`ddim_sigma` is the same with η checked too.
+    """
     if not (0.0 < abar_t < 1.0 and 0.0 < abar_prev <= 1.0):
         raise ValueError(f"need 0 < abar_t < 1 and 0 < abar_prev <= 1, got {abar_t}, {abar_prev}")
     if eta == 0:
@@ -104,15 +111,6 @@ def q_sigma_step(
     direction = (x_t - math.sqrt(abar_t) * x0) / math.sqrt(1 - abar_t)
     mean = math.sqrt(abar_prev) * x0 + math.sqrt(max(1 - abar_prev - sigma**2, 0.0)) * direction
     return mean + sigma * noise
-
-
-def check_eta(eta: float) -> float:
-    """``eta`` as a float in [0, 1], else ValueError naming the value and [0, 1].
-
-    Above 1, σ² would exceed 1 - ᾱ_prev and the update would leave DDIM's family (eq. 12 needs
-    √(1 - ᾱ_prev - σ²)); it is refused, never clamped. Python/numpy reals and 0-d tensors are accepted.
-    """
-    return check_float("eta", eta, 0.0, 1.0)
 
 
 def randn_like_on(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from .checks import check_float, check_int, check_model_input
-from .forward import check_eta, q_sample, randn_like_on
-from .samplers import Model, _denoise_loop, _last, _plan, ddim_coefs
+from .forward import q_sample, randn_like_on
+from .samplers import Model, _denoise_loop, _last, _plan, ddim_call_coefs
 from .schedules import NoiseSchedule, ddim_timesteps
 
 ConditionalModel = nn.Module  # called as model(x_t, t, y) with y: (B,) int64
@@ -134,9 +134,8 @@ def sdedit(
         steps = check_int("steps", steps, 1, t0 + 1)
     except ValueError as e:
         raise ValueError(f"{e} (strength {strength} starts at t0 = {t0}, which leaves {t0 + 1} timesteps)") from None
-    check_eta(eta)
+    ts, abar_t, abar_prev = _plan(schedule, ddim_timesteps(t0 + 1, steps, "trailing"))
+    coefs = ddim_call_coefs(abar_t, abar_prev, eta)  # DDIM eq. 12 from t0 down; η checked once, before any draw
     noise = randn_like_on(x0, generator)  # (B, ...)
     x_t0 = q_sample(x0, torch.full((x0.shape[0],), t0, dtype=torch.long, device=x0.device), schedule, noise=noise)
-    ts, abar_t, abar_prev = _plan(schedule, ddim_timesteps(t0 + 1, steps, "trailing"))
-    coefs = [ddim_coefs(a, ap, eta) for a, ap in zip(abar_t, abar_prev)]  # DDIM eq. 12 from t0 down
     return _last(_denoise_loop(model, x_t0, ts, coefs, clip_x0, generator))

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .checks import check_eps_finite, check_model_input, check_sample_finite
-from .forward import check_eta, ddim_sigma, randn_like_on
+from .checks import check_eps_finite, check_eta, check_model_input, check_sample_finite
+from .forward import ddim_sigma, randn_like_on, sigma_of_eta
 from .schedules import DEFAULT_SPACING, NoiseSchedule, ddim_timesteps
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -62,7 +62,16 @@ class StepCoefs:
 
 def ddim_coefs(abar_t: float, abar_prev: float, eta: float) -> StepCoefs:
     """Coefficients of the DDIM update (eq. 12) with σ(η) from eq. 16."""
-    sigma = ddim_sigma(abar_t, abar_prev, eta)
+    return _coefs_of_sigma(abar_t, abar_prev, ddim_sigma(abar_t, abar_prev, eta))
+
+
+def ddim_call_coefs(abar_t: list[float], abar_prev: list[float], eta: float) -> list[StepCoefs]:
+    """``ddim_coefs`` of every step of one sampling call, η checked once here (not once per step)."""
+    eta = check_eta(eta)
+    return [_coefs_of_sigma(a, ap, sigma_of_eta(a, ap, eta)) for a, ap in zip(abar_t, abar_prev)]
+
+
+def _coefs_of_sigma(abar_t: float, abar_prev: float, sigma: float) -> StepCoefs:
     c_eps = math.sqrt(max(1.0 - abar_prev - sigma**2, 0.0))  # "direction pointing to x_t"
     return StepCoefs(abar_t, abar_prev, math.sqrt(abar_prev), c_eps, 0.0, sigma)
 
@@ -196,10 +205,9 @@ def ddim_progressive(
     (a numpy array or another floating dtype is converted to the model's). eta in [0, 1].
     The final update goes to ᾱ = 1, so the last step's x is the predicted x0.
     """
-    eta = check_eta(eta)
     timesteps = ddim_timesteps(schedule.T, steps, spacing, schedule=schedule)
     ts, abar_t, abar_prev = _plan(schedule, timesteps)
-    coefs = [ddim_coefs(a, ap, eta) for a, ap in zip(abar_t, abar_prev)]
+    coefs = ddim_call_coefs(abar_t, abar_prev, eta)  # η checked once, for the whole call
     x_T = check_model_input(model, x_T)
     return _denoise_loop(model, x_T, ts, coefs, clip_x0, generator)
 

@@ -9,7 +9,6 @@ taken, like the data. Results go to ``OUT.json`` after every cell (resumable) an
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from typing import Any
 
 from torch import nn
 
-from ..core.checks import check_int
+from ..core.checks import check_eta, check_int
 from ..core.schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule
 from ..store.pretrained import load_any
 from .generate import SIGMA_HAT, n_batches, progress_bar, sample_cell
@@ -60,15 +59,16 @@ class Table1Config:
 
     def __post_init__(self) -> None:
         self.steps = tuple(int(s) for s in self.steps)
-        self.etas = tuple(float(e) for e in self.etas)
         self.n_at = {int(k): int(v) for k, v in self.n_at.items()}
         for name, v in [("n", self.n), ("batch_size", self.batch_size)] + [(f"n_at[{k}]", v) for k, v in
                                                                             self.n_at.items()]:
             check_fid_count(name, v)
         if not self.steps or not (self.etas or self.sigma_hat):
             raise ValueError("need at least one S in steps and one row (an eta, or sigma_hat)")
-        if any(e < 0 or not math.isfinite(e) for e in self.etas):
-            raise ValueError(f"etas must be finite numbers >= 0, got {self.etas}")
+        try:
+            self.etas = tuple(check_eta(e) for e in self.etas)  # each in [0, 1], named with the range; none clamped
+        except ValueError as e:
+            raise ValueError(f"{e} (one of etas {self.etas})") from None
 
     def n_for(self, steps: int) -> int:
         return self.n_at.get(steps, self.n)

@@ -15,7 +15,7 @@ import ipywidgets as w
 import torch
 
 from ...core import checks
-from ...core.forward import check_eta
+from ...core.checks import check_eta
 from ...core.samplers import Model, ddim_progressive
 from ...core.schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule, check_steps
 from ...evaluate.generate import noise_generator, seeded_latents
