@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..core.losses import diffusion_loss
 from ..course.env import pick_threads
 from ..evaluate.speed import SpeedConfig, run_speed
 from ..store.atomic import atomic_write
@@ -51,7 +50,7 @@ def speed_command(cfg: SpeedConfig) -> dict[str, Any]:
         check_writable(cfg.json, what="--json")  # before the minutes of timing, not after
     print(f"torch uses {pick_threads().reason}")
     t0 = time.perf_counter()
-    report = run_speed(cfg, log=print, train_loss=diffusion_loss)
+    report = run_speed(cfg, log=print)  # training throughput (CUDA) computes core.losses.diffusion_loss
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
     if cfg.json:
         atomic_write(Path(cfg.json), json.dumps(report, indent=1).encode())

@@ -131,7 +131,7 @@ def run_speed(cfg: SpeedConfig, log: Log = print, models: Models | None = None,
 
     ``models`` may replace the timed models: {"unet": (model, schedule), "mlp": (model, schedule)}
     (a test passes small ones); by default the shipped fashion-mnist UNet and two-moons MLP.
-    ``train_loss`` (``core.losses.diffusion_loss``, passed by the command) is what a training step computes.
+    ``train_loss``: what a training step computes, by default ``core.losses.diffusion_loss``.
     """
     dev = pick_device(cfg.device)
     report = new_report(cfg, dev)
@@ -221,8 +221,8 @@ def _ddpm_speedup(cfg: SpeedConfig, unet: nn.Module, schedule: NoiseSchedule, x:
 
 def cuda_benchmarks(cfg: SpeedConfig, report: dict[str, Any], device: torch.device, log: Log = print,
                     train_loss: Loss | None = None) -> None:
-    """Throughput on a GPU: sampling at batch 1024 and training at batch 128 (with ``train_loss``; skipped
-    without it), fp32 vs bf16 vs compiled."""
+    """Throughput on a GPU: sampling at batch 1024 and training at batch 128 (``train_loss``, by default
+    ``core.losses.diffusion_loss``), fp32 vs bf16 vs compiled."""
     unet, sched, _ = load_or_fresh("fashion-mnist", device)
     unet = unet.to(memory_format=torch.channels_last)
     cuda = report.setdefault("cuda", {})
@@ -232,9 +232,6 @@ def cuda_benchmarks(cfg: SpeedConfig, report: dict[str, Any], device: torch.devi
         ips = sampling_throughput(model, sched, device, batch=1024, steps=50, bf16=bf16)
         log(f"sampling, batch 1024, DDIM 50 steps, {name}: {ips:,.0f} images/s")
         cuda[f"sample_images_per_s_{name}"] = ips
-    if train_loss is None:
-        log("training throughput not measured: no training loss given")
-        return
     for name, bf16, comp in (("fp32", False, False), ("bf16", True, False)) + (
             (("bf16+compile", True, True),) if cfg.compile else ()):
         ips = training_throughput(device, train_loss, bf16=bf16, compile_=comp)

@@ -1,11 +1,11 @@
 """Throughput on an accelerator, in images per second: DDIM sampling at a large batch and training steps,
 each in fp32, bf16 autocast, and optionally torch.compile.
 
-    sampling_throughput(model, schedule, torch.device("cuda"), bf16=True)          # -> images/s
-    training_throughput(torch.device("cuda"), core.losses.diffusion_loss, bf16=True)  # -> images/s
+    sampling_throughput(model, schedule, torch.device("cuda"), bf16=True)  # -> images/s
+    training_throughput(torch.device("cuda"), bf16=True)                   # -> images/s
 
-The training loss is passed in (the command passes ``core.losses.diffusion_loss``): evaluate/ and train/
-do not import each other.
+A training step computes ``core.losses.diffusion_loss`` (the loss the training loop minimises, from the
+maths layer) unless another loss is passed.
 
 Both run on any device (the tests use the CPU); each timed block ends with the device's synchronize, so an
 asynchronous GPU is timed when its work is done, not when it was queued.
@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..core.checks import check_int
+from ..core.losses import diffusion_loss
 from ..core.samplers import ddim_sample
 from ..core.schedules import NoiseSchedule
 from ..nets.models import UNet, UNetConfig
@@ -60,15 +61,16 @@ def sampling_throughput(model: nn.Module, schedule: NoiseSchedule, device: torch
     return batch / (time.perf_counter() - t0)
 
 
-def training_throughput(device: torch.device, loss_fn: Loss, *, bf16: bool, compile_: bool = False,
+def training_throughput(device: torch.device, loss_fn: Loss | None = None, *, bf16: bool, compile_: bool = False,
                         steps: int = 30, batch: int = 128, config: UNetConfig | None = None) -> float:
     """Images/s of training steps (``loss_fn(model, x0, schedule, generator)``, backward, AdamW) of a fresh
-    UNet, x0 of shape (batch, C, H, W).
+    UNet, x0 of shape (batch, C, H, W). ``loss_fn`` None: ``core.losses.diffusion_loss``.
 
     As in the training loop: channels_last, bf16 autocast when asked, a CPU generator for t and ε.
     Five untimed steps first, then ``steps`` timed ones.
     """
     steps, batch = check_int("steps", steps, 1), check_int("batch", batch, 1)
+    loss_fn = diffusion_loss if loss_fn is None else loss_fn
     model = UNet(config or UNetConfig()).to(device).to(memory_format=torch.channels_last)
     fwd = torch.compile(model) if compile_ else model
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)

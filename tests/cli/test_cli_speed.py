@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from ddim_lesson.cli import speed_script
-from ddim_lesson.core.losses import diffusion_loss
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "speed.py"
 
@@ -20,8 +19,8 @@ def fake_run(monkeypatch):
     """run_speed replaced by a stub that records its config (the real one takes minutes)."""
     seen = []
 
-    def run(cfg, log=print, train_loss=None):
-        assert train_loss is diffusion_loss  # what a training step computes, from train/ (evaluate/ does not import it)
+    def run(cfg, log=print, **kw):
+        assert kw == {}  # the loss is not handed down by the command: evaluate takes diffusion_loss from core
         seen.append(cfg)
         log("device: fake")
         return {"device": "fake", "args": {"rounds": cfg.rounds, "mlp_sweep": cfg.mlp_sweep}, "ratios": {}}
