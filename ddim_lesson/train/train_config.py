@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.checks import check_int, check_seed, derived_seed
+from ..core.checks import check_float, check_int, check_seed, derived_seed
 from ..core.losses import OBJECTIVES
 from ..core.schedules import NoiseSchedule
 from ..nets.models import MLPConfig, UNetConfig, build_model
@@ -67,18 +67,13 @@ class TrainConfig:
         for name in ("warmup", "stop_after", "n_images", "num_classes"):
             check_int(name, getattr(self, name), 0)
         check_seed(self.seed)
-        if not (0 < self.grad_clip < math.inf):
-            raise ValueError(f"grad_clip must be a finite number > 0, got {self.grad_clip}")
-        if not (0 <= self.min_lr_frac <= 1):
-            raise ValueError(f"min_lr_frac must be in [0, 1], got {self.min_lr_frac}")
-        if not (0 <= self.weight_decay < 1):
-            raise ValueError(f"weight_decay must be in [0, 1), got {self.weight_decay}")
-        if not (0 < self.lr < 1):
-            raise ValueError(f"lr must be in (0, 1), got {self.lr}")
-        if not (0 <= self.ema_decay < 1):
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if not (0 <= self.label_dropout <= 1):
-            raise ValueError(f"label_dropout must be in [0, 1], got {self.label_dropout}")
+        # checked, not converted: the config keeps the values it was given (an int stays an int in the meta)
+        check_float("grad_clip", self.grad_clip, 0, None, lo_open=True)
+        check_float("min_lr_frac", self.min_lr_frac, 0, 1)
+        check_float("weight_decay", self.weight_decay, 0, 1, hi_open=True)
+        check_float("lr", self.lr, 0, 1, lo_open=True, hi_open=True)
+        check_float("ema_decay", self.ema_decay, 0, 1, hi_open=True)
+        check_float("label_dropout", self.label_dropout, 0, 1)
         if self.num_classes and self.dataset in TOY_DATASETS:
             raise ValueError(f"num_classes must be 0 for the toy dataset {self.dataset!r}; allowed > 0: image sets")
         self._check_labels()

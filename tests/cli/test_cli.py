@@ -88,7 +88,7 @@ def test_python_dash_m_runs_the_same_command():
         (["invert", "--n", "0"], "n must be an integer in [1, 10000], got 0"),
         (["invert", "--model", "two-moons"], "invert needs an image model"),
         (["train", "--steps", "0", "--out", "x"], "steps must be an integer >= 1, got 0"),
-        (["train", "--lr", "3", "--out", "x"], "lr must be in (0, 1), got 3.0"),
+        (["train", "--lr", "3", "--out", "x"], "lr must be a finite number in (0, 1), got 3.0"),
         (["train", "--dataset", "two-moons"], "--out is required"),
         (["info", "/no/such/file"], "neither a shipped model"),
         (["export", "only-one-arg"], "the following arguments are required: out"),

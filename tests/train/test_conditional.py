@@ -101,7 +101,7 @@ def test_drop_labels_replaces_a_fraction_p_with_no_label():
 
 
 @pytest.mark.parametrize("kw, match", [
-    (dict(label_dropout=1.5), r"label_dropout must be in \[0, 1\]"),
+    (dict(label_dropout=1.5), r"label_dropout must be a finite number in \[0, 1\], got 1.5"),
     (dict(num_classes=-1), "num_classes must be an integer >= 0"),
     (dict(num_classes=2, dataset="two-moons"), "num_classes must be 0 for the toy dataset"),
 ])

@@ -141,7 +141,13 @@ def test_ema_update_closed_form():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [(dict(steps=0), "steps must be an integer >= 1, got 0"), (dict(lr=2.0), r"lr must be in \(0, 1\), got 2.0"),
+    [(dict(steps=0), "steps must be an integer >= 1, got 0"),
+     (dict(lr=2.0), r"lr must be a finite number in \(0, 1\), got 2.0"),
+     (dict(lr=float("nan")), r"lr must be a finite number in \(0, 1\), got nan"),
+     (dict(weight_decay=1), r"weight_decay must be a finite number in \[0, 1\), got 1"),
+     (dict(ema_decay=-0.5), r"ema_decay must be a finite number in \[0, 1\), got -0.5"),
+     (dict(min_lr_frac=1.01), r"min_lr_frac must be a finite number in \[0, 1\], got 1.01"),
+     (dict(grad_clip=math.inf), r"grad_clip must be a finite number > 0, got inf"),
      (dict(dataset="imagenet"), "unknown dataset 'imagenet'; allowed: fashion-mnist"),
      (dict(schedule="quad"), "schedule must be 'linear' or 'cosine'"), (dict(grad_clip=0.0), "grad_clip must be"),
      (dict(stop_after=-1), "stop_after must be an integer >= 0")],
