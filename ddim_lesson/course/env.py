@@ -38,7 +38,7 @@ from typing import Any
 import torch
 
 from ..core.checks import check_int
-from ..store.data import DEBIAN_DIR, IDX_FILES, cache_dir
+from ..store.data import fashion_mnist_location
 
 ENV_VAR = "DDIM_LESSON_THREADS"
 WINDOW_S = 0.25  # how long /proc/stat is watched; long enough to see a busy core, short enough to go unnoticed
@@ -196,19 +196,6 @@ def _cpu_times(stat: Path) -> tuple[int, int]:
 # --------------------------------------------------------------------------------------
 # What the course needs here: torch, ipywidgets, the shipped files, the dataset
 # --------------------------------------------------------------------------------------
-def fashion_mnist_location() -> Path | None:
-    """The folder holding the Fashion-MNIST IDX files, searched as ``ddim_lesson.store.data`` does, or None.
-
-    Only looks; unlike loading, it never unpacks anything.
-    """
-    roots = [Path(p) for p in (os.environ.get("DDIM_LESSON_DATA"),) if p] + [DEBIAN_DIR, cache_dir()]
-    for r in roots:
-        for folder in (r / "FashionMNIST" / "raw", r):
-            if all((folder / f).exists() or (folder / (f + ".gz")).exists() for f in IDX_FILES):
-                return folder
-    return None
-
-
 MIN_TORCH = (2, 2)
 
 

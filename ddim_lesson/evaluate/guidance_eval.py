@@ -17,6 +17,7 @@ from ..core.guidance import cfg, sdedit
 from ..core.inversion import ddim_invert
 from ..core.samplers import ddim_sample
 from ..core.schedules import NoiseSchedule
+from ..nets.models import num_classes_of
 from .generate import image_shape, seeded_latents
 from .metrics import FeatureStats, classifier_and_sha, features, reference_stats
 
@@ -24,16 +25,12 @@ from .metrics import FeatureStats, classifier_and_sha, features, reference_stats
 EDIT_PAIRS = ((6, 3), (0, 3), (7, 9), (2, 4))
 
 
-def _num_classes(model: nn.Module) -> int:
-    return int(model.config.num_classes)  # type: ignore[union-attr]
-
-
 @torch.no_grad()
 def class_samples(model: nn.Module, schedule: NoiseSchedule, scale: float, n_per_class: int, steps: int,
                   seed: int, classes: tuple[int, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """n_per_class guided DDIM samples (η = 0) of each class. The latents depend on (seed, class) only, so
     every scale starts from the same x_T: differences between scales are paired. -> (N, 1, 28, 28), (N,)."""
-    classes = classes if classes is not None else tuple(range(_num_classes(model)))
+    classes = classes if classes is not None else tuple(range(num_classes_of(model)))
     xs, ys, shape = [], [], image_shape(model, "class_samples")
     for c in classes:
         x_T = seeded_latents(1000 * seed + c, n_per_class, shape)  # (n, C, H, W)

@@ -32,6 +32,7 @@ from ..core.guidance import cfg
 from ..core.inversion import ddim_invert
 from ..core.schedules import NoiseSchedule
 from ..nets.classifier import HOLDOUT
+from ..nets.models import num_classes_of
 from ..store.atomic import atomic_write
 from ..store.data import FASHION_CLASSES, load_images
 from ..store.pretrained import load_any
@@ -166,8 +167,7 @@ def _tradeoff(r: _Run) -> None:
         tx, ty = load_images("fashion-mnist", train=True, with_labels=True)
         rows["real"] = ge.quality(*per_class(tx[-HOLDOUT:], ty[-HOLDOUT:], c.n_per_class), r.ref)
     todo = [(seed, scale) for seed in c.seeds for scale in c.scales if f"seed={seed} scale={scale}" not in rows]
-    classes = int(r.model.config.num_classes)  # type: ignore[union-attr]
-    for seed, scale in r.each("tradeoff", todo, lambda cell: classes * c.steps):  # one guided call per class, step
+    for seed, scale in r.each("tradeoff", todo, lambda cell: num_classes_of(r.model) * c.steps):  # calls: K·steps
         t0 = time.perf_counter()
         x, y = ge.class_samples(r.model, r.schedule, scale, c.n_per_class, c.steps, seed=seed)
         rows[f"seed={seed} scale={scale}"] = {"seed": seed, "scale": scale, **ge.quality(x, y, r.ref),

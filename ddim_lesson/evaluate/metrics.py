@@ -21,12 +21,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..nets.classifier import HOLDOUT, WEIGHTS
+from ..nets.classifier import HOLDOUT
 from ..store.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from ..store.classifier_io import load_classifier
+from ..store.classifier_io import CLASSIFIER_WEIGHTS, load_classifier
 from ..store.data import cache_dir, from_uint8, to_uint8
 
-SHIPPED_STATS = WEIGHTS.with_name(WEIGHTS.name + ".test-stats")
+SHIPPED_STATS = CLASSIFIER_WEIGHTS.with_name(CLASSIFIER_WEIGHTS.name + ".test-stats")
 SPLITS = ("test", "train-holdout")
 
 
@@ -95,7 +95,7 @@ def _cached_classifier(path: str) -> tuple[nn.Module, str]:
     return model, meta["weights_sha256"]
 
 
-def classifier_and_sha(path: str | Path = WEIGHTS) -> tuple[nn.Module, str]:
+def classifier_and_sha(path: str | Path = CLASSIFIER_WEIGHTS) -> tuple[nn.Module, str]:
     """The feature classifier (eval mode, CPU; loaded once) and the SHA-256 of its weights."""
     return _cached_classifier(str(path))
 
@@ -151,7 +151,7 @@ def load_stats(path: str | Path, classifier_sha: str | None = None) -> FeatureSt
     return FeatureStats(tensors["mu"].double(), tensors["cov"].double(), int(meta["n"]))
 
 
-def reference_stats(split: str = "test", classifier_path: str | Path = WEIGHTS) -> FeatureStats:
+def reference_stats(split: str = "test", classifier_path: str | Path = CLASSIFIER_WEIGHTS) -> FeatureStats:
     """Feature statistics of a real split, keyed by the classifier's SHA-256.
 
     Looked up in the shipped file (test split), then the cache; otherwise computed from the

@@ -14,7 +14,6 @@ table rendered live).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 from collections.abc import Callable
@@ -23,11 +22,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import save as st_save
 from torch import nn
 
 from ..core.schedules import NoiseSchedule
 from ..store.atomic import atomic_write
+from ..store.checkpoint_files import weights_sha256
 from ..store.device import machine
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,9 +34,9 @@ RESULTS_DIR = REPO / "benchmarks" / "results"  # the committed results (a clone 
 
 
 def model_sha256(model: nn.Module) -> str:
-    """SHA-256 of the model's weights serialised as safetensors (equals a checkpoint's weights_sha256)."""
-    blob = st_save({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()})
-    return hashlib.sha256(blob).hexdigest()
+    """SHA-256 of the model's weights serialised as safetensors: store's :func:`weights_sha256` of its state dict,
+    so it equals the weights_sha256 of a checkpoint saved from it."""
+    return weights_sha256(model.state_dict())
 
 
 def git_commit() -> str | None:

@@ -4,7 +4,8 @@ Inception weights cannot be downloaded offline, and Inception features are a poo
 28×28 grey images anyway; a small classifier trained on the dataset itself is the usual
 practice. It ships in ``ddim_lesson/weights/classifier.*`` (safetensors + JSON).
 Retrain it with ``python benchmarks/train_classifier.py`` (the exact command is in the JSON).
-Loading lives in ``classifier_io``, training in ``classifier_train``.
+Loading, and where its files are (``store.classifier_io.CLASSIFIER_WEIGHTS``), live in ``store.classifier_io``;
+training in ``train.classifier_train``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
+# Not the home of the classifier's path (store.classifier_io.CLASSIFIER_WEIGHTS, in store.pretrained.WEIGHTS_DIR):
+# kept only while cli/classifier_script.py imports it from here; delete it once that import moves.
 WEIGHTS = Path(__file__).parents[1] / "weights" / "classifier"
 HOLDOUT = 10_000  # the last HOLDOUT training images are never seen by the classifier (the FID floor uses them)
 

@@ -293,3 +293,8 @@ def model_type_of(model: nn.Module) -> str:
 
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def num_classes_of(model: nn.Module) -> int:
+    """K of a class-conditional model (its config.num_classes; the label K is "no label"); 0: unconditional."""
+    return int(getattr(getattr(model, "config", None), "num_classes", 0) or 0)

@@ -5,15 +5,22 @@ A checkpoint is one safetensors file whose header carries the JSON metadata (``_
 so one rename publishes weights and metadata together. Reading opens regular files only (a FIFO
 or a device such as /dev/zero is refused before a byte is read) and refuses files larger than
 :data:`MAX_FILE_BYTES`, so a crafted path can neither hang the loader nor exhaust memory.
+
+The checksum a checkpoint records of its weights, ``weights_sha256``, is :func:`weights_sha256`: the one
+hash of weights in the package (a results file's model hash is the same function).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
 from pathlib import Path
 from typing import Any
+
+import torch
+from safetensors.torch import save as st_save
 
 MAX_FILE_BYTES = 4 << 30  # 4 GiB: a checkpoint of a GPU-sized UNet with its optimizer state is well below
 MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit on its JSON header
@@ -22,6 +29,12 @@ META_KEY = "ddim_lesson"  # the __metadata__ entry that holds the checkpoint's J
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupted, or does not match its config."""
+
+
+def weights_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 (hex) of the tensors serialised as safetensors without metadata, each detached, contiguous and
+    on the CPU: a checkpoint's ``weights_sha256``. ``weights_sha256(model.state_dict())`` hashes a model."""
+    return hashlib.sha256(st_save({k: v.detach().contiguous().cpu() for k, v in tensors.items()})).hexdigest()
 
 
 def read_regular(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:

@@ -41,6 +41,7 @@ from .checkpoint_files import (
     read_header,
     read_regular,
     split_header,
+    weights_sha256,
 )
 
 FORMAT = "ddim_lesson/2"  # metadata in the safetensors header
@@ -90,7 +91,7 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: di
     With ``keep_previous`` the file it replaces is kept as NAME.prev.safetensors. Returns the .safetensors path."""
     st_path, js_path = _paths(path)
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    meta = {"format": FORMAT, **meta, "weights_sha256": hashlib.sha256(st_save(tensors)).hexdigest()}
+    meta = {"format": FORMAT, **meta, "weights_sha256": weights_sha256(tensors)}
     text = json.dumps(meta)
     header = {META_KEY: text, META_SHA_KEY: hashlib.sha256(text.encode()).hexdigest()}
     atomic_write(st_path, st_save(tensors, metadata=header), keep_previous)
@@ -124,7 +125,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         tensors = st_load(blob)  # safetensors: a JSON header and raw bytes; nothing is unpickled
     except Exception as e:  # SafetensorError, or anything a malformed header provokes
         raise CheckpointError(f"{st_path} is not a readable safetensors file ({e}); copy it again or retrain") from None
-    if not pair and hashlib.sha256(st_save(tensors)).hexdigest() != meta.get("weights_sha256"):
+    if not pair and weights_sha256(tensors) != meta.get("weights_sha256"):
         raise CheckpointError(f"{st_path}: its weights do not match their checksum: the file is corrupted; "
                               "copy it again or retrain")
     check_finite(tensors, str(st_path))

@@ -1,4 +1,8 @@
-"""Load the shipped FID classifier from its safetensors checkpoint (the network itself is in ``classifier``)."""
+"""Load the shipped FID classifier from its safetensors checkpoint (the network itself is in ``classifier``).
+
+Its files are :data:`CLASSIFIER_WEIGHTS` (``.safetensors`` + ``.json``), in the shipped models' folder
+:data:`~ddim_lesson.store.pretrained.WEIGHTS_DIR`: the one place the package looks for shipped weights.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,15 @@ from typing import Any
 
 import torch
 
-from ..nets.classifier import WEIGHTS, ClassifierConfig, FashionClassifier
+from ..nets.classifier import ClassifierConfig, FashionClassifier
 from .checkpoint_checks import check_matches, check_model_config
 from .checkpoints import CheckpointError, load_checkpoint
+from .pretrained import WEIGHTS_DIR
+
+CLASSIFIER_WEIGHTS = WEIGHTS_DIR / "classifier"  # the shipped classifier's path without suffix
 
 
-def load_classifier(path: str | Path = WEIGHTS) -> tuple[FashionClassifier, dict[str, Any]]:
+def load_classifier(path: str | Path = CLASSIFIER_WEIGHTS) -> tuple[FashionClassifier, dict[str, Any]]:
     """Load the classifier (eval mode, CPU) and its JSON metadata. Raises CheckpointError if unusable.
 
     The config's sizes are bounded, and the network is first built on the meta device and compared with the

@@ -6,7 +6,11 @@ Images come back as float tensors in [-1, 1] of shape (N, C, H, W); use :func:`t
 1. ``$DDIM_LESSON_DATA`` (or the ``root`` argument): a torchvision root holding ``FashionMNIST/raw``,
    or a folder with the four IDX ``.gz`` files;
 2. Debian's package ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist/``);
-3. torchvision's download, if ``download=True`` and a network exists.
+3. the copy unpacked earlier under :func:`cache_dir`;
+4. torchvision's download, if ``download=True`` and a network exists.
+
+:func:`fashion_mnist_search` is that order and :func:`fashion_mnist_location` the folder it finds: the one search,
+used by the loader and by the course's environment check alike.
 """
 
 from __future__ import annotations
@@ -97,17 +101,41 @@ def _not_found(name: str, looked: list[Path]) -> DataNotFoundError:
     )
 
 
+def fashion_mnist_search(root: str | Path | None = None) -> list[Path]:
+    """The folders Fashion-MNIST is looked for in, in order: ``root``, ``$DDIM_LESSON_DATA``, Debian's, the cache."""
+    return [Path(p) for p in (root, os.environ.get("DDIM_LESSON_DATA")) if p] + [DEBIAN_DIR, cache_dir()]
+
+
+def _find_fashion(root: str | Path | None) -> tuple[Path, Path] | None:
+    """(candidate, folder holding the IDX files) for the first candidate that has them: its torchvision layout
+    ``FashionMNIST/raw`` (uncompressed, as torchvision reads them), or the four ``.gz`` or four plain files."""
+    for c in fashion_mnist_search(root):
+        if all((c / "FashionMNIST" / "raw" / f).exists() for f in IDX_FILES):
+            return c, c / "FashionMNIST" / "raw"
+        if all((c / (f + ".gz")).exists() for f in IDX_FILES) or all((c / f).exists() for f in IDX_FILES):
+            return c, c
+    return None
+
+
+def fashion_mnist_location(root: str | Path | None = None) -> Path | None:
+    """The folder holding the Fashion-MNIST IDX files that :func:`load_images` would read, or None.
+
+    Only looks; unlike loading, it never unpacks anything."""
+    found = _find_fashion(root)
+    return None if found is None else found[1]
+
+
 def _fashion_root(root: str | Path | None) -> Path | None:
     """Find a torchvision root holding FashionMNIST/raw, unpacking IDX .gz files if needed."""
-    candidates = [Path(p) for p in (root, os.environ.get("DDIM_LESSON_DATA")) if p] + [DEBIAN_DIR, cache_dir()]
-    for c in candidates:
-        if all((c / "FashionMNIST" / "raw" / f).exists() for f in IDX_FILES):
-            for f in IDX_FILES:
-                check_idx(c / "FashionMNIST" / "raw" / f)
-            return c
-        if all((c / (f + ".gz")).exists() for f in IDX_FILES) or all((c / f).exists() for f in IDX_FILES):
-            return _lay_out_raw(c)
-    return None
+    found = _find_fashion(root)
+    if found is None:
+        return None
+    c, folder = found
+    if folder == c:
+        return _lay_out_raw(c)
+    for f in IDX_FILES:
+        check_idx(folder / f)
+    return c
 
 
 def _lay_out_raw(src: Path) -> Path:
@@ -172,8 +200,7 @@ def load_images(
     if name == "fashion-mnist":
         found = _fashion_root(root)
         if found is None and not download:
-            raise _not_found("Fashion-MNIST", [Path(p) for p in (root, os.environ.get("DDIM_LESSON_DATA")) if p]
-                             + [DEBIAN_DIR, cache_dir()])
+            raise _not_found("Fashion-MNIST", fashion_mnist_search(root))
         ds = datasets.FashionMNIST(str(found or cache_dir()), train=train, download=download and found is None)
         x, y = ds.data[:, None], ds.targets  # (N, 1, 28, 28) uint8
     else:

@@ -10,12 +10,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..nets.classifier import HOLDOUT, WEIGHTS, FashionClassifier, accuracy
+from ..nets.classifier import HOLDOUT, FashionClassifier, accuracy
 from ..store.checkpoints import save_checkpoint
+from ..store.classifier_io import CLASSIFIER_WEIGHTS
 
 
 def train_classifier(
-    out: str | Path = WEIGHTS,
+    out: str | Path = CLASSIFIER_WEIGHTS,
     epochs: int = 3,
     batch_size: int = 128,
     lr: float = 3e-3,

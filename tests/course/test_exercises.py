@@ -237,11 +237,11 @@ def test_check_environment_reports_and_fails_with_fix(monkeypatch, tmp_path, cap
 
 
 def test_fashion_mnist_location(monkeypatch, tmp_path):
-    from ddim_lesson.course import env  # where the environment check lives; exercises re-exports it
+    from ddim_lesson.store import data  # the one search (store.data); exercises re-exports its look-only half
     from ddim_lesson.store.data import IDX_FILES
 
-    monkeypatch.setattr(env, "DEBIAN_DIR", tmp_path / "none")
-    monkeypatch.setattr(env, "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(data, "DEBIAN_DIR", tmp_path / "none")
+    monkeypatch.setattr(data, "cache_dir", lambda: tmp_path / "cache")
     monkeypatch.delenv("DDIM_LESSON_DATA", raising=False)
     assert E.fashion_mnist_location() is None
     for f in IDX_FILES:

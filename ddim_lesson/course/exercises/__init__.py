@@ -28,7 +28,8 @@ import contextlib
 import inspect
 import io
 
-from ..env import check_environment, fashion_mnist_location
+from ...store.data import fashion_mnist_location
+from ..env import check_environment
 from .ddim import (
     DDIM_CASES,
     STEP_SIGMA_CASES,
