@@ -26,7 +26,7 @@ from typing import Any
 
 from torch import nn
 
-from ..core.checks import check_choice, check_int
+from ..core.checks import check_choice, check_int, check_seed
 from ..core.schedules import NoiseSchedule
 from ..store.pretrained import load_any
 from .fid_spread import spread_summary
@@ -59,7 +59,7 @@ class DistillFIDConfig:
         for s in self.solvers:
             check_choice("solver", s, TEACHER_SOLVERS)
         check_int("reference_steps", self.reference_steps, 0, 1000)
-        self.seeds = tuple(check_int("seed", v, 0, None) for v in self.seeds)
+        self.seeds = tuple(check_seed(v) for v in self.seeds)
         check_int("n", self.n, 2, None)  # FID needs a covariance
         check_int("batch_size", self.batch_size, 1, None)
         if not (self.students and self.seeds):

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.checks import check_choice, check_int
+from ..core.checks import check_choice, check_int, check_seed
 from ..core.flow import eps_to_velocity, flow_grid, flow_progressive, s_of_abar
 from ..core.schedules import NoiseSchedule
 from ..store.pretrained import load_any
@@ -70,7 +70,7 @@ class FlowTwinFIDConfig:
         for m in self.methods:
             check_choice("method", m, METHODS)
         self.nfes = tuple(check_int("nfe", v, 1, 1000) for v in self.nfes)
-        self.seeds = tuple(check_int("seed", v, 0, None) for v in self.seeds)
+        self.seeds = tuple(check_seed(v) for v in self.seeds)
         check_int("n", self.n, 2, None)  # FID needs a covariance
         check_int("batch_size", self.batch_size, 1, None)
         if not (self.methods and self.nfes and self.seeds):

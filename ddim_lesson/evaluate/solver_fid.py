@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.checks import check_choice, check_int
+from ..core.checks import check_choice, check_int, check_seed
 from ..core.schedules import SPACINGS, NoiseSchedule
 from ..core.solvers import SOLVERS, calls_within, ode_progressive
 from .fid_spread import spread_summary
@@ -54,7 +54,7 @@ class SolverFIDConfig:
         for s in self.spacings:
             check_choice("spacing", s, SPACINGS)
         self.nfes = tuple(check_int("nfe", v, 1, 1000) for v in self.nfes)
-        self.seeds = tuple(check_int("seed", v, 0, None) for v in self.seeds)
+        self.seeds = tuple(check_seed(v) for v in self.seeds)
         check_int("n", self.n, 2, None)  # FID needs a covariance
         check_int("batch_size", self.batch_size, 1, None)
         if not (self.solvers and self.spacings and self.nfes and self.seeds):

@@ -22,7 +22,7 @@ from typing import Any
 
 from torch import nn
 
-from ..core.checks import check_choice, check_float, check_int
+from ..core.checks import check_choice, check_float, check_int, check_seed
 from ..core.schedules import SPACINGS, NoiseSchedule, ddim_timesteps
 from .fid_spread import spread_summary
 from .generate import n_batches, progress_bar, sample_cell
@@ -52,7 +52,7 @@ class SpacingFIDConfig:
         check_choice("baseline", self.baseline, self.spacings)
         self.steps = check_int("steps", self.steps, 1, None)
         self.eta = check_float("eta", self.eta, 0.0)
-        self.seeds = tuple(check_int("seed", s, 0, None) for s in self.seeds)
+        self.seeds = tuple(check_seed(s) for s in self.seeds)
         if len(set(self.seeds)) < 2:
             raise ValueError(f"seeds must hold at least 2 different seeds to measure a spread, got {self.seeds}")
         check_int("n", self.n, 2, None)  # FID needs a covariance
