@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ..core.checks import check_seed
+from ..core.checks import check_float, check_seed
 
 
 @dataclass
@@ -49,14 +49,10 @@ class DistillConfig:
         if self.start_steps % self.final_steps or ratio < 2 or ratio & (ratio - 1):
             raise ValueError(f"start_steps / final_steps must be a power of 2 >= 2, got {self.start_steps} / "
                              f"{self.final_steps}; allowed e.g. --start-steps 64 --final-steps 4")
-        if not (0 < self.lr < 1):
-            raise ValueError(f"lr must be in (0, 1), got {self.lr}")
-        if not (0 <= self.ema_decay < 1):
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if not (0 < self.grad_clip < math.inf):
-            raise ValueError(f"grad_clip must be a finite number > 0, got {self.grad_clip}")
-        if not (0 <= self.min_lr_frac <= 1):
-            raise ValueError(f"min_lr_frac must be in [0, 1], got {self.min_lr_frac}")
+        check_float("lr", self.lr, 0, 1, lo_open=True, hi_open=True)  # TrainConfig's intervals, by the same rule
+        check_float("ema_decay", self.ema_decay, 0, 1, hi_open=True)
+        check_float("grad_clip", self.grad_clip, 0, None, lo_open=True)
+        check_float("min_lr_frac", self.min_lr_frac, 0, 1)
         if self.spacing != "trailing":
             raise ValueError(f"spacing must be 'trailing' (the one spacing whose k-step grid is every other point "
                              f"of its 2k-step grid for every T), got {self.spacing!r}")

@@ -38,10 +38,10 @@ def test_lr_warms_up_linearly_then_decays_on_a_cosine_to_its_floor():
     ({"final_steps": 0}, r"final_steps must be an integer >= 1, got 0"),
     ({"steps_per_round": True}, r"steps_per_round must be an integer >= 1, got True"),
     ({"warmup": -1}, r"warmup must be an integer >= 0, got -1"),
-    ({"lr": 1.0}, r"lr must be in \(0, 1\), got 1.0"),
-    ({"ema_decay": 1.0}, r"ema_decay must be in \[0, 1\), got 1.0"),
+    ({"lr": 1.0}, r"lr must be a finite number in \(0, 1\), got 1.0"),
+    ({"ema_decay": 1.0}, r"ema_decay must be a finite number in \[0, 1\), got 1.0"),
     ({"grad_clip": math.inf}, r"grad_clip must be a finite number > 0, got inf"),
-    ({"min_lr_frac": 1.5}, r"min_lr_frac must be in \[0, 1\], got 1.5"),
+    ({"min_lr_frac": 1.5}, r"min_lr_frac must be a finite number in \[0, 1\], got 1.5"),
     ({"spacing": "leading"}, r"spacing must be 'trailing' .*got 'leading'"),
 ])
 def test_a_bad_value_names_itself_and_the_allowed_range(kw: dict, pattern: str):

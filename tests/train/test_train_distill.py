@@ -135,7 +135,7 @@ def test_the_real_command_killed_or_stopped_resumes_bit_for_bit(tmp_path, full_c
 @pytest.mark.parametrize("flags, match", [
     (["--start-steps", "48", "--final-steps", "4"], "power of 2"),
     (["--spacing", "leading"], "must be 'trailing'"),
-    (["--lr", "0"], "lr must be in"),
+    (["--lr", "0"], "lr must be a finite number in (0, 1), got 0.0"),
     ([], "--out is required"),
 ])
 def test_bad_flags_are_one_line(capsys, flags, match):
