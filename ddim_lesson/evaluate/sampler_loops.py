@@ -25,7 +25,7 @@ Maker = Callable[..., Callable[[], Any]]
 
 def bare_calls(model: nn.Module, schedule: NoiseSchedule, x: torch.Tensor, steps: int) -> Callable[[], None]:
     """S model calls on the same batch x (B, ...) at the sampler's timesteps: the floor any sampler pays."""
-    ts = [t.expand(x.shape[0]) for t in ddim_timesteps(schedule.T, steps).to(x.device)]  # S × (B,)
+    ts = [t.expand(x.shape[0]) for t in ddim_timesteps(schedule.T, steps, schedule=schedule).to(x.device)]  # S×(B,)
 
     @torch.no_grad()
     def run() -> None:
