@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from ..core.checks import check_int, check_seed
 from ..course.env import pick_threads
-from ..nets.classifier import WEIGHTS
+from ..store.classifier_io import CLASSIFIER_WEIGHTS
 from ..store.outputs import check_writable
 from .errors import run_one_line
 from .flags import add_dataclass_args, dataclass_from_args, script_parser
@@ -31,7 +31,7 @@ class TrainClassifierArgs:
     lr: float = 3e-3
     seed: int = 0
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0: env.pick_threads chooses)"})
-    out: str = field(default=str(WEIGHTS), metadata={"help": "the model files' path without suffix"})
+    out: str = field(default=str(CLASSIFIER_WEIGHTS), metadata={"help": "the model files' path without suffix"})
 
     def __post_init__(self) -> None:
         check_int("epochs", self.epochs, 1, None)

@@ -23,7 +23,7 @@ from ..core.samplers import ddim_sample
 from ..core.schedules import DEFAULT_SPACING, SPACINGS, check_steps
 from ..course.images import MAX_UPSCALE, MIN_GRID_PX, image_format, save_grid, write_image_file
 from ..evaluate.generate import sample_in_batches, sample_shape
-from ..nets.models import count_params
+from ..nets.models import count_params, num_classes_of
 from ..store.checkpoints import export_ema, is_training_state
 from ..store.data import CLASS_NAMES, IMAGE_DATASETS, TOY_DATASETS, class_label, load_images, toy_2d
 from ..store.device import pick_device
@@ -217,7 +217,7 @@ def _say_hint(meta: dict, spec: str) -> None:
 
 def _guided(model: torch.nn.Module, dataset: str | None, a: SampleArgs) -> tuple[torch.nn.Module, str]:
     """``cfg(model, label, scale)`` for ``sample --label``, and its words for the summary line."""
-    k = getattr(getattr(model, "config", None), "num_classes", 0)
+    k = num_classes_of(model)
     if not k:
         raise ValueError(f"--label needs a class-conditional model such as fashion-mnist-cond; {a.model!r} has "
                          "no classes")

@@ -11,15 +11,11 @@ training in ``train.classifier_train``.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-# Not the home of the classifier's path (store.classifier_io.CLASSIFIER_WEIGHTS, in store.pretrained.WEIGHTS_DIR):
-# kept only while cli/classifier_script.py imports it from here; delete it once that import moves.
-WEIGHTS = Path(__file__).parents[1] / "weights" / "classifier"
 HOLDOUT = 10_000  # the last HOLDOUT training images are never seen by the classifier (the FID floor uses them)
 
 

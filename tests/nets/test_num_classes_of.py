@@ -19,10 +19,9 @@ from ddim_lesson.store.pretrained import load_pretrained
 
 PKG = Path(ddim_lesson.__file__).resolve().parent
 # Reads of config.num_classes outside the one lookup. core/guidance.py resolves cfg's num_classes argument against
-# the model's (core cannot import nets); cli/commands.py's _guided is another engineer's file, pending a switch to
-# num_classes_of.
+# the model's (core cannot import nets).
 OWN = {"nets/models.py", "core/guidance.py", "core/ideal_denoiser.py"}
-PENDING = {"cli/commands.py"}
+PENDING: set[str] = set()  # none left
 
 
 def test_fashion_mnist_cond_has_its_embedding_rows_minus_the_no_label_row():

@@ -20,7 +20,7 @@ PKG = Path(ddim_lesson.__file__).resolve().parent
 # .parent.parent / "weights"; the one allowed place is store/pretrained.py.
 BUILDS_WEIGHTS_DIR = re.compile(r"__file__\)[^\n]*/\s*[\"']weights[\"']")
 # The old second home, kept only while cli/classifier_script.py (another engineer's file) imports it from nets.
-PENDING = {"nets/classifier.py": "cli/classifier_script.py"}
+PENDING: dict[str, str] = {}  # file -> the module that still imports its WEIGHTS (none left)
 
 
 def test_the_classifier_and_the_pretrained_models_share_one_folder_that_holds_the_shipped_files():
