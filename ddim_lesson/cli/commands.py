@@ -35,7 +35,7 @@ from ..train.train_state import TrainingInterrupted
 from .errors import check_cuda_index, say_threads
 from .flags import CLIError, dataclass_from_args
 from .info import info_lines
-from .model_hints import model_help, refuse_velocity_model, undertrained_hint
+from .model_hints import model_help, refuse_velocity_model, student_steps_hint, undertrained_hint
 from .table_commands import cmd_eval as run_eval
 
 MAX_N = 10000  # images or points per call; the PNG grid stays a sensible size
@@ -188,6 +188,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
     model, schedule, meta, _ = load_any(a.model, cli_device(a.device))
     check_steps(a.steps, schedule.T)
     _say_hint(meta, a.model)
+    student_hint = student_steps_hint(meta, a.model, a.steps, a.spacing)
+    if student_hint:
+        print(student_hint, file=sys.stderr)
     what = f"{a.steps} DDIM steps, eta {a.eta:g}, {a.spacing} spacing, seed {a.seed}"
     if a.label is not None:
         model, guided = _guided(model, meta.get("dataset"), a)

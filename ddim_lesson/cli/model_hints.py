@@ -62,7 +62,7 @@ def recipe(dataset: str | None, cards: dict[str, dict[str, Any]] | None = None) 
     after the dataset among equals): the recipe a model of it is measured against; None when there is none."""
     cards = _cards() if cards is None else cards
     found = [(m["steps"], name == dataset, name) for name, m in cards.items() if m.get("dataset") == dataset
-             and not (m["train_config"].get("init_from") or "") and _trained_steps(m, {})]
+             and not ((m.get("train_config") or {}).get("init_from") or "") and _trained_steps(m, {})]
     if not found:
         return None
     steps, _, name = max(found)
@@ -81,3 +81,18 @@ def undertrained_hint(meta: dict[str, Any], spec: str, cards: dict[str, dict[str
     return (f"hint: {spec} was trained for {steps} steps, {100 * steps / ref_steps:.1f} % of the {ref_steps} of the "
             f"shipped {name} (under {UNDERTRAINED_FRACTION:.0%} counts as a smoke test): expect samples that do not "
             f"look like {dataset} yet; train longer (--steps {ref_steps}) or sample --model {name}")
+
+
+def student_steps_hint(meta: dict[str, Any], spec: str, steps: int, spacing: str) -> str | None:
+    """One line when a distilled student (its card has ``"sampling": {"steps": k, "spacing": ...}``) is sampled on
+    another grid than the one it was distilled for, naming the flags that match its card; None otherwise."""
+    sampling = meta.get("sampling")
+    if not isinstance(sampling, dict) or "steps" not in sampling:
+        return None
+    k, grid = int(sampling["steps"]), str(sampling.get("spacing", spacing))
+    if (steps, spacing) == (k, grid):
+        return None
+    return (f"hint: {spec} is a distilled student trained for {k} DDIM steps on the {grid} grid (its card's "
+            f"\"sampling\"); these are {steps} {spacing} steps: for the grid it learned, pass --steps {k} "
+            f"--spacing {grid}")
+

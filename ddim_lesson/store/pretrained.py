@@ -25,6 +25,7 @@ PRETRAINED = {  # name (its files are WEIGHTS_DIR/NAME.safetensors and NAME.json
     "fashion-mnist-n100-a": "--subset 0/2 --n-images 100: 100 images, memorised",
     "fashion-mnist-n100-b": "--subset 1/2 --n-images 100: 100 other images",
     "fashion-mnist-fm": "notebook 10's twin: the fashion-mnist recipe with the flow-matching objective (v(x_s, s))",
+    "fashion-mnist-distilled": "notebook 11's 4-step student: fashion-mnist distilled 64 -> 4 DDIM steps (predicts v)",
 }
 
 

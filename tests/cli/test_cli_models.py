@@ -148,3 +148,22 @@ def test_refuse_velocity_model_passes_eps_models_and_old_cards() -> None:
     refuse_velocity_model({}, "m")
     with pytest.raises(ValueError, match="objective 'flow'"):
         refuse_velocity_model({"train_config": {"objective": "flow"}}, "m")
+
+
+def test_a_distilled_student_sampled_off_its_grid_gets_a_hint_naming_the_flags(tmp_path, capsys) -> None:
+    """`sample --model fashion-mnist-distilled` with the default 50 steps: one hint line naming --steps 4; with the
+    card's own steps and grid, no hint. The samples are what the flags ask for either way."""
+    card = {"sampling": {"steps": 4, "spacing": "trailing"}}
+    assert model_hints.student_steps_hint(card, "s", 4, "trailing") is None
+    assert model_hints.student_steps_hint({"steps": 4000}, "s", 50, "trailing") is None  # not a student
+    line = model_hints.student_steps_hint(card, "s", 50, "trailing")
+    assert line is not None and "--steps 4 --spacing trailing" in line and "50 trailing steps" in line
+    assert "--steps 4" in model_hints.student_steps_hint(card, "s", 4, "leading")  # the grid counts too
+    out = tmp_path / "g.png"
+    assert main(["sample", "--model", "fashion-mnist-distilled", "--steps", "3", "--n", "2",
+                 "--no-progress", "--out", str(out)]) in (0, None)
+    err = capsys.readouterr().err
+    assert err.count("hint: fashion-mnist-distilled is a distilled student") == 1 and "--steps 4" in err
+    main(["sample", "--model", "fashion-mnist-distilled", "--steps", "4", "--n", "2",
+          "--no-progress", "--out", str(out)])
+    assert "distilled student" not in capsys.readouterr().err

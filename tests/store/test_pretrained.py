@@ -62,7 +62,8 @@ def test_fashion_mnist_loads():
 def test_unknown_name_lists_the_allowed_ones():
     with pytest.raises(ValueError, match="unknown pretrained model 'cifar'; allowed: fashion-mnist, two-moons"):
         pretrained("cifar")
-    assert set(PRETRAINED) == {"fashion-mnist", "two-moons", "fashion-mnist-cond", "fashion-mnist-fm", *PAIRS}
+    assert set(PRETRAINED) == {"fashion-mnist", "two-moons", "fashion-mnist-cond", "fashion-mnist-fm",
+                               "fashion-mnist-distilled", *PAIRS}
 
 
 # notebook 09's two-networks experiment: two pairs of narrow UNets on disjoint parts of the training set
