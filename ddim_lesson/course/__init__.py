@@ -18,7 +18,7 @@ _NAMES: dict[str, str] = {  # home module -> the names notebooks take from it (s
     "core.distill": "EpsFromV abar_at ddim_jump distill_grid distill_target eps_from_v teacher_two_steps v_from_x0 "
                     "x0_from_v",
     "core.flow": "euler_xt_sample s_of_abar",
-    "core.multistep": "D2_WEIGHT multistep_update",
+    "core.multistep": "D2_WEIGHT multistep_update order_3m",
     "core.samplers": "ddpm_coefs",
     "store.assets": "sample_images",
     "store.classifier_io": "load_classifier",
