@@ -8,8 +8,9 @@ import torch
 
 from ddim_lesson.evaluate import metrics
 from ddim_lesson.evaluate.metrics import FeatureStats, frechet_distance, sqrtm_psd
-from ddim_lesson.nets.classifier import WEIGHTS, ClassifierConfig, FashionClassifier, accuracy
+from ddim_lesson.nets.classifier import ClassifierConfig, FashionClassifier, accuracy
 from ddim_lesson.store.checkpoints import load_checkpoint
+from ddim_lesson.store.classifier_io import CLASSIFIER_WEIGHTS as WEIGHTS
 from ddim_lesson.store.classifier_io import load_classifier
 from ddim_lesson.store.data import DataNotFoundError
 

@@ -123,7 +123,7 @@ def _crafted_classifier(tmp_path: Path, **config: object) -> Path:
     import json
     import shutil
 
-    from ddim_lesson.nets.classifier import WEIGHTS
+    from ddim_lesson.store.classifier_io import CLASSIFIER_WEIGHTS as WEIGHTS
 
     src = Path(WEIGHTS)
     src = src.with_suffix("") if src.suffix in (".safetensors", ".json") else src
