@@ -152,7 +152,8 @@ def _export(path: Path, ema: nn.Module, schedule: NoiseSchedule, cfg: DistillCon
     save_model(path, ema, schedule, prediction="v", sampling={"steps": k, "spacing": cfg.spacing},
                dataset=dataset, teacher=cfg.teacher, distill_config=asdict(cfg), rounds=rounds,
                steps=sum(m["train_steps"] for m in rounds), wall_time_s=round(wall, 1),
-               command=_command(), torch=torch.__version__, loss_history=downsample_losses(losses))
+               command=_command(), torch=torch.__version__, threads=torch.get_num_threads(),
+               loss_history=downsample_losses(losses))
 
 
 def _round_meta(cfg: DistillConfig, r: int, k: int, losses: list[float], wall: float) -> dict[str, Any]:

@@ -40,6 +40,7 @@ def test_rounds_are_exported_with_their_card_and_sample_through_ddim(tmp_path):
     for k in (4, 2):
         meta = json.loads(student_path(tmp_path / "run", k).with_suffix(".json").read_text())
         assert meta["sampling"] == {"steps": k, "spacing": "trailing"} and meta["prediction"] == "v"
+        assert meta["threads"] == torch.get_num_threads()  # the card says how many threads timed its wall clock
         student, sched = dl.pretrained(str(student_path(tmp_path / "run", k)))
         assert isinstance(student, EpsFromV) and torch.equal(sched.betas, schedule.betas)
         x = dl.ddim_sample(student, sched, x_T, steps=k, clip_x0=False)
