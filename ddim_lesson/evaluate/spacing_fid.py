@@ -22,7 +22,7 @@ from typing import Any
 
 from torch import nn
 
-from ..core.checks import check_choice, check_float, check_int, check_seed
+from ..core.checks import check_choice, check_eta, check_int, check_seed
 from ..core.schedules import SPACINGS, NoiseSchedule, ddim_timesteps
 from .fid_spread import spread_summary
 from .generate import n_batches, progress_bar, sample_cell
@@ -51,7 +51,7 @@ class SpacingFIDConfig:
         self.spacings = tuple(check_choice("spacing", s, SPACINGS) for s in self.spacings)
         check_choice("baseline", self.baseline, self.spacings)
         self.steps = check_int("steps", self.steps, 1, None)
-        self.eta = check_float("eta", self.eta, 0.0)
+        self.eta = check_eta(self.eta)  # in [0, 1], as Table 1 and the samplers; above 1 is refused, not clamped
         self.seeds = tuple(check_seed(s) for s in self.seeds)
         if len(set(self.seeds)) < 2:
             raise ValueError(f"seeds must hold at least 2 different seeds to measure a spread, got {self.seeds}")

@@ -112,10 +112,13 @@ def test_bad_values_are_refused_naming_the_value(tmp_path, capsys):
         SpacingFIDConfig(seeds=(4, 4))
     with pytest.raises(ValueError, match="n must be an integer"):
         SpacingFIDConfig(n=1)
+    with pytest.raises(ValueError, match=r"eta must be a finite number in \[0.0, 1.0\], got 1.5"):
+        SpacingFIDConfig(eta=1.5)  # the samplers' range: above 1, eq. 12 leaves DDIM's family
+    assert SpacingFIDConfig(eta=1.0).eta == 1.0 and SpacingFIDConfig(eta=0).eta == 0.0
     with pytest.raises(ValueError, match="steps must be an integer in \\[1, 50\\], got 60"):
         run_spacing_fid(small_cfg(tmp_path, steps=60), tiny_unet(), NoiseSchedule.linear(T=50), **QUIET)
     with pytest.raises(SystemExit) as e:
         script_main("spacing FID", "spacing_fid", ["--eta", "-1", "--out", str(tmp_path / "x")])
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].endswith("error: eta must be a finite number >= 0.0, got -1.0")
+    assert err[-1].endswith("error: eta must be a finite number in [0.0, 1.0], got -1.0")
