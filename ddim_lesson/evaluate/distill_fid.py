@@ -18,7 +18,6 @@ Results are saved after every cell; the same command resumes.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ from torch import nn
 from ..core.checks import check_choice, check_int, check_seed
 from ..core.schedules import NoiseSchedule
 from ..store.pretrained import load_any
-from .fid_spread import spread_summary
+from .flow_twin_fid import fid_by_method, fmt_fids, fmt_paired, paired
 from .generate import n_batches, progress_bar
 from .metrics import FeatureStats
 from .records import header, machine_line, md_safe, model_sha256, open_results, save_results, with_suffix
@@ -164,27 +163,6 @@ def run_distill_fid(cfg: DistillFIDConfig, model: nn.Module | None = None, sched
     return res
 
 
-def fid_by_method(res: dict[str, Any]) -> dict[tuple[str, int], dict[int, float]]:
-    """{(method, nfe): {seed: fid}} from a results dict."""
-    out: dict[tuple[str, int], dict[int, float]] = {}
-    for c in res["cells"].values():
-        out.setdefault((c["method"], c["nfe"]), {})[c["seed"]] = c["fid"]
-    return out
-
-
-def paired(tab: dict[tuple[str, int], dict[int, float]], a: str, b: str, nfe: int) -> list[float]:
-    """FID(a) - FID(b) at ``nfe`` calls for each seed measured in both (same x_T), in seed order."""
-    fa, fb = tab.get((a, nfe), {}), tab.get((b, nfe), {})
-    return [fa[s] - fb[s] for s in sorted(fa) if s in fb]
-
-
-def _fmt(fids: dict[int, float]) -> str:
-    if len(fids) < 2:
-        return "–" if not fids else f"{next(iter(fids.values())):.2f}"
-    st = spread_summary(list(fids.values()))
-    return f"{st['mean']:.2f} ± {st['sd']:.2f}"
-
-
 def distill_fid_markdown(res: dict[str, Any]) -> str:
     """FID mean ± sd per method and NFE; the student minus each solver seed by seed; what the students cost."""
     res = md_safe(res)  # every string from the file escaped before it meets Markdown
@@ -192,15 +170,14 @@ def distill_fid_markdown(res: dict[str, Any]) -> str:
     nfes = sorted({nfe for _, nfe in tab})
     methods = ["student/ddim"] + [f"teacher/{so}" for so in TEACHER_SOLVERS]
     lines = ["| method | " + " | ".join(f"NFE {v}" for v in nfes) + " |", "|---|" + "---|" * len(nfes)]
-    lines += [f"| {m} | " + " | ".join(_fmt(tab.get((m, v), {})) for v in nfes) + " |"
+    lines += [f"| {m} | " + " | ".join(fmt_fids(tab.get((m, v), {})) for v in nfes) + " |"
               for m in methods if any((m, v) in tab for v in nfes)]
     ks = sorted(int(k) for k in res.get("students", {}))
     diff = ["| student − teacher with | " + " | ".join(f"NFE {k}" for k in ks) + " |", "|---|" + "---|" * len(ks)]
     for so in TEACHER_SOLVERS:
         ds = [paired(tab, "student/ddim", f"teacher/{so}", k) for k in ks]
         if any(ds):
-            cells = ["–" if not d else f"{statistics.fmean(d):+.2f} ({', '.join(f'{x:+.2f}' for x in d)})" for d in ds]
-            diff.append(f"| {so} | " + " | ".join(cells) + " |")
+            diff.append(f"| {so} | " + " | ".join(fmt_paired(d) for d in ds) + " |")
     cost = ["| k | student | sha256 | rounds | training steps | examples | teacher calls | wall time (s) | command |",
             "|---|---|---|---|---|---|---|---|---|"]
     cost += [f"| {k} | `{c['spec']}` | `{c['sha256'][:16]}…` | {c['rounds']} | {c['train_steps']} | {c['examples']} | "

@@ -218,14 +218,16 @@ def paired(tab: dict[tuple[str, int], dict[int, float]], a: str, b: str, nfe: in
     return [fa[s] - fb[s] for s in sorted(fa) if s in fb]
 
 
-def _fmt(fids: dict[int, float]) -> str:
+def fmt_fids(fids: dict[int, float]) -> str:
+    """"mean ± sd" of per-seed FIDs (one value alone, "–" for none)."""
     if len(fids) < 2:
         return "–" if not fids else f"{next(iter(fids.values())):.2f}"
     st = spread_summary(list(fids.values()))
     return f"{st['mean']:.2f} ± {st['sd']:.2f}"
 
 
-def _fmt_diff(d: list[float]) -> str:
+def fmt_paired(d: list[float]) -> str:
+    """Paired differences as "mean (each seed's)", "–" for none."""
     if not d:
         return "–"
     per_seed = ", ".join(f"{x:+.2f}" for x in d)
@@ -238,11 +240,11 @@ def flow_twin_markdown(res: dict[str, Any]) -> str:
     tab, cfg = fid_by_method(res), res["config"]
     nfes = sorted({nfe for _, nfe in tab})
     lines = ["| method | " + " | ".join(f"NFE {v}" for v in nfes) + " |", "|---|" + "---|" * len(nfes)]
-    lines += [f"| {m} | " + " | ".join(_fmt(tab.get((m, v), {})) for v in nfes) + " |"
+    lines += [f"| {m} | " + " | ".join(fmt_fids(tab.get((m, v), {})) for v in nfes) + " |"
               for m in cfg["methods"] if any((m, v) in tab for v in nfes)]
     diff = ["| a − b | what it isolates | " + " | ".join(f"NFE {v}" for v in nfes) + " |",
             "|---|---|" + "---|" * len(nfes)]
-    diff += [f"| {a} − {b} | {why} | " + " | ".join(_fmt_diff(paired(tab, a, b, v)) for v in nfes) + " |"
+    diff += [f"| {a} − {b} | {why} | " + " | ".join(fmt_paired(paired(tab, a, b, v)) for v in nfes) + " |"
              for a, b, why in md_safe(PAIRS) if any(paired(tab, a, b, v) for v in nfes)]
     seeds = sorted({c["seed"] for c in res["cells"].values()})
     tw = res["twin"]
