@@ -63,11 +63,23 @@ def check_seed(seed: Any, name: str = "seed") -> int:
     return check_int(name, seed, 0, SEED_MAX)
 
 
-def derived_seed(seed: int, mult: int, add: int = 0) -> int:
-    """The seed of a generator derived from ``seed``: (seed·mult + add) mod 2**64, which manual_seed takes for
-    every seed up to SEED_MAX (seed·mult alone overflows int64 from seed ≈ 1e15 at mult 7919); below 2**64 the
-    value is seed·mult + add itself, so runs seeded before this rule draw the same numbers."""
-    return (seed * mult + add) % 2**64
+def check_seeds(seeds: Any, name: str = "each of --seeds") -> tuple[int, ...]:
+    """A list of seeds as a tuple of ints, each by :func:`check_seed` (the message names ``name`` and the range)."""
+    return tuple(check_seed(s, name) for s in seeds)
+
+
+def check_lr(lr: Any, name: str = "lr") -> float:
+    """A learning rate: a finite real in (0, 1), else ValueError naming the value and (0, 1)."""
+    return check_float(name, lr, 0, 1, lo_open=True, hi_open=True)
+
+
+def check_label(label: Any, num_classes: int, name: str = "label") -> int:
+    """A class label in [0, num_classes], where num_classes itself is "no label", else ValueError naming both."""
+    try:
+        return check_int(name, label, 0, num_classes)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer in [0, {num_classes}] ({num_classes}: no label), "
+                         f"got {label!r}") from None
 
 
 def check_eta(eta: Any, name: str = "eta") -> float:
