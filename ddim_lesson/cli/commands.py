@@ -8,25 +8,34 @@ import io
 import json
 import math
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
-from ..core import guidance
-from ..core.checks import check_choice, check_eta, check_float, check_int, check_seed
+from ..core import guidance, seeds
+from ..core.checks import check_float, check_int
+from ..core.fields import (
+    check_fields,
+    device_field,
+    eta_field,
+    progress_field,
+    sample_batch_field,
+    seed_field,
+    spacing_field,
+    steps_field,
+)
 from ..core.inversion import ddim_invert
 from ..core.samplers import ddim_sample
-from ..core.schedules import DEFAULT_SPACING, SPACINGS, check_steps
+from ..core.schedules import check_steps
 from ..course.images import MAX_UPSCALE, MIN_GRID_PX, image_format, save_grid, write_image_file
 from ..evaluate.generate import sample_in_batches, sample_shape
 from ..nets.models import count_params, num_classes_of
 from ..store.checkpoints import export_ema, is_training_state
 from ..store.data import CLASS_NAMES, IMAGE_DATASETS, TOY_DATASETS, class_label, load_images, toy_2d
 from ..store.device import pick_device
+from ..store.instruments import Stopwatch, progress_bar
 from ..store.outputs import check_writable
 from ..store.pretrained import load_any
 from ..train.loop import train
@@ -63,18 +72,17 @@ class SampleArgs:
     """Sample a PNG grid of images (or a scatter plot of 2-D points) with DDIM."""
 
     model: str = field(default="fashion-mnist", metadata={"help": MODEL_HELP})
-    steps: int = field(default=50, metadata={"help": "DDIM steps S = model calls per sample, in [1, T]"})
-    eta: float = field(default=0.0, metadata={"help": "η in [0, 1]: 0 is deterministic DDIM, 1 is DDPM-like"})
-    spacing: str = field(default=DEFAULT_SPACING, metadata={"choices": SPACINGS, "help": "timestep spacing"})
-    seed: int = field(default=0, metadata={"help": "seed of x_T (and of the noise when η > 0)"})
+    steps: int = steps_field(50)
+    eta: float = eta_field()
+    spacing: str = spacing_field()
+    seed: int = seed_field()
     n: int | None = field(default=None, metadata={"help": f"how many samples, in [1, {MAX_N}]; "
                                                           "default 64 images or 2000 points"})
-    batch_size: int | None = field(default=None, metadata={"help": "samples per model call, which bounds memory; "
-                                                                   "default 64 images or 2000 points"})
+    batch_size: int | None = sample_batch_field(None, MAX_N, shown="64 images or 2000 points")
     out: str = field(default="samples.png", metadata={"help": "the PNG to write"})
-    device: str = field(default="auto", metadata={"help": "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps"})
-    progress: bool = field(default=True, metadata={"help": "show a progress bar over batches"})
-    upscale: int | None = field(default=None, metadata={**UPSCALE, "help": UPSCALE["help"] + " (image models)"})
+    device: str = device_field()
+    progress: bool = progress_field()
+    upscale: int | None = field(default=None, metadata=UPSCALE)
     label: str | None = field(default=None, metadata={
         "help": "with a class-conditional model (fashion-mnist-cond): every sample of this class, a number or a "
                 "name such as dress or ankle-boot; classifier-free guidance at --scale", "shown": "none"})
@@ -88,12 +96,10 @@ class SampleArgs:
             check_float("scale", self.scale)
             if self.label is None:
                 raise ValueError(f"scale {self.scale:g} needs a class to guide towards: pass --label too")
-        for name, hi in (("n", MAX_N), ("batch_size", MAX_N), ("upscale", MAX_UPSCALE)):
+        for name, hi in (("n", MAX_N), ("upscale", MAX_UPSCALE)):
             if getattr(self, name) is not None:
                 check_int(name, getattr(self, name), 1, hi)
-        check_seed(self.seed)
-        check_eta(self.eta)
-        check_choice("spacing", self.spacing, SPACINGS)
+        check_fields(self)  # seed, eta, spacing, batch_size: each field's one check
         _check_png("out", self.out)
 
 
@@ -102,24 +108,22 @@ class InvertArgs:
     """Encode real test images to x_T with DDIM inversion, decode them again, and report the error."""
 
     model: str = field(default="fashion-mnist", metadata={"help": MODEL_HELP})
-    steps: int = field(default=50, metadata={"help": "DDIM steps for encoding and for decoding, in [1, T]"})
-    spacing: str = field(default=DEFAULT_SPACING, metadata={"choices": SPACINGS, "help": "timestep spacing"})
+    steps: int = steps_field(50)  # for encoding and for decoding
+    spacing: str = spacing_field()
     n: int = field(default=8, metadata={"help": f"test images to invert, in [1, {MAX_N}]; the PNG shows the first 16"})
-    seed: int = field(default=0, metadata={"help": "which test images: a random subset drawn with this seed"})
-    batch_size: int = field(default=64, metadata={"help": f"images per model call, in [1, {MAX_N}]"})
+    seed: int = seed_field()  # which test images: a random subset drawn with this seed
+    batch_size: int = sample_batch_field(64, MAX_N)
     out: str = field(default="inversion.png", metadata={"help": "the PNG: rows of inputs x0, latents x_T, "
                                                                 "reconstructions, each labelled"})
-    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N, mps"})
-    progress: bool = field(default=True, metadata={"help": "show a progress bar over batches"})
+    device: str = device_field()
+    progress: bool = progress_field()
     upscale: int | None = field(default=None, metadata=UPSCALE)
 
     def __post_init__(self) -> None:
         check_int("n", self.n, 1, MAX_N)
         if self.upscale is not None:
             check_int("upscale", self.upscale, 1, MAX_UPSCALE)
-        check_int("batch_size", self.batch_size, 1, MAX_N)
-        check_seed(self.seed)
-        check_choice("spacing", self.spacing, SPACINGS)
+        check_fields(self)  # seed, spacing, batch_size: each field's one check
         _check_png("out", self.out)
 
 
@@ -153,7 +157,7 @@ def save_scatter(points: torch.Tensor, out: str | Path, dataset: str | None = No
     fig = Figure(figsize=(5, 5), dpi=100)
     ax = fig.add_subplot()
     if dataset in TOY_DATASETS:
-        ref = toy_2d(dataset, points.shape[0], torch.Generator().manual_seed(12345))
+        ref = toy_2d(dataset, points.shape[0], seeds.backdrop_generator())
         ax.scatter(ref[:, 0], ref[:, 1], s=2, c="0.75", label=f"{dataset} data")
     ax.scatter(points[:, 0], points[:, 1], s=2, c="tab:blue", label="samples")
     ax.set_aspect("equal")
@@ -199,9 +203,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
     n = a.n or (64 if image else 2000)
     batch = a.batch_size or (64 if image else 2000)
     say_threads(args)
-    t0 = time.perf_counter()
-    x = sample_in_batches(model, schedule, n, batch, a.steps, a.eta, a.spacing, a.seed, a.progress)
-    secs = time.perf_counter() - t0
+    with Stopwatch() as sw:
+        x = sample_in_batches(model, schedule, n, batch, a.steps, a.eta, a.spacing, a.seed, a.progress)
+    secs = sw.seconds
     if image:
         w, h = save_grid(x, a.out, upscale=a.upscale)
         print(f"wrote {n} samples of {a.model} ({what}) to {a.out} ({w}x{h} px) in {secs:.1f} s")
@@ -245,9 +249,9 @@ def cmd_invert(args: argparse.Namespace) -> None:
     say_threads(args)
     if a.n > test.shape[0]:
         raise ValueError(f"n must be an integer in [1, {test.shape[0]}] (the test set's size), got {a.n}")
-    x0 = test[torch.randperm(test.shape[0], generator=torch.Generator().manual_seed(a.seed))[: a.n]]
+    x0 = test[torch.randperm(test.shape[0], generator=seeds.invert_images_generator(a.seed))[: a.n]]
     latents, recon = torch.empty_like(x0), torch.empty_like(x0)
-    for i in tqdm(range(0, a.n, a.batch_size), desc="invert", unit="batch", disable=not a.progress):
+    for i in progress_bar(None, "invert", a.progress, unit="batch", iterable=range(0, a.n, a.batch_size)):
         xb = x0[i : i + a.batch_size].to(device)  # (b, C, H, W)
         zb = ddim_invert(model, schedule, xb, steps=a.steps, spacing=a.spacing)
         latents[i : i + len(xb)] = zb.cpu()

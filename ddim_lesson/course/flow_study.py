@@ -17,7 +17,6 @@ steps × batch / n_pairs times; the control sees steps × batch fresh data point
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import torch
@@ -26,8 +25,10 @@ from torch import nn
 from ..core.flow import Velocity, eps_to_velocity, flow_grid, flow_progressive, flow_sample
 from ..core.samplers import ddim_progressive, ddim_sample
 from ..core.schedules import NoiseSchedule
+from ..core.seeds import flow_study_generator, flow_study_seed
 from ..evaluate.moons import energy_distance, near_fraction
 from ..store.data import toy_2d
+from ..store.instruments import Stopwatch
 from ..train.loop import train
 from ..train.reflow import reflow_pairs, train_on_pairs
 from ..train.train_config import TrainConfig
@@ -82,45 +83,46 @@ def run_reflow_study(train_steps: int = 600, reflow_steps: int = 400, batch_size
                      calls: tuple[int, ...] = (1, 2), seed: int = 0, progress: bool = True) -> ReflowStudy:
     """Train the three models and measure them (see the module docstring). A few tens of seconds on one CPU core."""
     sec: dict[str, float] = {}
-    t0 = time.perf_counter()
-    eps_res = train(moons_config("eps", train_steps, batch_size, seed=seed, progress=progress))
-    sec["train ε-model"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    flow_res = train(moons_config("flow", train_steps, batch_size, seed=seed, progress=progress))
-    sec["train flow"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    x0, x1 = reflow_pairs(flow_res.ema, n_pairs, pair_steps, seed=seed + 1)  # the flow's own coupling
-    re_cfg = moons_config("flow", reflow_steps, batch_size, lr=1e-3, seed=seed + 1, progress=progress)
-    reflow = train_on_pairs(re_cfg, x0, x1, init=flow_res.ema).ema
-    sec["pairs and reflow"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    n_ind = reflow_steps * batch_size  # independent pairs, each seen about once: plain flow matching, continued
-    gi = torch.Generator().manual_seed(seed + 4000)
-    control = train_on_pairs(re_cfg, toy_2d("two-moons", n_ind, gi), torch.randn(n_ind, 2, generator=gi),
-                             init=flow_res.ema).ema
-    sec["control"] = time.perf_counter() - t0
+    with Stopwatch() as sw:
+        eps_res = train(moons_config("eps", train_steps, batch_size, seed=seed, progress=progress))
+    sec["train ε-model"] = sw.seconds
+    with Stopwatch() as sw:
+        flow_res = train(moons_config("flow", train_steps, batch_size, seed=seed, progress=progress))
+    sec["train flow"] = sw.seconds
+    with Stopwatch() as sw:
+        re_seed = flow_study_seed(seed, "reflow")
+        x0, x1 = reflow_pairs(flow_res.ema, n_pairs, pair_steps, seed=re_seed)  # the flow's own coupling
+        re_cfg = moons_config("flow", reflow_steps, batch_size, lr=1e-3, seed=re_seed, progress=progress)
+        reflow = train_on_pairs(re_cfg, x0, x1, init=flow_res.ema).ema
+    sec["pairs and reflow"] = sw.seconds
+    with Stopwatch() as sw:
+        n_ind = reflow_steps * batch_size  # independent pairs, each seen about once: plain flow matching, continued
+        gi = flow_study_generator(seed, "control")
+        control = train_on_pairs(re_cfg, toy_2d("two-moons", n_ind, gi), torch.randn(n_ind, 2, generator=gi),
+                                 init=flow_res.ema).ema
+    sec["control"] = sw.seconds
     schedule = eps_res.schedule
     models = dict(zip(MODELS, (eps_res.ema, flow_res.ema, reflow)))
     models[CONTROL] = control
 
-    t0 = time.perf_counter()
-    g = torch.Generator().manual_seed(seed + 1000)
-    z = torch.randn(max(n_eval, n_paths), 2, generator=g)  # the same noise for every model
-    data = toy_2d("two-moons", n_eval, torch.Generator().manual_seed(seed + 2000))
-    fresh = toy_2d("two-moons", n_eval, torch.Generator().manual_seed(seed + 3000))
-    zp = z[:n_paths]
-    abar_T = schedule.alphas_cumprod[-1]
-    grids = {MODELS[0]: flow_grid(schedule, path_steps, "trailing"),  # the ε-model on its own clock
-             MODELS[1]: torch.linspace(1, 0, path_steps + 1, dtype=torch.float64)}
-    grids[MODELS[2]] = grids[CONTROL] = grids[MODELS[1]]
-    velocity = {k: eps_to_velocity(m, schedule) if k == MODELS[0] else m for k, m in models.items()}
-    starts = {k: zp for k in models}
-    starts[MODELS[0]] = zp / float(abar_T.sqrt() + (1 - abar_T).sqrt())  # x_s at t = T - 1
-    paths = {k: flow_paths(velocity[k], starts[k], grids[k]) for k in models}
-    straight = {k: float(straightness(p).mean()) for k, p in paths.items()}
-    xt = torch.stack([zp] + [st.x for st in ddim_progressive(models[MODELS[0]], schedule, zp, steps=path_steps,
-                                                             clip_x0=False)])  # (K+1, P, 2) DDIM's x_t path
-    straight["ε-model (DDIM), in x_t"] = float(straightness(xt).mean())
-    qual = {(k, c): quality(sample_at(k, models[k], schedule, z[:n_eval], c), data) for k in models for c in calls}
-    sec["measure"] = time.perf_counter() - t0
+    with Stopwatch() as sw:
+        g = flow_study_generator(seed, "noise")
+        z = torch.randn(max(n_eval, n_paths), 2, generator=g)  # the same noise for every model
+        data = toy_2d("two-moons", n_eval, flow_study_generator(seed, "data"))
+        fresh = toy_2d("two-moons", n_eval, flow_study_generator(seed, "fresh"))
+        zp = z[:n_paths]
+        abar_T = schedule.alphas_cumprod[-1]
+        grids = {MODELS[0]: flow_grid(schedule, path_steps, "trailing"),  # the ε-model on its own clock
+                 MODELS[1]: torch.linspace(1, 0, path_steps + 1, dtype=torch.float64)}
+        grids[MODELS[2]] = grids[CONTROL] = grids[MODELS[1]]
+        velocity = {k: eps_to_velocity(m, schedule) if k == MODELS[0] else m for k, m in models.items()}
+        starts = {k: zp for k in models}
+        starts[MODELS[0]] = zp / float(abar_T.sqrt() + (1 - abar_T).sqrt())  # x_s at t = T - 1
+        paths = {k: flow_paths(velocity[k], starts[k], grids[k]) for k in models}
+        straight = {k: float(straightness(p).mean()) for k, p in paths.items()}
+        xt = torch.stack([zp] + [st.x for st in ddim_progressive(models[MODELS[0]], schedule, zp, steps=path_steps,
+                                                                 clip_x0=False)])  # (K+1, P, 2) DDIM's x_t path
+        straight["ε-model (DDIM), in x_t"] = float(straightness(xt).mean())
+        qual = {(k, c): quality(sample_at(k, models[k], schedule, z[:n_eval], c), data) for k in models for c in calls}
+    sec["measure"] = sw.seconds
     return ReflowStudy(models, schedule, (x0, x1), straight, qual, quality(fresh, data), paths, sec)

@@ -9,25 +9,25 @@ moved, core.forward.randn_like_on): a CUDA generator seeded alike draws other nu
 name other samples on a GPU than on a CPU, and Table 1 other samples than ``ddim-lesson sample``.
 An explorer's one batch uses the explorer's seed; batch b of a run of several batches (Table 1,
 the spread, the spacing and solver tables, ``ddim-lesson sample``) uses ``batch_seed(seed, b)``,
-the same in every cell of a table, so cells differ only by the sampler.
+the same in every cell of a table, so cells differ only by the sampler. The rules themselves (the
+generators, NOISE_OFFSET, batch_seed) live in core.seeds, with every other stream of the package.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import torch
 from torch import nn
 
-from ..core.checks import check_int, check_seed, expected_input_shape
+from ..core.checks import check_int, expected_input_shape
 from ..core.samplers import ddim_progressive, ddpm_progressive
 from ..core.schedules import DEFAULT_SPACING, NoiseSchedule
+from ..core.seeds import batch_seed, latents_generator, noise_generator
+from ..store.instruments import Stopwatch, progress_bar
 
 SIGMA_HAT = "sigma_hat"  # the row of Table 1 that samples with σ² = β (ddpm_sample(variance="beta"))
-NOISE_OFFSET = 1_000_000_007  # a batch's noise generator: its x_T seed plus this
 
 
 def sample_shape(model: nn.Module) -> tuple[int, ...]:
@@ -48,20 +48,9 @@ def image_shape(model: nn.Module, who: str = "Table 1") -> tuple[int, int, int]:
 
 
 def seeded_latents(seed: int, n: int, shape: tuple[int, ...]) -> torch.Tensor:
-    """x_T ~ N(0, I) of shape (n, *shape) on the CPU, from ``torch.Generator().manual_seed(seed)``."""
-    seed, n = check_seed(seed), check_int("n", n, 1)
-    return torch.randn((n, *shape), generator=torch.Generator().manual_seed(seed))
-
-
-def noise_generator(seed: int) -> torch.Generator:
-    """The generator of a batch's η > 0 (or σ̂) noise: a CPU generator seeded ``seed + NOISE_OFFSET``, apart from
-    x_T's. On the CPU for every device, so that a seed names the same samples on a GPU as on a CPU."""
-    return torch.Generator().manual_seed(check_seed(seed) + NOISE_OFFSET)
-
-
-def batch_seed(seed: int, b: int) -> int:
-    """The x_T seed of batch b of a table cell: the same in every cell, so cells differ only by the sampler."""
-    return seed * 100_003 + b
+    """x_T ~ N(0, I) of shape (n, *shape) on the CPU, from ``core.seeds.latents_generator(seed)``."""
+    g, n = latents_generator(seed), check_int("n", n, 1)
+    return torch.randn((n, *shape), generator=g)
 
 
 @torch.no_grad()
@@ -92,11 +81,11 @@ def sample_batch(model: nn.Module, schedule: NoiseSchedule, eta: float | str, st
     """One batch of a table cell: x0 of ``shape`` from x_T seeded by ``seed``, and the sampling seconds."""
     x_T = seeded_latents(seed, shape[0], shape[1:]).to(device)  # (B, ...)
     g = noise_generator(seed)  # on the CPU whatever the device: the one rule
-    t0 = time.perf_counter()
-    x0 = draw(model, schedule, x_T, steps=steps, eta=eta, spacing=spacing, generator=g, on_step=on_step)
-    if x0.device.type == "cuda":
-        torch.cuda.synchronize()
-    return x0, time.perf_counter() - t0
+    with Stopwatch() as sw:
+        x0 = draw(model, schedule, x_T, steps=steps, eta=eta, spacing=spacing, generator=g, on_step=on_step)
+        if x0.device.type == "cuda":
+            torch.cuda.synchronize()
+    return x0, sw.seconds
 
 
 @torch.no_grad()
@@ -152,13 +141,6 @@ def sample_in_batches(model: nn.Module, schedule: NoiseSchedule, n: int, batch_s
 def n_batches(n: int, batch_size: int) -> int:
     """How many batches of at most ``batch_size`` make n."""
     return -(-n // batch_size)
-
-
-def progress_bar(total: int, desc: str, progress: bool = True) -> Any:
-    """A tqdm bar over model calls (to stderr); a disabled one when ``progress`` is False."""
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="call", disable=not progress, dynamic_ncols=True)
 
 
 @contextmanager

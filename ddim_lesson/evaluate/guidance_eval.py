@@ -17,6 +17,7 @@ from ..core.guidance import cfg, sdedit
 from ..core.inversion import ddim_invert
 from ..core.samplers import ddim_sample
 from ..core.schedules import NoiseSchedule
+from ..core.seeds import class_seed, sdedit_generator
 from ..nets.models import num_classes_of
 from .generate import image_shape, seeded_latents
 from .metrics import FeatureStats, classifier_and_sha, features, reference_stats
@@ -33,7 +34,7 @@ def class_samples(model: nn.Module, schedule: NoiseSchedule, scale: float, n_per
     classes = classes if classes is not None else tuple(range(num_classes_of(model)))
     xs, ys, shape = [], [], image_shape(model, "class_samples")
     for c in classes:
-        x_T = seeded_latents(1000 * seed + c, n_per_class, shape)  # (n, C, H, W)
+        x_T = seeded_latents(class_seed(seed, c), n_per_class, shape)  # (n, C, H, W)
         xs.append(ddim_sample(cfg(model, c, scale), schedule, x_T, steps=steps))
         ys.append(torch.full((n_per_class,), c, dtype=torch.long))
     return torch.cat(xs), torch.cat(ys)
@@ -85,7 +86,7 @@ def sdedit_point(model: nn.Module, schedule: NoiseSchedule, x_in: torch.Tensor, 
     the input (faithfulness), and FID and the classifier's accuracy on the true class (realism).
     x_in: (B, 1, 28, 28)."""
     out = sdedit(cfg(model, labels, 1.0), schedule, x_in, strength=strength, steps=steps,
-                 generator=torch.Generator().manual_seed(seed))
+                 generator=sdedit_generator(seed))
     return {"strength": strength, "steps": steps, "rmse_to_input": float(rmse(out, x_in).mean()),
             **quality(out, labels, ref)}
 

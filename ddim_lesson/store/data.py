@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from ..core.seeds import toy_data_generator
 from .cifar import cifar10_present, read_cifar10
 
 IMAGE_DATASETS = ("fashion-mnist", "mnist", "cifar10")
@@ -273,5 +274,5 @@ def toy_2d(name: str, n: int, generator: torch.Generator | None = None) -> torch
 def load_dataset(name: str, train: bool = True, n_toy: int = 20000, seed: int = 0) -> torch.Tensor:
     """Any dataset by name: images as (N, C, H, W) in [-1, 1], toy sets as (n_toy, 2)."""
     if name in TOY_DATASETS:
-        return toy_2d(name, n_toy, torch.Generator().manual_seed(seed + (0 if train else 1)))
+        return toy_2d(name, n_toy, toy_data_generator(seed, train))
     return load_images(name, train=train)  # type: ignore[return-value]

@@ -3,16 +3,17 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from ..core.seeds import classifier_order_generator, seed_global
 from ..nets.classifier import HOLDOUT, FashionClassifier, accuracy
 from ..store.checkpoints import save_checkpoint
 from ..store.classifier_io import CLASSIFIER_WEIGHTS
+from ..store.instruments import Stopwatch
 
 
 def train_classifier(
@@ -33,7 +34,7 @@ def train_classifier(
 
     if threads > 0:
         torch.set_num_threads(threads)
-    torch.manual_seed(seed)
+    seed_global(seed)
     x, y = load_images("fashion-mnist", train=True, with_labels=True)  # (60000, 1, 28, 28), (60000,)
     x_test, y_test = load_images("fashion-mnist", train=False, with_labels=True)
     x, y = x[:-HOLDOUT], y[:-HOLDOUT]
@@ -41,8 +42,8 @@ def train_classifier(
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     steps_per_epoch = len(x) // batch_size
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
-    g = torch.Generator().manual_seed(seed)
-    t0 = time.perf_counter()
+    g = classifier_order_generator(seed)
+    sw = Stopwatch().start()
     for epoch in range(epochs):
         model.train()
         perm = torch.randperm(len(x), generator=g)
@@ -53,8 +54,8 @@ def train_classifier(
             loss.backward()
             opt.step()
             sched.step()
-        print(f"epoch {epoch + 1}/{epochs}: loss {loss.item():.4f}, {time.perf_counter() - t0:.0f} s", flush=True)
-    wall = time.perf_counter() - t0
+        print(f"epoch {epoch + 1}/{epochs}: loss {loss.item():.4f}, {sw.elapsed:.0f} s", flush=True)
+    wall = sw.stop()
     acc = accuracy(model, x_test, y_test)
     meta = {
         "classifier": {"type": "fashion-cnn", "config": model.config.to_dict()},

@@ -17,21 +17,20 @@ import copy
 import math
 import shlex
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from ..core.checks import derived_seed
 from ..core.distill import EpsFromV, distill_grid, distill_loss
 from ..core.schedules import NoiseSchedule
+from ..core.seeds import seed_global, train_generator
 from ..store.checkpoints import downsample_losses, load_model, save_model
 from ..store.data import load_dataset
 from ..store.device import pick_device
+from ..store.instruments import Stopwatch, progress_bar
 from ..store.pretrained import load_any
 from .distill_config import DistillConfig
 from .loop import ema_update
@@ -64,7 +63,7 @@ def distill(cfg: DistillConfig) -> DistillResult:
 def _distill(cfg: DistillConfig, guard: SignalGuard) -> DistillResult:
     device = pick_device(cfg.device)
     resumed = open_run(cfg)  # before any work: --out writable, --resume flags match the checkpoint
-    torch.manual_seed(cfg.seed)
+    seed_global(cfg.seed)
     teacher0, schedule, tmeta, _ = load_any(cfg.teacher, device=device)
     dataset = tmeta.get("dataset", "")
     data = load_dataset(dataset, train=True, n_toy=cfg.n_toy, seed=cfg.seed)  # (N, ...)
@@ -73,7 +72,7 @@ def _distill(cfg: DistillConfig, guard: SignalGuard) -> DistillResult:
     net = copy.deepcopy(teacher0.net if isinstance(teacher0, EpsFromV) else teacher0).train().requires_grad_(True)
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
-    g = torch.Generator().manual_seed(derived_seed(cfg.seed, 7919))  # student steps and noise
+    g = train_generator(cfg.seed)  # student steps and noise
     start, losses, wall = 0, [], 0.0
     if resumed is not None:
         start, losses, wall = restore_state(resumed, net, ema, opt, g, 0)
@@ -81,9 +80,9 @@ def _distill(cfg: DistillConfig, guard: SignalGuard) -> DistillResult:
     teacher = _teacher_of(cfg, start // cfg.steps_per_round, teacher0, schedule, device)
     rounds_meta: list[dict[str, Any]] = list(resumed.meta.get("rounds", [])) if resumed is not None else []
 
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not cfg.progress,
-               desc=f"distill {dataset}", dynamic_ncols=True)
-    t0 = time.perf_counter()
+    bar = progress_bar(cfg.steps, f"distill {dataset}", cfg.progress, unit="it", iterable=range(start, cfg.steps),
+                       initial=start)
+    sw = Stopwatch().start()  # this session's wall time; `wall` carries what earlier sessions took
     for step in bar:
         r, j = divmod(step, cfg.steps_per_round)
         k = cfg.student_steps(r)
@@ -110,7 +109,7 @@ def _distill(cfg: DistillConfig, guard: SignalGuard) -> DistillResult:
             bar.set_postfix(round=f"{2 * k}->{k}", loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
         done = step + 1
         round_done = done % cfg.steps_per_round == 0
-        elapsed = wall + time.perf_counter() - t0
+        elapsed = wall + sw.elapsed
         if round_done:
             rounds_meta = [m for m in rounds_meta if m["steps"] != k] + [_round_meta(cfg, r, k, losses, elapsed)]
             if cfg.out:
@@ -128,7 +127,7 @@ def _distill(cfg: DistillConfig, guard: SignalGuard) -> DistillResult:
         if stopping:
             break
     bar.close()
-    wall += time.perf_counter() - t0
+    wall += sw.stop()
     meta = _run_meta(cfg, dataset, device, start + len(losses[start:]), wall, losses) | {"rounds": rounds_meta}
     if cfg.out and meta["steps"] == cfg.steps:
         with guard.writing():

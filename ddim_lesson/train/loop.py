@@ -11,7 +11,6 @@ import copy
 import math
 import shlex
 import sys
-import time
 from contextlib import ExitStack, nullcontext
 from dataclasses import asdict
 from pathlib import Path
@@ -20,15 +19,15 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
-from tqdm.auto import tqdm
 
-from ..core.checks import derived_seed
 from ..core.losses import diffusion_loss, flow_matching_loss
 from ..core.schedules import NoiseSchedule
+from ..core.seeds import seed_global, train_generator
 from ..nets.models import count_params
 from ..store.checkpoints import downsample_losses, save_model
 from ..store.data import load_dataset, load_images
 from ..store.device import pick_device
+from ..store.instruments import Stopwatch, progress_bar
 from .conditional import drop_labels, init_from_weights
 from .distributed import gather_rng_states, init_distributed, mean_over_ranks
 from .train_config import TrainConfig, TrainResult, batch_indices, lr_at, make_model, subset_indices
@@ -59,7 +58,7 @@ def _train(cfg: TrainConfig, guard: SignalGuard, locks: ExitStack) -> TrainResul
     device = pick_device(cfg.device)
     rank, world = init_distributed(device)
     resumed = open_run(cfg, rank, locks)  # before any work: --out writable and ours, --resume flags match
-    torch.manual_seed(cfg.seed)
+    seed_global(cfg.seed)
     data = load_dataset(cfg.dataset, train=True, n_toy=cfg.n_toy, seed=cfg.seed)  # (N, ...)
     labels = load_images(cfg.dataset, train=True, with_labels=True)[1] if cfg.num_classes else None  # (N,)
     if data.ndim == 4:
@@ -77,7 +76,7 @@ def _train(cfg: TrainConfig, guard: SignalGuard, locks: ExitStack) -> TrainResul
         model = model.to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    g = torch.Generator().manual_seed(derived_seed(cfg.seed, 7919, rank))  # timesteps and noise
+    g = train_generator(cfg.seed, rank)  # timesteps and noise
     start, losses, wall = 0, [], 0.0
     ckpt = Path(cfg.out) / "checkpoint" if cfg.out else None
     now = numerics(device, cfg.bf16)
@@ -91,9 +90,9 @@ def _train(cfg: TrainConfig, guard: SignalGuard, locks: ExitStack) -> TrainResul
         net = torch.compile(net)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and cfg.bf16 else nullcontext()
 
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not cfg.progress or rank != 0,
-               desc=f"train {cfg.dataset}", dynamic_ncols=True)
-    t0 = time.perf_counter()
+    bar = progress_bar(cfg.steps, f"train {cfg.dataset}", cfg.progress and rank == 0, unit="it",
+                       iterable=range(start, cfg.steps), initial=start)
+    sw = Stopwatch().start()  # this session's wall time; `wall` carries what earlier sessions took
     for step in bar:
         idx = batch_indices(data.shape[0], cfg.batch_size, step, cfg.seed, rank, world)
         x0 = data[idx].to(device, non_blocking=True)  # (B, ...)
@@ -121,7 +120,7 @@ def _train(cfg: TrainConfig, guard: SignalGuard, locks: ExitStack) -> TrainResul
         if ckpt is not None and (done % cfg.ckpt_every == 0 or done == cfg.steps or stopping or signalled):
             rngs = gather_rng_states(g, world)  # every rank takes part; rank 0 writes
             if rank == 0:
-                run_meta = _run_meta(cfg, model, device, done, wall + time.perf_counter() - t0, losses, world)
+                run_meta = _run_meta(cfg, model, device, done, wall + sw.elapsed, losses, world)
                 run_meta["numerics"] = now  # threads, device, dtype: what --resume keeps
                 with guard.writing():  # a signal never cuts a checkpoint write short
                     save_state(ckpt, model, ema, opt, rngs, schedule, run_meta, losses)
@@ -131,7 +130,7 @@ def _train(cfg: TrainConfig, guard: SignalGuard, locks: ExitStack) -> TrainResul
         if stopping:
             break
     bar.close()
-    wall += time.perf_counter() - t0
+    wall += sw.stop()
     meta = _run_meta(cfg, model, device, start + len(losses[start:]), wall, losses, world) | {"numerics": now}
     if cfg.out and rank == 0 and meta["steps"] == cfg.steps:
         with guard.writing():

@@ -15,16 +15,16 @@ its files: the loss is :func:`~ddim_lesson.core.flow.pair_flow_loss` on the give
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import asdict
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from ..core.checks import check_int, derived_seed
+from ..core.checks import check_int
 from ..core.flow import Velocity, flow_sample, pair_flow_loss
 from ..core.schedules import NoiseSchedule
+from ..core.seeds import latents_generator, seed_global, train_generator
+from ..store.instruments import Stopwatch, progress_bar
 from .loop import ema_update
 from .train_config import TrainConfig, TrainResult, batch_indices, lr_at, make_model
 
@@ -36,7 +36,7 @@ def reflow_pairs(velocity: Velocity, n: int, steps: int, seed: int = 0,
                  shape: tuple[int, ...] = (2,)) -> tuple[torch.Tensor, torch.Tensor]:
     """(x0, x1): x1 ~ N(0, I) of shape (n, *shape) from ``seed``, and x0 = flow_sample(velocity, x1, steps=steps)."""
     n, steps = check_int("n", n, 1), check_int("steps", steps, 1)
-    x1 = torch.randn((n, *shape), generator=torch.Generator().manual_seed(seed))  # (n, ...)
+    x1 = torch.randn((n, *shape), generator=latents_generator(seed))  # (n, ...)
     return flow_sample(velocity, x1, steps=steps), x1
 
 
@@ -55,15 +55,15 @@ def train_on_pairs(cfg: TrainConfig, x0: torch.Tensor, x1: torch.Tensor, init: n
     if x0.shape != x1.shape or x0.ndim < 2:
         raise ValueError(f"x0 and x1 must be (N, ...) of one shape, got {tuple(x0.shape)} and {tuple(x1.shape)}")
     with torch.random.fork_rng():  # a fresh model's weights from cfg.seed, as train() draws them
-        torch.manual_seed(cfg.seed)
+        seed_global(cfg.seed)
         model = copy.deepcopy(init) if init is not None else make_model(cfg, tuple(x0.shape))
     model = model.float().train().requires_grad_(True)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    g = torch.Generator().manual_seed(derived_seed(cfg.seed, 7919))  # the s of each pair
+    g = train_generator(cfg.seed)  # the s of each pair
     losses: list[float] = []
-    t0 = time.perf_counter()
-    for step in tqdm(range(cfg.steps), disable=not cfg.progress, desc="reflow", dynamic_ncols=True):
+    sw = Stopwatch().start()
+    for step in progress_bar(cfg.steps, "reflow", cfg.progress, unit="it", iterable=range(cfg.steps)):
         idx = batch_indices(x0.shape[0], cfg.batch_size, step, cfg.seed)  # (B,)
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, step)
@@ -75,5 +75,5 @@ def train_on_pairs(cfg: TrainConfig, x0: torch.Tensor, x1: torch.Tensor, init: n
         ema_update(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
         losses.append(float(loss.detach()))
     meta = {"train_config": asdict(cfg), "steps": cfg.steps, "pairs": int(x0.shape[0]),
-            "wall_time_s": time.perf_counter() - t0, "init": "given model" if init is not None else "fresh"}
+            "wall_time_s": sw.stop(), "init": "given model" if init is not None else "fresh"}
     return TrainResult(model.eval(), ema, NoiseSchedule.linear(cfg.T), losses, meta)

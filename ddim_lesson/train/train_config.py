@@ -5,15 +5,25 @@ and the data order, which depends only on (seed, step) so a resumed run replays 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..core.checks import check_float, check_int, check_seed, derived_seed
+from ..core.checks import check_float, check_int
+from ..core.fields import (
+    check_fields,
+    device_field,
+    lr_field,
+    progress_field,
+    seed_field,
+    train_batch_field,
+    training_field,
+)
 from ..core.losses import OBJECTIVES
 from ..core.schedules import NoiseSchedule
+from ..core.seeds import data_order_generator, subset_generator
 from ..nets.models import MLPConfig, UNetConfig, build_model
 from ..store.data import IMAGE_DATASETS, TOY_DATASETS
 
@@ -26,14 +36,14 @@ class TrainConfig:
     """Everything a training run needs. The CLI's ``train`` flags are built from these fields."""
 
     dataset: str = "fashion-mnist"  # fashion-mnist | mnist | cifar10 | two-moons | swiss-roll | ...
-    steps: int = 5000
-    batch_size: int = 128
-    lr: float = 2e-3
-    warmup: int = 200
-    min_lr_frac: float = 0.1  # cosine decay to lr·min_lr_frac at the last step
+    steps: int = field(default=5000, metadata={"help": "training steps (optimizer updates)"})
+    batch_size: int = train_batch_field(128)
+    lr: float = lr_field(2e-3)
+    warmup: int = training_field("warmup", 200)
+    min_lr_frac: float = training_field("min_lr_frac", 0.1)
     weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999
+    grad_clip: float = training_field("grad_clip", 1.0)
+    ema_decay: float = training_field("ema_decay", 0.999)
     schedule: str = "linear"  # linear | cosine
     T: int = 1000
     base_channels: int = 32  # UNet size
@@ -41,17 +51,17 @@ class TrainConfig:
     num_res_blocks: int = 1
     mlp_hidden: int = 128  # MLP size (2-D toy data)
     mlp_depth: int = 3
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    seed: int = seed_field()
+    device: str = device_field()
     compile: bool = False
     bf16: bool = True  # autocast to bf16 on CUDA only
     out: str = ""  # folder for checkpoint.* and model.*; empty: keep nothing on disk
-    ckpt_every: int = 500
-    resume: bool = False
-    stop_after: int = 0  # stop this invocation after N steps (0: run to ``steps``); resume later
-    progress: bool = True
-    n_toy: int = 20000
-    n_images: int = 0  # train on the first N images (of --subset, if set) only (0: all); quick runs and tests
+    ckpt_every: int = training_field("ckpt_every", 500)
+    resume: bool = training_field("resume", False)
+    stop_after: int = training_field("stop_after", 0)
+    progress: bool = progress_field()
+    n_toy: int = training_field("n_toy", 20000)
+    n_images: int = training_field("n_images", 0)  # of --subset, if set
     subset: str = ""  # "K/P": the K-th of P disjoint parts of the image set (a fixed permutation, seed 0)
     objective: str = "eps"  # eps: ε-prediction on the DDPM clock | flow: velocity on x_s = (1-s)x0 + sε
     num_classes: int = 0  # > 0: class-conditional UNet trained with the dataset's labels
@@ -62,17 +72,12 @@ class TrainConfig:
         self.channel_mults = tuple(int(m) for m in self.channel_mults)
         if self.dataset not in IMAGE_DATASETS + TOY_DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r}; allowed: {', '.join(IMAGE_DATASETS + TOY_DATASETS)}")
-        for name in ("steps", "batch_size", "T", "ckpt_every", "n_toy"):
+        for name in ("steps", "T"):
             check_int(name, getattr(self, name), 1)
-        for name in ("warmup", "stop_after", "n_images", "num_classes"):
-            check_int(name, getattr(self, name), 0)
-        check_seed(self.seed)
+        check_int("num_classes", self.num_classes, 0)
         # checked, not converted: the config keeps the values it was given (an int stays an int in the meta)
-        check_float("grad_clip", self.grad_clip, 0, None, lo_open=True)
-        check_float("min_lr_frac", self.min_lr_frac, 0, 1)
+        check_fields(self)  # batch_size, lr, warmup, min_lr_frac, grad_clip, ema_decay, seed, ckpt_every, ...
         check_float("weight_decay", self.weight_decay, 0, 1, hi_open=True)
-        check_float("lr", self.lr, 0, 1, lo_open=True, hi_open=True)
-        check_float("ema_decay", self.ema_decay, 0, 1, hi_open=True)
         check_float("label_dropout", self.label_dropout, 0, 1)
         if self.num_classes and self.dataset in TOY_DATASETS:
             raise ValueError(f"num_classes must be 0 for the toy dataset {self.dataset!r}; allowed > 0: image sets")
@@ -134,7 +139,7 @@ def batch_indices(n: int, batch: int, step: int, seed: int, rank: int = 0, world
     """Indices of this rank's batch at ``step``: a fresh permutation per epoch from (seed, epoch)."""
     per_epoch = max(1, n // (batch * world))
     epoch, j = divmod(step, per_epoch)
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(derived_seed(seed, 100003, epoch)))
+    perm = torch.randperm(n, generator=data_order_generator(seed, epoch))
     start = (j * world + rank) * batch
     return perm[start : start + batch] if start + batch <= n else perm[torch.arange(start, start + batch) % n]
 
@@ -162,7 +167,7 @@ def subset_indices(n: int, subset: str = "", n_images: int = 0) -> torch.Tensor:
         return torch.arange(min(n, n_images) if n_images else n)
     k, p = parse_subset(subset)
     size = n // p
-    part = torch.randperm(n, generator=torch.Generator().manual_seed(0))[k * size : (k + 1) * size]
+    part = torch.randperm(n, generator=subset_generator())[k * size : (k + 1) * size]
     if n_images > size:
         raise ValueError(f"n_images={n_images} is more than part {subset} holds ({size} of {n}); allowed: 0..{size}")
     return part[:n_images] if n_images else part

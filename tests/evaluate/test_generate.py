@@ -112,7 +112,8 @@ def test_one_seeding_rule_on_cuda_at_eta_above_zero():
     """On a GPU, a table cell's batch (sample_batch) and ``ddim-lesson sample`` (sample_in_batches) give the same
     samples for the same seed at η = 0.6, and both match the CPU's up to float rounding (TF32 convolutions). A CUDA
     generator seeded alike (the old sample_batch) lands far away: the planted bug is caught by the same check."""
-    from ddim_lesson.evaluate.generate import NOISE_OFFSET, draw, sample_batch, seeded_latents
+    from ddim_lesson.core.seeds import NOISE_OFFSET
+    from ddim_lesson.evaluate.generate import draw, sample_batch, seeded_latents
 
     cpu_model, schedule = _tiny_unet(), NoiseSchedule.linear(T=50)
     model = _tiny_unet().cuda()

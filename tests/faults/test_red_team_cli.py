@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ddim_lesson.core.checks import SEED_MAX, derived_seed
+from ddim_lesson.core.checks import SEED_MAX
+from ddim_lesson.core.seeds import derived_seed
 from ddim_lesson.train.train_config import TrainConfig, batch_indices
 
 TOY = ["train", "--dataset", "two-moons", "--steps", "2", "--batch-size", "8", "--mlp-hidden", "8", "--mlp-depth",

@@ -11,7 +11,6 @@ at the same seed and reference draw the explorer's numbers are that table's.
 from __future__ import annotations
 
 import html
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -21,12 +20,13 @@ import torch
 from ...core import checks
 from ...core.samplers import Model, ddim_sample
 from ...core.schedules import NoiseSchedule
+from ...core.seeds import reference_data_generator
 from ...core.solvers import ode_sample
 from ...evaluate.generate import seeded_latents
 from ...evaluate.moons import energy_distance, near_fraction
 from ...store.data import toy_2d
+from ...store.instruments import CallCounter, Stopwatch
 from ..images import labelled_row, png_bytes
-from ..measure import CallCounter
 from .kit import STYLE, RunCache, connect, slider_args
 
 TEACHER_SAMPLERS = {"DDIM": "ddim", "DPM-Solver++ 2M": "dpmpp_2m", "DPM-Solver++ 3M": "dpmpp_3m_exact"}  # -> solver
@@ -56,7 +56,7 @@ class DistillRun:
 
 def reference_moons(n: int = 1000, seed: int = REF_SEED) -> torch.Tensor:
     """The fresh data (n, 2) the energy distance compares with: ``toy_2d("two-moons", n)`` from ``seed``."""
-    return toy_2d("two-moons", checks.check_int("n", n, 1), torch.Generator().manual_seed(checks.check_seed(seed)))
+    return toy_2d("two-moons", checks.check_int("n", n, 1), reference_data_generator(seed))
 
 
 def check_round(k: object, students: Mapping[int, Model]) -> int:
@@ -77,14 +77,13 @@ def distill_run(students: Mapping[int, Model], teacher: Model, schedule: NoiseSc
     ref = reference_moons() if ref is None else ref
     x_T = seeded_latents(seed, n, (2,))  # (n, 2)
     student, teacher_c = CallCounter(students[k]), CallCounter(teacher)
-    t0 = time.perf_counter()
-    with torch.no_grad():
+    with Stopwatch() as sw, torch.no_grad():
         xs = ddim_sample(student, schedule, x_T, steps=k, clip_x0=False)  # the student's own sampler (eq. 12)
         if method == "DDIM":
             xt = ddim_sample(teacher_c, schedule, x_T, steps=k, clip_x0=False)
         else:
             xt = ode_sample(teacher_c, schedule, x_T, steps=k, solver=TEACHER_SAMPLERS[method])
-    seconds = time.perf_counter() - t0
+    seconds = sw.seconds
     return DistillRun(k, method, seed, xs, xt, student.calls, teacher_c.calls, near_fraction(xs), near_fraction(xt),
                       energy_distance(xs, ref), energy_distance(xt, ref), seconds)
 

@@ -21,6 +21,7 @@ import torch
 from ...core.checks import check_int, check_seed
 from ...core.forward import q_sample
 from ...core.schedules import NoiseSchedule
+from ...core.seeds import forward_noise_generator
 from ..images import image_png
 
 
@@ -85,7 +86,7 @@ def forward_explorer(
         raise ValueError(f"all schedules must have the same T, got {sorted(Ts)}")
     T = Ts.pop()
     t, seed = check_int("t", t, 0, T - 1), check_seed(seed)
-    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))  # (B, C, H, W), fixed
+    noise = torch.randn(x0.shape, generator=forward_noise_generator(seed))  # (B, C, H, W), fixed
     style = {"description_width": "70px"}
     t_w = w.IntSlider(value=t, min=0, max=T - 1, step=1, description="t", continuous_update=True,
                       style=style, layout=w.Layout(width="520px"))

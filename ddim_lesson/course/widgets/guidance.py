@@ -5,7 +5,6 @@ between two settings is the label or the scale alone. Results are cached by sett
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,11 +16,12 @@ from ...core.checks import check_float, check_int, check_model_input
 from ...core.guidance import cfg
 from ...core.samplers import ddim_sample
 from ...core.schedules import NoiseSchedule
+from ...core.seeds import sdedit_generator
 from ...evaluate.generate import image_shape, seeded_latents
 from ...evaluate.guidance_eval import classify
 from ...store.data import FASHION_CLASSES
+from ...store.instruments import CallCounter, Stopwatch
 from ..images import labelled_grid, png_bytes
-from ..measure import CallCounter
 from .forward import check_images
 from .kit import STYLE, RunCache, connect, slider_args
 
@@ -49,9 +49,9 @@ def guided_run(model: nn.Module, schedule: NoiseSchedule, label: int, scale: flo
     x_T = seeded_latents(seed, n, image_shape(model, "guided_run"))  # (n, C, H, W): the same at every label and scale
     x_T = check_model_input(guided, x_T)
     counted = CallCounter(guided)
-    t0 = time.perf_counter()
-    x = ddim_sample(counted, schedule, x_T, steps=steps)
-    seconds = time.perf_counter() - t0
+    with Stopwatch() as sw:
+        x = ddim_sample(counted, schedule, x_T, steps=steps)
+    seconds = sw.seconds
     on_class = int((classify(x)[1].argmax(1) == label).sum())
     return GuidedRun(label, scale, steps, x, on_class, seconds, counted.calls)
 
@@ -130,10 +130,10 @@ def sdedit_run(model: nn.Module, schedule: NoiseSchedule, x_in: torch.Tensor, la
     strength = check_float("strength", strength, 0.0, 1.0, lo_open=True)
     steps_full = check_int("steps_full", steps_full, 1, schedule.T)
     steps = max(1, round(steps_full * strength))
-    t0 = time.perf_counter()
-    out = sdedit(cfg(model, labels, scale), schedule, x_in, strength=strength, steps=steps,
-                 generator=torch.Generator().manual_seed(seed))
-    seconds = time.perf_counter() - t0
+    with Stopwatch() as sw:
+        out = sdedit(cfg(model, labels, scale), schedule, x_in, strength=strength, steps=steps,
+                     generator=sdedit_generator(seed))
+    seconds = sw.seconds
     p = float(classify(out)[1].gather(1, labels[:, None]).mean())
     return SDEditRun(strength, steps, out, float(rmse(out, x_in).mean()), p, seconds)
 
