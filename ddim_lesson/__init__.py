@@ -12,12 +12,12 @@ from .core.samplers import (
     SamplerStep,
     ddim_progressive,
     ddim_sample,
-    ddim_step,
     ddpm_progressive,
     ddpm_sample,
 )
 from .core.schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule, ddim_timesteps, naive_timesteps
 from .core.solvers import SOLVERS, ode_progressive, ode_sample
+from .core.updates import ddim_step
 from .course.measure import CallCounter, Stopwatch
 from .evaluate.records import load_results
 from .store.assets import sample_images

@@ -22,8 +22,9 @@ from torch import nn
 
 from .checks import check_float, check_int, check_model_input
 from .forward import q_sample, randn_like_on
-from .samplers import Model, _denoise_loop, _last, _plan, ddim_call_coefs
+from .samplers import Model, denoise_loop, last_sample, step_plan
 from .schedules import NoiseSchedule, ddim_timesteps
+from .updates import ddim_call_coefs, ddim_update
 
 ConditionalModel = nn.Module  # called as model(x_t, t, y) with y: (B,) int64
 
@@ -134,8 +135,8 @@ def sdedit(
         steps = check_int("steps", steps, 1, t0 + 1)
     except ValueError as e:
         raise ValueError(f"{e} (strength {strength} starts at t0 = {t0}, which leaves {t0 + 1} timesteps)") from None
-    ts, abar_t, abar_prev = _plan(schedule, ddim_timesteps(t0 + 1, steps, "trailing"))
+    ts, abar_t, abar_prev = step_plan(schedule, ddim_timesteps(t0 + 1, steps, "trailing"))
     coefs = ddim_call_coefs(abar_t, abar_prev, eta)  # DDIM eq. 12 from t0 down; η checked once, before any draw
     noise = randn_like_on(x0, generator)  # (B, ...)
     x_t0 = q_sample(x0, torch.full((x0.shape[0],), t0, dtype=torch.long, device=x0.device), schedule, noise=noise)
-    return _last(_denoise_loop(model, x_t0, ts, coefs, clip_x0, generator))
+    return last_sample(denoise_loop(model, x_t0, ts, coefs, ddim_update(clip_x0), generator))

@@ -7,8 +7,9 @@ import math
 import torch
 
 from .checks import check_eps_finite, check_int, check_model_input
-from .samplers import Model, ddim_step
+from .samplers import Model
 from .schedules import DEFAULT_SPACING, NoiseSchedule, ddim_timesteps
+from .updates import ddim_step
 
 FIXED_POINT_ITERS_MAX = 100  # k re-predictions per step: a bound, so that a mistyped k cannot run for hours
 

@@ -41,7 +41,7 @@ import torch
 
 from .checks import check_choice, check_eps_finite, check_int, check_model_input, check_sample_finite
 from .multistep import D2_WEIGHT, multistep_update, order_3m
-from .samplers import Model, SamplerStep, _last
+from .samplers import Model, SamplerStep, last_sample
 from .schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule, ddim_timesteps
 
 
@@ -273,5 +273,5 @@ def ode_sample(
 ) -> torch.Tensor:
     """x0 (B, ...) from x_T (B, ...) with ``solver`` in exactly ``steps`` model calls: the last step of
     :func:`ode_progressive`."""
-    return _last(ode_progressive(model, schedule, x_T, steps=steps, solver=solver, spacing=spacing,
-                                 clip_x0=clip_x0))
+    return last_sample(ode_progressive(model, schedule, x_T, steps=steps, solver=solver, spacing=spacing,
+                                       clip_x0=clip_x0))

@@ -208,9 +208,9 @@ def test_ddim_step_clipping_keeps_x_t_consistent() -> None:
 
 @pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
 @pytest.mark.parametrize("clip_x0", [False, True])
-def test_samplers_folded_loop_equals_plain_ddim_step(smooth_model, linear_schedule, eta: float, clip_x0: bool) -> None:
-    """The loop folds eq. 12's scalars once per call (apply_step); step by step it equals ddim_step, the
-    paper's form, fed the same ε and the same noise draws (one per step with σ > 0, none on the last)."""
+def test_the_loop_is_ddim_step_bit_for_bit(smooth_model, linear_schedule, eta: float, clip_x0: bool) -> None:
+    """The loop runs eq. 12 as the learner reads it: step by step it equals ddim_step bit for bit, fed the same
+    ε and the same noise draws (one per step with σ > 0, none on the last), with η given (not σ)."""
     x_T = 1.5 * _randn(4, 3, seed=21)  # wide enough that clipping bites
     for spacing in ("trailing", "linspace", "quadratic"):
         ts = ddim_timesteps(linear_schedule.T, 9, spacing).tolist()
@@ -223,9 +223,58 @@ def test_samplers_folded_loop_equals_plain_ddim_step(smooth_model, linear_schedu
             noise = torch.randn(x.shape, generator=g, dtype=F64) if eta > 0 and abar[i + 1] < 1.0 else None
             x, x0_pred = ddim_step(x, eps, abar[i], abar[i + 1], eta=eta, noise=noise, clip_x0=clip_x0)
             clipped += int((x0_pred.abs() == 1.0).sum())
-            np.testing.assert_allclose(st.x0_pred.numpy(), x0_pred.numpy(), rtol=1e-12, atol=1e-12)
-            np.testing.assert_allclose(st.x.numpy(), x.numpy(), rtol=1e-11, atol=1e-11)
+            assert torch.equal(st.x0_pred, x0_pred) and torch.equal(st.x, x), (spacing, i)
         assert not clip_x0 or clipped > 0, "the clipped path was never exercised"
+
+
+def test_the_loop_calls_ddim_step_once_per_step_and_ddpm_does_not(smooth_model, linear_schedule, monkeypatch) -> None:
+    """ddim_sample's update is core.updates.ddim_step itself (counted through the module it lives in), once per
+    model call, with σ_t handed over so η is not re-derived; DDPM's ancestral loop does not go through it."""
+    import ddim_lesson.core.updates as updates
+
+    calls: list[float | None] = []
+    real = updates.ddim_step
+
+    def counted(*a, **kw):
+        calls.append(kw.get("sigma"))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(updates, "ddim_step", counted)
+    x_T = _randn(3, 2, seed=4)
+    ddim_sample(smooth_model, linear_schedule, x_T, steps=7, eta=0.5, generator=torch.Generator().manual_seed(0))
+    assert len(calls) == 7 and all(c is not None and c >= 0.0 for c in calls) and calls[-1] == 0.0
+    calls.clear()
+    ddpm_sample(smooth_model, linear_schedule, x_T, steps=5, generator=torch.Generator().manual_seed(0))
+    assert calls == []
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("clip_x0", [False, True])
+def test_apply_steps_folded_form_equals_ddim_step(eta: float, clip_x0: bool) -> None:
+    """apply_step (the folded form DDPM's loop runs) on DDIM's coefficients equals ddim_step to rounding, clipped
+    or not, so the folded scalars (clip_c_x0, clip_c_x) are checked against the paper's form."""
+    from ddim_lesson.core.updates import apply_step, ddim_coefs
+
+    x_t, eps, z = 1.5 * _randn(6, 3, seed=8), _randn(6, 3, seed=9), _randn(6, 3, seed=10)
+    for a_t, a_p in ((0.3, 0.6), (0.05, 0.5), (0.9, 1.0)):
+        want = ddim_step(x_t, eps, a_t, a_p, eta=eta, noise=z, clip_x0=clip_x0)
+        got = apply_step(x_t, eps, ddim_coefs(a_t, a_p, eta), z, clip_x0)
+        for w, g in zip(want, got):
+            np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-11, atol=1e-11)
+
+
+def test_ddim_step_takes_sigma_itself_and_refuses_a_negative_one() -> None:
+    """σ given equals σ derived from η (the loop's path); a negative σ is refused naming the value."""
+    x_t, eps, z = _randn(4, 2, seed=1), _randn(4, 2, seed=2), _randn(4, 2, seed=3)
+    from ddim_lesson.core.forward import ddim_sigma
+
+    sig = ddim_sigma(0.4, 0.7, 0.6)
+    a = ddim_step(x_t, eps, 0.4, 0.7, eta=0.6, noise=z)
+    b = ddim_step(x_t, eps, 0.4, 0.7, noise=z, sigma=sig)
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    assert not torch.equal(ddim_step(x_t, eps, 0.4, 0.7, noise=z, sigma=0.5 * sig)[0], a[0])  # σ is used
+    with pytest.raises(ValueError, match=r"sigma must be >= 0.*-0.1"):
+        ddim_step(x_t, eps, 0.4, 0.7, noise=z, sigma=-0.1)
 
 
 # -- model calls, the progressive generator, and the final step to ᾱ = 1 --------------------------------

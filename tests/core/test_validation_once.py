@@ -18,7 +18,8 @@ import ddim_lesson.core.checks as checks
 import ddim_lesson.core.samplers as samplers
 from ddim_lesson import NoiseSchedule
 from ddim_lesson.core.guidance import sdedit
-from ddim_lesson.core.samplers import ddim_coefs, ddim_sample
+from ddim_lesson.core.samplers import ddim_sample
+from ddim_lesson.core.updates import ddim_coefs
 from ddim_lesson.evaluate.table1 import Table1Config
 
 

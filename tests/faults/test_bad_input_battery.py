@@ -194,8 +194,12 @@ def test_sample_that_overflows_in_an_update() -> None:
     with pytest.raises(NonFiniteError, match=r"the sample is not finite after the last step \(t=9\), although the "
                                              r"model's eps was finite at every step: an update overflowed"):
         ddim_sample(lambda x, t: torch.full_like(x, -3.4e38), SCH, torch.full((1, 2), 3e38), steps=5, clip_x0=False)
-    out = ddim_sample(lambda x, t: torch.full_like(x, -3.4e38), SCH, torch.full((1, 2), 3e38), steps=5)
+    out = ddim_sample(lambda x, t: torch.full_like(x, -3.4e38), SCH, torch.full((1, 2), 1e38), steps=5)
     assert out.abs().max() <= 1  # clip_x0 (the default) bounds it: no error, a finite sample
+    # At x_T = 3e38 the ε that eq. 12 re-derives from the clipped x0_pred, (x_t - √ᾱ_t)/√(1 - ᾱ_t) ≈ 3e38/0.6,
+    # is itself past float32's 3.4e38: the paper's form (ddim_step, which the loop runs) names the overflow.
+    with pytest.raises(NonFiniteError, match=r"not finite after the last step \(t=9\)"):
+        ddim_sample(lambda x, t: torch.full_like(x, -3.4e38), SCH, torch.full((1, 2), 3e38), steps=5)
 
 
 def test_check_eps_finite_is_exact_when_the_sum_overflows() -> None:

@@ -13,8 +13,8 @@ from typing import Any
 import torch
 
 from ...core.forward import ddim_sigma
-from ...core.samplers import ddim_step
 from ...core.schedules import NoiseSchedule, ddim_timesteps
+from ...core.updates import ddim_step
 from .harness import (
     TOL,
     NotAttempted,

@@ -13,8 +13,8 @@ from collections.abc import Callable
 import torch
 
 from ...core.forward import q_sample
-from ...core.samplers import apply_step, ddpm_coefs
 from ...core.schedules import NoiseSchedule
+from ...core.updates import apply_step, ddpm_coefs
 from .harness import (
     TOL,
     NotAttempted,
