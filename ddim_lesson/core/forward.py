@@ -99,6 +99,16 @@ def sigma_of_eta(abar_t: float, abar_prev: float, eta: float) -> float:
     return eta * math.sqrt((1 - abar_prev) / (1 - abar_t)) * math.sqrt(1 - abar_t / abar_prev)
 
 
+def sigma_bar(abar: float) -> float:
+    """σ̄ = √(1-ᾱ)/√ᾱ, the noise level of the probability-flow ODE in x̄ = x/√ᾱ (DDIM eq. 14); so ᾱ = 1/(1+σ̄²).
+
+    abar: a float in (0, 1]; σ̄ = 0 at ᾱ = 1 (clean data), and it grows without bound as ᾱ -> 0.
+    """
+    if not (isinstance(abar, (int, float)) and not isinstance(abar, bool) and 0.0 < abar <= 1.0):
+        raise ValueError(f"abar must be a number in (0, 1], got {abar!r}")
+    return math.sqrt(1 - abar) / math.sqrt(abar)
+
+
 def q_sigma_step(
     x_t: torch.Tensor, x0: torch.Tensor, abar_t: float, abar_prev: float, sigma: float, noise: torch.Tensor
 ) -> torch.Tensor:

@@ -6,6 +6,7 @@
   s = √(1-ᾱ)/(√ᾱ + √(1-ᾱ)) this is the same path the DDPM forward process walks, rescaled
   (x_s = x_t / (√ᾱ + √(1-ᾱ))), so the two objectives differ in what is predicted and in how the
   noise levels are drawn, not in the path.
+- :func:`theorem1_weights`: the weights γ_t of DDIM's Theorem 1 (J_σ = L_γ + C), per step, for an η > 0.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .forward import q_sample
+from .checks import check_float
+from .forward import ddim_sigma, q_sample
 from .schedules import NoiseSchedule
 
-__all__ = ["OBJECTIVES", "diffusion_loss", "flow_matching_loss"]
+__all__ = ["OBJECTIVES", "diffusion_loss", "flow_matching_loss", "theorem1_weights"]
 
 OBJECTIVES = ("eps", "flow")  # what TrainConfig.objective may name
 
@@ -48,3 +50,29 @@ def flow_matching_loss(model: Callable[..., torch.Tensor], x0: torch.Tensor, sch
     x_s = (1 - s_) * x0 + s_ * eps  # the straight path from data (s = 0) to noise (s = 1)
     v_pred = model(x_s, s) if y is None else model(x_s, s, y)
     return F.mse_loss(v_pred.float(), (eps - x0).float())
+
+
+def theorem1_weights(abar: torch.Tensor, eta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """DDIM's Theorem 1: the weights γ_t with J_σ = Σ_t γ_t E‖ε_θ - ε‖² + C, and the step variances σ_t²(η).
+
+    Each term of J_σ is KL(q_σ(x_{t-1} | x_t, x_0) ‖ p_θ(x_{t-1} | x_t)): two Gaussians of variance σ_t² whose means
+    (eq. 7) differ only through x_0 - f_θ = √(1-ᾱ_t)/√ᾱ_t (ε_θ - ε) (eq. 9), times c_t, the x_0-coefficient of eq. 7's
+    mean: c_t = √ᾱ_{t-1} - √(1-ᾱ_{t-1}-σ_t²) √ᾱ_t/√(1-ᾱ_t). So γ_t = c_t² (1-ᾱ_t) / (2 σ_t² ᾱ_t).
+    η = 1 gives DDPM's weights β_t² / (2 β̃_t α_t (1-ᾱ_t)).
+
+    abar: (T,) ᾱ in code indexing (``schedule.alphas_cumprod``), T >= 2, strictly decreasing in (0, 1);
+    eta in (0, 1] (σ_t = 0 at η = 0 makes the KL infinite: the theorem needs σ > 0).
+    Returns (gamma, sigma2), each (T-1,) float64, for code t = 1..T-1 (the step t -> t-1).
+    """
+    eta = check_float("eta", eta, 0.0, 1.0, lo_open=True)
+    if not torch.is_tensor(abar) or abar.ndim != 1 or abar.shape[0] < 2 or not abar.is_floating_point():
+        raise ValueError(f"abar must be a (T,) floating tensor with T >= 2, got {getattr(abar, 'dtype', type(abar))} "
+                         f"of shape {tuple(getattr(abar, 'shape', ()))}")
+    if not (bool((abar > 0).all()) and bool((abar < 1).all()) and bool((abar[1:] < abar[:-1]).all())):
+        raise ValueError("abar must lie in (0, 1) and decrease strictly with t (allowed: a schedule's alphas_cumprod)")
+    abar = abar.double()
+    a_t, a_prev = abar[1:], abar[:-1]  # (T-1,) each: the step from code t to t - 1
+    sig2 = torch.tensor([ddim_sigma(float(a), float(p), eta) for a, p in zip(a_t, a_prev)], dtype=torch.float64) ** 2
+    # 1 - ᾱ_{t-1} - σ² >= 0 for η <= 1 (eq. 16); the clamp only removes round-off below zero at η = 1
+    c = a_prev.sqrt() - (1 - a_prev - sig2).clamp(min=0).sqrt() * a_t.sqrt() / (1 - a_t).sqrt()  # (T-1,)
+    return c**2 * (1 - a_t) / (2 * sig2 * a_t), sig2

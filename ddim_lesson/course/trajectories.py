@@ -8,11 +8,29 @@ walk of K steps of size ~1/√K has a length that grows like √K, so its straig
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ..core.samplers import SamplerStep
 from .plotting.points import plot_paths_2d
+
+
+def stack_path(x_T: torch.Tensor, steps: Iterable[SamplerStep]) -> torch.Tensor:
+    """A sampler's path: x_T followed by x after each step of a progressive sampler, stacked.
+
+    x_T: (P, D) the start; steps: the steps of ``ddim_progressive`` / ``ode_progressive`` run from x_T (K >= 1 of
+    them, each x of shape (P, D)). Returns (K+1, P, D), the input of :func:`path_length` and :func:`straightness`.
+    """
+    xs = [x_T] + [st.x for st in steps]
+    if len(xs) < 2:
+        raise ValueError("steps must hold at least one step (allowed: a progressive sampler's K >= 1 steps)")
+    if any(x.shape != x_T.shape for x in xs):
+        raise ValueError(f"every step's x must have x_T's shape {tuple(x_T.shape)}, got "
+                         f"{sorted({tuple(x.shape) for x in xs})}")
+    return torch.stack(xs)
 
 
 def _check_paths(xs: torch.Tensor) -> None:

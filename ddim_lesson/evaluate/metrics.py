@@ -88,6 +88,17 @@ def _symmetric(a: torch.Tensor) -> torch.Tensor:
     return (a + a.T) / 2
 
 
+def mse(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean squared difference of two tensors of the same shape (B, ...), over every entry, in their units.
+
+    On images in [-1, 1] it is 4 times the MSE with pixels in [0, 1] (the scale of the DDIM paper's Table 2).
+    """
+    if not (torch.is_tensor(a) and torch.is_tensor(b)) or a.shape != b.shape or a.numel() == 0:
+        raise ValueError(f"a and b must be non-empty tensors of the same shape, got {tuple(getattr(a, 'shape', ()))} "
+                         f"and {tuple(getattr(b, 'shape', ()))}")
+    return float(((a - b) ** 2).mean())
+
+
 # -- features ----------------------------------------------------------------------------------
 @lru_cache(maxsize=2)
 def _cached_classifier(path: str) -> tuple[nn.Module, str]:

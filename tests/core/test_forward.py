@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from ddim_lesson import NoiseSchedule, ddim_sigma, ddim_timesteps, q_posterior, q_sample, q_sigma_step, q_step
+from ddim_lesson.core.forward import sigma_bar
 
 N_MC = 20_000
 X0 = 0.7  # a scalar data point, replicated N_MC times
@@ -145,3 +146,18 @@ def test_ddim_sigma_eta1_is_posterior_std_for_consecutive_steps(linear_schedule:
     strided = ddim_sigma(a_t, a_p, 1.0) ** 2
     assert strided == pytest.approx((1 - a_p) / (1 - a_t) * (1 - a_t / a_p), rel=1e-12)
     assert strided > 10 * float(var[999])
+
+
+def test_sigma_bar_is_one_over_root_snr_and_inverts_to_abar(linear_schedule: NoiseSchedule) -> None:
+    """σ̄ = √(1-ᾱ)/√ᾱ: 1/√SNR, ᾱ = 1/(1+σ̄²), 0 at ᾱ = 1; a planted √(1-ᾱ) (no /√ᾱ) fails the same check."""
+    sch = linear_schedule
+    for t in (0, 1, 500, 999):
+        a = sch.abar(t)
+        assert sigma_bar(a) == pytest.approx(1 / math.sqrt(float(sch.snr[t])), rel=1e-12)
+        assert 1 / (1 + sigma_bar(a) ** 2) == pytest.approx(a, rel=1e-12)
+    assert sigma_bar(1.0) == 0.0 and sigma_bar(0.5) == pytest.approx(1.0, rel=1e-15)
+    planted = math.sqrt(1 - sch.abar(999))
+    assert planted != pytest.approx(1 / math.sqrt(float(sch.snr[999])), rel=0.01)
+    for bad in (0.0, -0.1, 1.5, float("nan"), True, "0.5"):
+        with pytest.raises(ValueError, match=r"abar must be a number in \(0, 1\]"):
+            sigma_bar(bad)  # type: ignore[arg-type]

@@ -11,7 +11,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from ddim_lesson.course.trajectories import path_length, plot_sampler_paths, straightness  # noqa: E402
+from ddim_lesson import NoiseSchedule, ddim_progressive  # noqa: E402
+from ddim_lesson.core.samplers import SamplerStep  # noqa: E402
+from ddim_lesson.course.trajectories import path_length, plot_sampler_paths, stack_path, straightness  # noqa: E402
 
 
 def test_straight_segment_and_right_angle() -> None:
@@ -54,3 +56,24 @@ def test_legend_names_data_start_and_end() -> None:
     no_data = plot_sampler_paths(panels, n_paths=4)
     assert [t.get_text() for t in no_data.axes[0].get_legend().get_texts()][0] == "samples (end points)"
     plt.close("all")
+
+
+def test_stack_path_puts_x_T_first_then_each_step_in_order(gaussian, linear_schedule: NoiseSchedule) -> None:
+    x_T = torch.randn(7, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)  # (P, D)
+    steps = list(ddim_progressive(gaussian, linear_schedule, x_T, steps=5, clip_x0=False))
+    path = stack_path(x_T, iter(steps))  # a generator, as the notebooks pass it
+    assert path.shape == (6, 7, 3)
+    assert torch.equal(path[0], x_T) and all(torch.equal(path[k + 1], st.x) for k, st in enumerate(steps))
+    planted = torch.stack([st.x for st in steps])  # the planted bug: the start left out, so one step is lost
+    assert path_length(path).sum() > path_length(planted).sum()
+    assert float(path_length(path).sum()) == pytest.approx(
+        sum(float((b - a).norm(dim=-1).sum()) for a, b in zip([x_T] + [st.x for st in steps], [st.x for st in steps])))
+
+
+def test_stack_path_refuses_no_steps_and_a_shape_change() -> None:
+    x_T = torch.zeros(4, 2)
+    with pytest.raises(ValueError, match="at least one step"):
+        stack_path(x_T, [])
+    odd = SamplerStep(t=9, t_prev=-1, x=torch.zeros(4, 3), x0_pred=torch.zeros(4, 3))
+    with pytest.raises(ValueError, match=r"x_T's shape \(4, 2\)"):
+        stack_path(x_T, [odd])

@@ -165,3 +165,21 @@ def test_reference_stats_are_computed_once_then_read_from_the_cache(tmp_path, mo
     assert list((tmp_path / "fid").glob(f"{sha[:16]}-train-holdout.safetensors"))
     with pytest.raises(ValueError, match="allowed: test, train-holdout"):
         metrics.reference_stats("validation")
+
+
+# -- mse ---------------------------------------------------------------------------------------
+def test_mse_matches_numpy_and_a_closed_form() -> None:
+    g = torch.Generator().manual_seed(9)
+    a, b = torch.randn(4, 1, 5, 6, generator=g), torch.randn(4, 1, 5, 6, generator=g)
+    want = float(np.mean((a.numpy().astype(np.float64) - b.numpy().astype(np.float64)) ** 2))
+    assert metrics.mse(a, b) == pytest.approx(want, rel=1e-5)
+    assert metrics.mse(a, a + 0.5) == pytest.approx(0.25, rel=1e-6)  # a constant shift c gives c²
+    planted = float(((a - b) ** 2).sum(dim=(1, 2, 3)).mean())  # planted bug: summed over pixels, not averaged
+    assert metrics.mse(a, b) != pytest.approx(planted, rel=0.5)
+
+
+def test_mse_refuses_shapes_that_would_broadcast() -> None:
+    with pytest.raises(ValueError, match="same shape"):
+        metrics.mse(torch.zeros(4, 1, 5, 5), torch.zeros(1, 5, 5))  # would broadcast silently
+    with pytest.raises(ValueError, match="non-empty"):
+        metrics.mse(torch.zeros(0), torch.zeros(0))
