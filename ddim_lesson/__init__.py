@@ -4,10 +4,11 @@ The public API the notebooks and tests rely on is re-exported here.
 """
 
 from .core.flow import eps_to_velocity, flow_grid, flow_progressive, flow_sample
-from .core.forward import ddim_sigma, q_posterior, q_sample, q_sigma_step, q_step
+from .core.forward import ddim_sigma, q_posterior, q_sample, q_sigma_step, q_step, sigma_bar
 from .core.guidance import cfg, sdedit
 from .core.ideal_denoiser import IdealDenoiser
 from .core.inversion import ddim_invert, lerp, slerp
+from .core.losses import theorem1_weights
 from .core.samplers import (
     SamplerStep,
     ddim_progressive,
@@ -18,9 +19,9 @@ from .core.samplers import (
 from .core.schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule, ddim_timesteps, naive_timesteps
 from .core.solvers import SOLVERS, ode_progressive, ode_sample
 from .core.updates import ddim_step
-from .course.measure import CallCounter, Stopwatch
 from .evaluate.records import load_results
 from .store.assets import sample_images
+from .store.instruments import CallCounter, Stopwatch
 from .store.pretrained import pretrained
 
 __version__ = "0.1.0"
@@ -59,5 +60,7 @@ __all__ = [
     "q_sample",
     "q_sigma_step",
     "q_step",
+    "sigma_bar",
     "slerp",
+    "theorem1_weights",
 ]

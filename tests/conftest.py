@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 import torch
+from torch import nn
 
 from ddim_lesson import CallCounter, NoiseSchedule
 
@@ -53,13 +54,34 @@ class CountingModel(CallCounter):
         super().__init__(model)
         self.ts: list[torch.Tensor] = []
 
-    def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x_t: torch.Tensor, t: torch.Tensor, *args: torch.Tensor) -> torch.Tensor:
         self.ts.append(t.clone())
-        return super().__call__(x_t, t)
+        return super().__call__(x_t, t, *args)
 
     def reset(self) -> None:
         super().reset()
         self.ts = []
+
+
+class CountedNet(nn.Module):
+    """A package network (UNet or MLP) whose every forward call goes through :class:`CountingModel`, the package's
+    CallCounter: ``calls``, ``counter.timesteps``, ``counter.ts``. It stays an ``nn.Module`` with the inner network's
+    ``config``, so the runners that move, inspect or hash a network take it as they take the network itself."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner, self.config = inner, inner.config
+        self.counter = CountingModel(inner)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, *args: torch.Tensor) -> torch.Tensor:
+        return self.counter(x_t, t, *args)  # a label y, where there is one, passes through
+
+    @property
+    def calls(self) -> int:
+        return self.counter.calls
+
+    def reset(self) -> None:
+        self.counter.reset()
 
 
 def smooth_eps(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

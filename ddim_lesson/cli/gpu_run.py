@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -33,10 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from ..core.checks import check_float, check_int
-from ..course.env import pick_threads
+from ..core.fields import device_field
 from ..evaluate.records import git_commit, save_results
 from ..store.data import DEBIAN_DIR, IDX_FILES, load_images
-from ..store.device import machine, pick_device
+from ..store.device import announce_threads, machine, pick_device, pick_threads
+from ..store.instruments import Stopwatch, now
 from ..train.train_config import TrainConfig
 from .flags import dataclass_from_args
 from .gpu_card import markdown
@@ -64,7 +64,7 @@ class GpuRunConfig:
                                                      "folder (for the GPU call to carry), then stop"})
     provenance: str = field(default="", metadata={"help": "the carry.json that --carry wrote (its git commit is "
                                                           "recorded where the tree travelled without .git)"})
-    device: str = field(default="auto", metadata={"help": "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N"})
+    device: str = device_field()
     work: str = field(default="", metadata={"help": "folder for the training checkpoints (default: a new temp one)"})
     compile_backend: str = field(default="inductor", metadata={"help": "torch.compile's backend for the check"})
     check_model: str = field(default="shipped", metadata={"choices": ("shipped", "tiny"), "help": "the UNet of the "
@@ -123,10 +123,10 @@ class Clock:
     """The global budget: seconds since the run began, and seconds left of ``budget_s``."""
 
     budget_s: float
-    start: float = field(default_factory=time.perf_counter)
+    start: float = field(default_factory=now)  # on the one clock, store.instruments.now
 
     def left(self) -> float:
-        return self.budget_s - (time.perf_counter() - self.start)
+        return self.budget_s - (now() - self.start)
 
 
 def run_stage(res: dict[str, Any], name: str, fn: Callable[[], dict[str, Any]], clock: Clock, need_s: float,
@@ -138,12 +138,13 @@ def run_stage(res: dict[str, Any], name: str, fn: Callable[[], dict[str, Any]], 
         rec: dict[str, Any] = {"status": "skipped", "why": f"{left:.0f} s of the budget left, below the "
                                                           f"{need_s:.0f} s this stage needs"}
     else:
-        t0 = time.perf_counter()
-        try:
-            rec = {"status": "ok"} | fn()
-        except Exception as e:  # noqa: BLE001 - recorded, and the next stage runs
-            rec = {"status": "failed", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-4000:]}
-        rec["seconds"] = round(time.perf_counter() - t0, 2)
+        with Stopwatch() as sw:
+            try:
+                rec = {"status": "ok"} | fn()
+            except Exception as e:  # noqa: BLE001 - recorded, and the next stage runs
+                rec = {"status": "failed", "error": f"{type(e).__name__}: {e}",
+                       "traceback": traceback.format_exc()[-4000:]}
+        rec["seconds"] = round(sw.seconds, 2)
     res["stages"][name] = rec
     res["elapsed_s"] = round(clock.budget_s - clock.left(), 1)
     save()
@@ -223,7 +224,7 @@ def cmd_gpu_run(args: argparse.Namespace) -> None:
     if cfg.carry:
         prepare_carry(cfg.carry)
         return
-    print(f"[gpu-run] torch uses {pick_threads().reason}")
+    announce_threads(pick_threads())
     res = run_gpu(cfg)
     bad = [k for k, v in res["stages"].items() if v["status"] != "ok"]
     print(f"[gpu-run] done in {res['elapsed_s']} s of {cfg.budget_s:.0f}; results in {cfg.out}/gpu_run.json and .md"

@@ -15,7 +15,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from ..evaluate.throughput import sampling_throughput, synchronize
 from ..evaluate.timing import interleaved_ratio, matched_blocks
 from ..nets.models import UNet, UNetConfig
 from ..store.device import machine
+from ..store.instruments import Stopwatch
 from ..store.pretrained import load_any
 
 CUDA_TEST_FILES = ("tests/evaluate/test_generate.py", "tests/cli/test_gpu_run.py")  # where the tests marked cuda live
@@ -87,16 +87,15 @@ def env_stage(dev: torch.device, compile_backend: str, batch: int = 16, tiny: bo
     checks["channels_last"] = {"rel_diff": _rel(model(x.contiguous(memory_format=torch.channels_last), t), ref),
                                "tolerance": reorder}
     model.to(memory_format=torch.contiguous_format)
-    t0 = time.perf_counter()
-    compiled = torch.compile(model, backend=compile_backend)
-    y = compiled(x, t)
-    synchronize(dev)
-    first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    compiled(x, t)
-    synchronize(dev)
-    checks["compile"] = {"backend": compile_backend, "rel_diff": _rel(y, ref), "first_call_s": round(first, 2),
-                         "second_call_ms": round((time.perf_counter() - t0) * 1e3, 3), "tolerance": reorder}
+    with Stopwatch() as first:
+        compiled = torch.compile(model, backend=compile_backend)
+        y = compiled(x, t)
+        synchronize(dev)
+    with Stopwatch() as second:
+        compiled(x, t)
+        synchronize(dev)
+    checks["compile"] = {"backend": compile_backend, "rel_diff": _rel(y, ref), "first_call_s": round(first.seconds, 2),
+                         "second_call_ms": round(second.seconds * 1e3, 3), "tolerance": reorder}
     for c in checks.values():
         c["works"] = bool(c["rel_diff"] <= c["tolerance"])  # NaN compares False
     out = {**device_info(dev), "model": src, "checks": checks}
@@ -136,24 +135,24 @@ def throughput_stage(dev: torch.device, batches: tuple[int, ...], steps: int, se
     overhead ratios. Each batch's time is predicted from the last one's, scaled by the batch."""
     model, schedule, src = load_or_fresh("fashion-mnist", dev)
     model = model.to(memory_format=torch.channels_last)
-    start, rows, last = time.perf_counter(), [], None  # last: (batch, seconds of its two runs)
+    stage, rows, last = Stopwatch().start(), [], None  # last: (batch, seconds of its two runs)
     stop = None
     for batch in batches:
         for dtype in ("fp32", "bf16"):
-            if last is not None and time.perf_counter() + last[1] * batch / last[0] > start + seconds:
+            if last is not None and stage.elapsed + last[1] * batch / last[0] > seconds:
                 stop = f"batch {batch} {dtype} would pass the stage's {seconds:.0f} s"
                 break
             if dev.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(dev)
-            t0 = time.perf_counter()
-            try:
-                ips = sampling_throughput(model, schedule, dev, batch=batch, steps=steps, bf16=dtype == "bf16")
-            except (RuntimeError, MemoryError) as e:
-                if not _is_oom(e):
-                    raise
-                stop = f"out of memory at batch {batch} {dtype}"
-                break
-            last = (batch, time.perf_counter() - t0)
+            with Stopwatch() as run:
+                try:
+                    ips = sampling_throughput(model, schedule, dev, batch=batch, steps=steps, bf16=dtype == "bf16")
+                except (RuntimeError, MemoryError) as e:
+                    if not _is_oom(e):
+                        raise
+                    stop = f"out of memory at batch {batch} {dtype}"
+                    break
+            last = (batch, run.seconds)
             peak = torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else None
             rows.append({"batch": batch, "dtype": dtype, "images_per_s": ips, "peak_gib": peak})
         if stop:

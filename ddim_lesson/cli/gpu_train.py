@@ -8,7 +8,7 @@ many steps (``ddim-lesson train ... --steps N`` would compute the same). A timer
 deadline it sends this process SIGINT, which the training loop turns into a checkpoint and a clean stop
 (train_state.SignalGuard). Either way the EMA weights of the newest checkpoint are exported.
 
-    rec = train_stage(recipe, deadline=time.perf_counter() + 240, work=Path("/tmp/run"), export_to=out / "gpu-...")
+    rec = train_stage(recipe, deadline=now() + 240, work=Path("/tmp/run"), export_to=out / "gpu-...")
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import os
 import shlex
 import signal
 import threading
-import time
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from ..store.checkpoints import export_ema, load_checkpoint
+from ..store.instruments import Stopwatch, now
 from ..train.loop import train
 from ..train.train_config import TrainConfig
 
@@ -55,12 +55,13 @@ def command_line(cfg: TrainConfig) -> str:
 
 
 class _Deadline:
-    """SIGINT to this process at ``deadline`` (perf_counter seconds) while armed; the loop checkpoints and stops."""
+    """SIGINT to this process at ``deadline`` (seconds on ``store.instruments.now``) while armed; the loop
+    checkpoints and stops."""
 
     def __init__(self, deadline: float) -> None:
         self.armed = threading.Event()
         self.fired = False
-        self.timer = threading.Timer(max(0.0, deadline - time.perf_counter()), self._fire)
+        self.timer = threading.Timer(max(0.0, deadline - now()), self._fire)
         self.timer.daemon = True
 
     def _fire(self) -> None:
@@ -81,14 +82,14 @@ class _Deadline:
 def _session(cfg: TrainConfig, timer: _Deadline) -> tuple[float, bool]:
     """One ``train`` call; (its seconds, whether the deadline stopped it). A SIGINT that is not the timer's
     (Ctrl-C) goes on up; one that lands between two steps' guards is the timer's stop all the same."""
-    t0 = time.perf_counter()
+    sw = Stopwatch().start()
     try:
         train(cfg)
-        return time.perf_counter() - t0, False
+        return sw.stop(), False
     except KeyboardInterrupt:  # TrainingInterrupted: a checkpoint of the last whole step is on disk
         if not timer.fired:
             raise
-        return time.perf_counter() - t0, True
+        return sw.stop(), True
 
 
 def _meta(work: Path) -> dict[str, Any]:
@@ -97,7 +98,7 @@ def _meta(work: Path) -> dict[str, Any]:
 
 def train_stage(recipe: TrainConfig, deadline: float, work: Path, export_to: Path,
                 max_steps: int = 100_000) -> dict[str, Any]:
-    """Train ``recipe`` (its ``steps`` ignored) in ``work`` until ``deadline`` (perf_counter seconds) at the latest,
+    """Train ``recipe`` (its ``steps`` ignored) in ``work`` until ``deadline`` (seconds on ``now``) at the latest,
     then export the EMA weights to ``export_to``; returns what happened, for the results file."""
     probe1, probe2 = max(1, recipe.warmup // 4), max(1, recipe.warmup // 2)  # together inside the warmup
     base = replace(recipe, steps=max(max_steps, probe1 + probe2 + 1), out=str(work), progress=False,
@@ -113,7 +114,7 @@ def train_stage(recipe: TrainConfig, deadline: float, work: Path, export_to: Pat
             loop_s = meta["wall_time_s"] - wall1  # the loop's own clock (0.1 s resolution): steady steps
             step_s = max(1e-6, loop_s / probe2)
             overhead_s = max(0.0, second_s - loop_s)  # loading the data and the model, resuming, checkpointing
-            total = steps_that_fit(meta["steps"], step_s, overhead_s, deadline - time.perf_counter(), max_steps)
+            total = steps_that_fit(meta["steps"], step_s, overhead_s, deadline - now(), max_steps)
             rec |= {"probe_steps": [probe1, probe2], "seconds_per_step": step_s, "session_overhead_s": overhead_s,
                     "first_session_s": first_s, "planned_steps": total}
             ckpt_every = max(probe2, total // 10)

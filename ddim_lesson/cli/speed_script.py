@@ -12,15 +12,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..course.env import pick_threads
 from ..evaluate.speed import SpeedConfig, run_speed
 from ..store.atomic import atomic_write
-from ..store.device import pick_device
+from ..store.device import announce_threads, pick_device, pick_threads
+from ..store.instruments import Stopwatch
 from ..store.outputs import check_writable
 from .errors import check_cuda_index, run_one_line
 from .flags import OneLineParser, add_dataclass_args, comma_list, dataclass_from_args, script_parser
@@ -48,10 +47,10 @@ def speed_command(cfg: SpeedConfig) -> dict[str, Any]:
     check_cuda_index(pick_device(cfg.device), cfg.device)  # a bad device: one line, before any work
     if cfg.json:
         check_writable(cfg.json, what="--json")  # before the minutes of timing, not after
-    print(f"torch uses {pick_threads().reason}")
-    t0 = time.perf_counter()
-    report = run_speed(cfg, log=print)  # training throughput (CUDA) computes core.losses.diffusion_loss
-    print(f"\ntotal {time.perf_counter() - t0:.0f} s")
+    announce_threads(pick_threads())
+    with Stopwatch() as sw:
+        report = run_speed(cfg, log=print)  # training throughput (CUDA) computes core.losses.diffusion_loss
+    print(f"\ntotal {sw.seconds:.0f} s")
     if cfg.json:
         atomic_write(Path(cfg.json), json.dumps(report, indent=1).encode())
     return report

@@ -15,9 +15,10 @@ import importlib
 from typing import Any
 
 _NAMES: dict[str, str] = {  # home module -> the names notebooks take from it (space-separated)
-    "core.distill": "EpsFromV abar_at ddim_jump distill_grid distill_target eps_from_v teacher_two_steps v_from_x0 "
-                    "x0_from_v",
-    "core.flow": "euler_xt_sample s_of_abar",
+    "core.distill": "EpsFromV abar_at alpha_sigma ddim_jump distill_grid distill_target eps_from_v teacher_two_steps "
+                    "v_from_x0 x0_from_v",
+    "core.exact_gaussian": "gaussian_eps guided_gaussian_eps",
+    "core.flow": "euler_xt_sample flow_start s_of_abar",
     "core.multistep": "D2_WEIGHT multistep_update order_3m",
     "core.samplers": "ddpm_coefs",
     "store.assets": "sample_images",
@@ -34,26 +35,31 @@ _NAMES: dict[str, str] = {  # home module -> the names notebooks take from it (s
     "evaluate.inversion_gap": "inversion_eps_gap",
     "evaluate.loss_by_t": "eps_mse_by_t linear_eps_mse",
     "evaluate.memorisation": "RATIO agreement memorisation_rate nearest_neighbours pair_distances",
-    "evaluate.metrics": "FeatureStats classifier_and_sha reference_stats",
-    "evaluate.moons": "energy_distance near_fraction",
+    "evaluate.image_stats": "background_share correlation highlights neighbour_correlation total_variation",
+    "evaluate.metrics": "FeatureStats classifier_and_sha mse reference_stats",
+    "evaluate.moons": "energy_distance near_fraction rms_spread",
     "evaluate.records": "hide_provenance load_results model_sha256",
-    "evaluate.flow_twin_fid": "fid_by_method paired",
+    "evaluate.flow_twin_fid": "fid_by_method paired paired_verdict",
+    "evaluate.sampler_loops": "diffusers_ddim_sample",
+    "evaluate.seed_stats": "beats_every_seed mean_range mean_sd per_seed",
     "evaluate.solver_fid": "best_spacing fid_table sample_solver_cell solver_fid_markdown",
     "evaluate.solver_study": "errors_vs_calls fine_clock fitted_order gaussian_data last_timestep_errors rel_error "
                              "scalar_errors step_errors",
     "evaluate.spacing_fid": "fids_by_spacing spacing_summary",
-    "course.measure": "CallCounter Stopwatch progress timed",
+    "store.instruments": "CallCounter Stopwatch progress",
+    "course.measure": "timed",
     "course.plotting": "format_table plot_curves plot_image_rows plot_points",
     "course.plotting.basins": "plot_basins",
-    "course.trajectories": "path_length plot_sampler_paths straightness",
+    "course.trajectories": "path_length plot_sampler_paths stack_path straightness",
+    "course.pitfalls": "naive_ddim_sample",
     "course.flow_study": "CONTROL MODELS run_reflow_study",
+    "course.distill_study": "DISTILL_SAMPLERS distill_sample",
     "course.widgets": "interpolation_explorer rms_norm sample_run sampler_explorer",
     "course.widgets.forward": "forward_explorer",
     "course.widgets.guidance": "guidance_explorer sdedit_explorer sdedit_run",
     "course.widgets.solver": "solver_explorer",
     "course.widgets.distill": "distill_explorer distill_run",
-    "course.exercises": "CHECKERS SOLUTIONS check_environment reference_ideal_weights reference_invert_step solution "
-                        "show_solution",
+    "course.exercises": "CHECKERS SOLUTIONS check_environment reference_ideal_weights reference_invert_step solution",
 }
 # submodules a notebook may take whole: `from ddim_lesson.course import exercises`
 _SUBMODULES = ("exercises", "plotting", "widgets", "measure", "trajectories")

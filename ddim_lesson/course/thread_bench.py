@@ -20,11 +20,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..core.checks import check_int
 from ..evaluate.records import md_safe
-from .env import available_cores, pick_threads
+from ..store.device import available_cores, pick_threads
+from ..store.instruments import Stopwatch, progress_bar
 
 SPIN = "while True: pass"
 
@@ -48,10 +48,10 @@ def _block(model: nn.Module, batch: int, calls: int) -> Callable[[], float]:
     def run() -> float:
         with torch.no_grad():
             model(x, t)  # warm-up at this thread count
-            t0 = time.perf_counter()
-            for _ in range(calls):
-                model(x, t)
-            return 1000 * (time.perf_counter() - t0) / calls
+            with Stopwatch() as sw:
+                for _ in range(calls):
+                    model(x, t)
+            return 1000 * sw.seconds / calls
 
     return run
 
@@ -65,7 +65,7 @@ def measure_condition(model: nn.Module, cfg: ThreadBenchConfig, label: str, prog
     times: dict[str, list[float]] = {k: [] for k in counts}
     before = torch.get_num_threads()
     try:
-        for _ in tqdm(range(cfg.rounds), desc=label, disable=not progress):
+        for _ in progress_bar(cfg.rounds, label, progress, unit="it", iterable=range(cfg.rounds)):
             for name, n in counts.items():
                 torch.set_num_threads(n)
                 times[name].append(run())

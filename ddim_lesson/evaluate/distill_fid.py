@@ -25,11 +25,13 @@ from typing import Any
 
 from torch import nn
 
-from ..core.checks import check_choice, check_int, check_seed
+from ..core.checks import check_choice, check_int
+from ..core.fields import check_fields, sample_batch_field, seeds_field
 from ..core.schedules import NoiseSchedule
+from ..store.instruments import progress_bar
 from ..store.pretrained import load_any
 from .flow_twin_fid import fid_by_method, fmt_fids, fmt_paired, paired
-from .generate import n_batches, progress_bar
+from .generate import n_batches
 from .metrics import FeatureStats
 from .records import header, machine_line, md_safe, model_sha256, open_results, save_results, with_suffix
 from .solver_fid import sample_solver_cell
@@ -48,9 +50,9 @@ class DistillFIDConfig:
     solvers: tuple[str, ...] = field(default=TEACHER_SOLVERS, metadata={"choices": TEACHER_SOLVERS})
     reference_steps: int = field(default=64,
                                  metadata={"help": "the teacher's DDIM steps of the reference row (0: none)"})
-    seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "seed k starts every cell from one x_T"})
+    seeds: tuple[int, ...] = seeds_field((0, 1, 2))  # seed k starts every cell from one x_T
     n: int = field(default=500, metadata={"help": "samples per FID"})
-    batch_size: int = field(default=250, metadata={"help": "samples per model call"})
+    batch_size: int = sample_batch_field(250)
     device: str = field(default="cpu", metadata={"help": DEVICE_HELP})
     out: str = field(default="runs/eval/distill_fid", metadata={"help": OUT_HELP})
 
@@ -58,9 +60,8 @@ class DistillFIDConfig:
         for s in self.solvers:
             check_choice("solver", s, TEACHER_SOLVERS)
         check_int("reference_steps", self.reference_steps, 0, 1000)
-        self.seeds = tuple(check_seed(v) for v in self.seeds)
+        check_fields(self)  # seeds, batch_size
         check_int("n", self.n, 2, None)  # FID needs a covariance
-        check_int("batch_size", self.batch_size, 1, None)
         if not (self.students and self.seeds):
             raise ValueError("students and seeds must each hold at least one value")
 

@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 
 from ..core.checks import check_int
 from ..core.forward import q_sample
 from ..core.samplers import Model
 from ..core.schedules import NoiseSchedule
+from ..store.instruments import progress_bar
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def eps_gap_by_t(
     if not torch.is_tensor(x0) or x0.ndim < 2 or x0.shape[0] < 1:
         raise ValueError(f"x0 must be a tensor of shape (N, ...) with N >= 1, got {tuple(getattr(x0, 'shape', ()))}")
     out = torch.empty(3, len(ts), x0.shape[0], dtype=torch.float64)
-    for k, t in enumerate(tqdm(ts, desc="ε gap by t", unit="t", disable=not progress)):
+    for k, t in enumerate(progress_bar(len(ts), "ε gap by t", progress, unit="t", iterable=ts)):
         eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)  # (N, ...)
         tt = torch.full((x0.shape[0],), t, dtype=torch.long, device=x0.device)  # (N,)
         x_t = q_sample(x0, tt, schedule, noise=eps)  # DDPM eq. 4

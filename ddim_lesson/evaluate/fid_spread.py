@@ -15,8 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule
-from .generate import SIGMA_HAT, n_batches, progress_bar
+from ..core.fields import check_fields, sample_batch_field, seeds_field, spacing_field
+from ..core.schedules import NoiseSchedule
+from ..store.instruments import progress_bar
+from .generate import SIGMA_HAT, n_batches
 from .metrics import FeatureStats, features
 from .records import header, machine_line, md_safe, open_results, save_results, with_suffix
 from .table1 import DEVICE_HELP, MODEL_HELP, OUT_HELP, cell_key, check_fid_count, fid_of_cell, fid_setup
@@ -41,17 +43,17 @@ class SpreadConfig:
         default=((0.0, 10), (1.0, 10), (0.0, 50), (1.0, 50)),
         metadata={"parse": parse_cell, "help": f"the cells: ETA:S pairs (ETA a number or {SIGMA_HAT})",
                   "example": f"ETA:S pairs like 0:10,1:50,{SIGMA_HAT}:100"})
-    seeds: tuple[int, ...] = field(default=(0, 1, 2, 3, 4), metadata={"help": "seeds (0 is Table 1's)"})
+    seeds: tuple[int, ...] = seeds_field((0, 1, 2, 3, 4))  # 0 is Table 1's
     n: int = field(default=500, metadata={"help": "samples per FID"})
-    batch_size: int = field(default=250, metadata={"help": "samples per model call"})
-    spacing: str = field(default=DEFAULT_SPACING, metadata={"choices": SPACINGS, "help": "timestep spacing"})
+    batch_size: int = sample_batch_field(250)
+    spacing: str = spacing_field()
     real: bool = field(default=True, metadata={"help": "also disjoint sets of real held-out images, one per seed"})
     device: str = field(default="cpu", metadata={"help": DEVICE_HELP})
     out: str = field(default="runs/eval/fid_spread", metadata={"help": OUT_HELP})
 
     def __post_init__(self) -> None:
         self.cells = tuple((r if r == SIGMA_HAT else float(r), int(s)) for r, s in self.cells)
-        self.seeds = tuple(int(s) for s in self.seeds)
+        check_fields(self)  # seeds (a tuple of ints), spacing, batch_size
         for name, v in (("n", self.n), ("batch_size", self.batch_size)):
             check_fid_count(name, v)
         if len(set(self.seeds)) < 2:

@@ -21,7 +21,6 @@ read seed by seed. Results are saved after every cell; the same command resumes.
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,12 +29,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.checks import check_choice, check_int, check_seed
+from ..core.checks import check_choice, check_int
+from ..core.fields import check_fields, nfes_field, sample_batch_field, seeds_field
 from ..core.flow import eps_to_velocity, flow_grid, flow_progressive, s_of_abar
 from ..core.schedules import NoiseSchedule
+from ..store.instruments import Stopwatch, progress_bar
 from ..store.pretrained import load_any
 from .fid_spread import spread_summary
-from .generate import batch_seed, channels_last, image_shape, n_batches, progress_bar, seeded_latents
+from .generate import batch_seed, channels_last, image_shape, n_batches, seeded_latents
 from .metrics import FeatureStats, features
 from .records import header, machine_line, md_safe, model_sha256, open_results, save_results, with_suffix
 from .solver_fid import sample_solver_cell
@@ -59,10 +60,10 @@ class FlowTwinFIDConfig:
     model: str = field(default="fashion-mnist", metadata={"help": "the ε-model: " + MODEL_HELP})
     twin: str = field(default="fashion-mnist-fm", metadata={"help": "the flow-matching twin: " + MODEL_HELP})
     methods: tuple[str, ...] = field(default=METHODS, metadata={"choices": METHODS})
-    nfes: tuple[int, ...] = field(default=(5, 10, 20), metadata={"help": "model calls per sample"})
-    seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "seed k starts every cell from one x_T"})
+    nfes: tuple[int, ...] = nfes_field((5, 10, 20))
+    seeds: tuple[int, ...] = seeds_field((0, 1, 2))  # seed k starts every cell from one x_T
     n: int = field(default=500, metadata={"help": "samples per FID"})
-    batch_size: int = field(default=250, metadata={"help": "samples per model call"})
+    batch_size: int = sample_batch_field(250)
     device: str = field(default="cpu", metadata={"help": DEVICE_HELP})
     out: str = field(default="runs/eval/flow_twin_fid", metadata={"help": OUT_HELP})
 
@@ -70,9 +71,8 @@ class FlowTwinFIDConfig:
         for m in self.methods:
             check_choice("method", m, METHODS)
         self.nfes = tuple(check_int("nfe", v, 1, 1000) for v in self.nfes)
-        self.seeds = tuple(check_seed(v) for v in self.seeds)
+        check_fields(self)  # seeds, batch_size
         check_int("n", self.n, 2, None)  # FID needs a covariance
-        check_int("batch_size", self.batch_size, 1, None)
         if not (self.methods and self.nfes and self.seeds):
             raise ValueError("methods, nfes and seeds must each hold at least one value")
 
@@ -134,10 +134,10 @@ def sample_flow_cell(velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tens
     with channels_last(model):
         for b, start in enumerate(range(0, n, batch_size)):
             x1 = start_scale * seeded_latents(batch_seed(seed, b), min(batch_size, n - start), shape).to(device)
-            t0 = time.perf_counter()
-            for step in flow_progressive(counted, x1, s_grid=s_grid):
-                x0 = step.x
-            seconds += time.perf_counter() - t0
+            with Stopwatch() as sw:
+                for step in flow_progressive(counted, x1, s_grid=s_grid):
+                    x0 = step.x
+            seconds += sw.seconds
             feats.append(features(x0.cpu(), classifier))
     return torch.cat(feats), seconds
 
@@ -216,6 +216,18 @@ def paired(tab: dict[tuple[str, int], dict[int, float]], a: str, b: str, nfe: in
     """FID(a) - FID(b) for each seed measured in both (same x_T), in seed order."""
     fa, fb = tab.get((a, nfe), {}), tab.get((b, nfe), {})
     return [fa[s] - fb[s] for s in sorted(fa) if s in fb]
+
+
+def paired_verdict(tab: dict[tuple[str, int], dict[int, float]], a: str, b: str,
+                   nfe: int) -> tuple[float, list[float], bool]:
+    """(mean of :func:`paired`'s FID(a) - FID(b), those per-seed differences, clear: one sign in every seed).
+
+    No seed measured for both a and b at ``nfe``: ValueError naming a, b, nfe and the pairs the table holds.
+    """
+    d = paired(tab, a, b, nfe)
+    if not d:
+        raise ValueError(f"no seed has both {a!r} and {b!r} at NFE {nfe}; the table holds {sorted(tab)}")
+    return statistics.fmean(d), d, all(x < 0 for x in d) or all(x > 0 for x in d)
 
 
 def fmt_fids(fids: dict[int, float]) -> str:

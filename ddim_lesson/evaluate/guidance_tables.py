@@ -18,7 +18,6 @@ weights (model, classifier) is refused, naming them. A record from before that k
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 from torch import nn
 
 from ..core.checks import check_choice, check_float, check_int
+from ..core.fields import check_fields, seeds_field, steps_field
 from ..core.guidance import cfg
 from ..core.inversion import ddim_invert
 from ..core.schedules import NoiseSchedule
@@ -35,9 +35,9 @@ from ..nets.classifier import HOLDOUT
 from ..nets.models import num_classes_of
 from ..store.atomic import atomic_write
 from ..store.data import FASHION_CLASSES, load_images
+from ..store.instruments import Stopwatch, progress_bar
 from ..store.pretrained import load_any
 from . import guidance_eval as ge
-from .generate import progress_bar
 from .metrics import FeatureStats, classifier_and_sha, reference_stats
 from .records import header, md_safe, open_results, save_results, with_suffix
 
@@ -55,9 +55,9 @@ class GuidanceConfig:
     parts: tuple[str, ...] = field(default=PARTS, metadata={"choices": PARTS})
     scales: tuple[float, ...] = field(default=(0.0, 1.0, 2.0, 3.0, 5.0, 7.0),
                                       metadata={"help": "tradeoff and inversion: guidance scales"})
-    seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "tradeoff: one row per seed"})
+    seeds: tuple[int, ...] = seeds_field((0, 1, 2))  # tradeoff: one row per seed
     n_per_class: int = field(default=50, metadata={"help": "tradeoff and sdedit: images per class"})
-    steps: int = field(default=20, metadata={"help": "DDIM steps for sampling, inversion and full-strength SDEdit"})
+    steps: int = steps_field(20)  # for sampling, inversion and full-strength SDEdit
     strengths: tuple[float, ...] = field(default=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
                                          metadata={"help": "sdedit: strengths in (0, 1]"})
     edit_scales: tuple[float, ...] = field(default=(1.0, 3.0), metadata={"help": "edit: decode at these scales"})
@@ -70,7 +70,7 @@ class GuidanceConfig:
 
     def __post_init__(self) -> None:
         self.parts = tuple(check_choice("part", p, PARTS) for p in self.parts)
-        self.seeds = tuple(check_int("seed", s, 0, None) for s in self.seeds)
+        check_fields(self)  # seeds: each in [0, 2**63 - 1], as every command's
         check_int("n_per_class", self.n_per_class, 2, None)  # diversity needs two images of a class
         check_int("steps", self.steps, 1, None)
         check_int("n_edit", self.n_edit, 1, None)
@@ -168,10 +168,10 @@ def _tradeoff(r: _Run) -> None:
         rows["real"] = ge.quality(*per_class(tx[-HOLDOUT:], ty[-HOLDOUT:], c.n_per_class), r.ref)
     todo = [(seed, scale) for seed in c.seeds for scale in c.scales if f"seed={seed} scale={scale}" not in rows]
     for seed, scale in r.each("tradeoff", todo, lambda cell: num_classes_of(r.model) * c.steps):  # calls: K·steps
-        t0 = time.perf_counter()
-        x, y = ge.class_samples(r.model, r.schedule, scale, c.n_per_class, c.steps, seed=seed)
+        with Stopwatch() as sw:
+            x, y = ge.class_samples(r.model, r.schedule, scale, c.n_per_class, c.steps, seed=seed)
         rows[f"seed={seed} scale={scale}"] = {"seed": seed, "scale": scale, **ge.quality(x, y, r.ref),
-                                              "seconds": round(time.perf_counter() - t0, 1)}
+                                              "seconds": round(sw.seconds, 1)}
 
 
 def _sdedit(r: _Run) -> None:

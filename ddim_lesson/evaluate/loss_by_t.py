@@ -18,12 +18,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from tqdm.auto import tqdm
 
 from ..core.checks import check_int
 from ..core.forward import q_sample
 from ..core.samplers import Model
 from ..core.schedules import NoiseSchedule
+from ..store.instruments import progress_bar
 
 
 @torch.no_grad()
@@ -50,7 +50,7 @@ def eps_mse_by_t(
     if x0.ndim < 2 or x0.shape[0] < 1:
         raise ValueError(f"x0 must have shape (N, ...) with N >= 1, got {tuple(x0.shape)}")
     chunks = x0.split(batch_size)  # each (n, ...)
-    bar = tqdm(total=len(ts) * repeats * len(chunks), desc="ε-MSE by t", unit="call", disable=not progress)
+    bar = progress_bar(len(ts) * repeats * len(chunks), "ε-MSE by t", progress, unit="call")
     out = torch.empty(len(ts), dtype=torch.float64)
     for k, t in enumerate(ts):
         total = 0.0

@@ -13,7 +13,6 @@ the table says so. Results are saved after every cell; the same command resumes.
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +21,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.checks import check_choice, check_int, check_seed
+from ..core.checks import check_choice, check_int
+from ..core.fields import check_fields, clip_x0_field, nfes_field, sample_batch_field, seeds_field
 from ..core.schedules import SPACINGS, NoiseSchedule
 from ..core.solvers import SOLVERS, calls_within, ode_progressive
+from ..store.instruments import Stopwatch, progress_bar
 from .fid_spread import spread_summary
-from .generate import batch_seed, channels_last, image_shape, n_batches, progress_bar, seeded_latents
+from .generate import batch_seed, channels_last, image_shape, n_batches, seeded_latents
 from .metrics import FeatureStats, features
 from .records import header, machine_line, md_safe, open_results, save_results, with_suffix
 from .table1 import DEVICE_HELP, MODEL_HELP, OUT_HELP, fid_setup
@@ -40,11 +41,11 @@ class SolverFIDConfig:
     solvers: tuple[str, ...] = field(default=("ddim", "heun", "dpmpp_2m", "dpmpp_3m", "dpmpp_3m_exact"),
                                      metadata={"choices": SOLVERS})
     spacings: tuple[str, ...] = field(default=("trailing", "logsnr"), metadata={"choices": SPACINGS})
-    nfes: tuple[int, ...] = field(default=(5, 10, 20), metadata={"help": "budgets in model calls"})
-    seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "seed k starts every cell from one x_T"})
+    nfes: tuple[int, ...] = nfes_field((5, 10, 20))
+    seeds: tuple[int, ...] = seeds_field((0, 1, 2))  # seed k starts every cell from one x_T
     n: int = field(default=500, metadata={"help": "samples per FID"})
-    batch_size: int = field(default=250, metadata={"help": "samples per model call"})
-    clip_x0: bool = field(default=False, metadata={"help": "clip x0_pred to [-1, 1] (off: the plain ODE)"})
+    batch_size: int = sample_batch_field(250)
+    clip_x0: bool = clip_x0_field()
     device: str = field(default="cpu", metadata={"help": DEVICE_HELP})
     out: str = field(default="runs/eval/solver_fid", metadata={"help": OUT_HELP})
 
@@ -54,9 +55,8 @@ class SolverFIDConfig:
         for s in self.spacings:
             check_choice("spacing", s, SPACINGS)
         self.nfes = tuple(check_int("nfe", v, 1, 1000) for v in self.nfes)
-        self.seeds = tuple(check_seed(v) for v in self.seeds)
+        check_fields(self)  # seeds, batch_size
         check_int("n", self.n, 2, None)  # FID needs a covariance
-        check_int("batch_size", self.batch_size, 1, None)
         if not (self.solvers and self.spacings and self.nfes and self.seeds):
             raise ValueError("solvers, spacings, nfes and seeds must each hold at least one value")
 
@@ -84,11 +84,11 @@ def sample_solver_cell(model: nn.Module, schedule: NoiseSchedule, solver: str, s
     with channels_last(model):
         for b, start in enumerate(range(0, n, batch_size)):
             x_T = seeded_latents(batch_seed(seed, b), min(batch_size, n - start), shape).to(device)  # (b, C, H, W)
-            t0 = time.perf_counter()
-            for step in ode_progressive(counted, schedule, x_T, steps=calls, solver=solver, spacing=spacing,
-                                        clip_x0=clip_x0):
-                x0 = step.x
-            seconds += time.perf_counter() - t0
+            with Stopwatch() as sw:
+                for step in ode_progressive(counted, schedule, x_T, steps=calls, solver=solver, spacing=spacing,
+                                            clip_x0=clip_x0):
+                    x0 = step.x
+            seconds += sw.seconds
             feats.append(features(x0.cpu(), classifier))
     return torch.cat(feats), seconds
 

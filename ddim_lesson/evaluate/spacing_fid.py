@@ -14,7 +14,6 @@ Results are saved after every cell; the same command resumes.
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +21,12 @@ from typing import Any
 
 from torch import nn
 
-from ..core.checks import check_choice, check_eta, check_int, check_seed
+from ..core.checks import check_choice, check_int
+from ..core.fields import check_fields, eta_field, sample_batch_field, seeds_field, steps_field
 from ..core.schedules import SPACINGS, NoiseSchedule, ddim_timesteps
+from ..store.instruments import Stopwatch, progress_bar
 from .fid_spread import spread_summary
-from .generate import n_batches, progress_bar, sample_cell
+from .generate import n_batches, sample_cell
 from .metrics import FeatureStats
 from .records import header, machine_line, md_safe, open_results, save_results, with_suffix
 from .table1 import DEVICE_HELP, MODEL_HELP, OUT_HELP, fid_setup
@@ -39,11 +40,11 @@ class SpacingFIDConfig:
     spacings: tuple[str, ...] = field(default=("leading", "trailing", "linspace", "quadratic"),  # the DDIM-era four
                                       metadata={"choices": SPACINGS})
     baseline: str = field(default="trailing", metadata={"help": "the spacing the others are read against"})
-    steps: int = field(default=10, metadata={"help": "model calls per sample"})
-    eta: float = 0.0
-    seeds: tuple[int, ...] = field(default=(0, 1, 2, 3, 4), metadata={"help": "seed k gives Table 1's x_T for seed k"})
+    steps: int = steps_field(10)
+    eta: float = eta_field()
+    seeds: tuple[int, ...] = seeds_field((0, 1, 2, 3, 4))  # seed k gives Table 1's x_T for seed k
     n: int = field(default=500, metadata={"help": "samples per FID"})
-    batch_size: int = field(default=250, metadata={"help": "samples per model call"})
+    batch_size: int = sample_batch_field(250)
     device: str = field(default="cpu", metadata={"help": DEVICE_HELP})
     out: str = field(default="runs/eval/spacing_fid", metadata={"help": OUT_HELP})
 
@@ -51,12 +52,10 @@ class SpacingFIDConfig:
         self.spacings = tuple(check_choice("spacing", s, SPACINGS) for s in self.spacings)
         check_choice("baseline", self.baseline, self.spacings)
         self.steps = check_int("steps", self.steps, 1, None)
-        self.eta = check_eta(self.eta)  # in [0, 1], as Table 1 and the samplers; above 1 is refused, not clamped
-        self.seeds = tuple(check_seed(s) for s in self.seeds)
+        check_fields(self)  # eta (in [0, 1], as Table 1 and the samplers), seeds, batch_size
         if len(set(self.seeds)) < 2:
             raise ValueError(f"seeds must hold at least 2 different seeds to measure a spread, got {self.seeds}")
         check_int("n", self.n, 2, None)  # FID needs a covariance
-        check_int("batch_size", self.batch_size, 1, None)
 
 
 def cell_key(spacing: str, seed: int) -> str:
@@ -81,12 +80,12 @@ def run_spacing_fid(cfg: SpacingFIDConfig, model: nn.Module | None = None, sched
     for seed, spacing in todo:
         k = cell_key(spacing, seed)
         bar.set_postfix(cell=k)
-        t0 = time.perf_counter()
-        feats, secs = sample_cell(model, schedule, cfg.eta, cfg.steps, cfg.n, cfg.batch_size, seed, spacing,
-                                  cfg.device, clf, on_step=bar.update)
-        value = FeatureStats.of(feats).distance(ref)
+        with Stopwatch() as sw:
+            feats, secs = sample_cell(model, schedule, cfg.eta, cfg.steps, cfg.n, cfg.batch_size, seed, spacing,
+                                      cfg.device, clf, on_step=bar.update)
+            value = FeatureStats.of(feats).distance(ref)
         res["cells"][k] = {"spacing": spacing, "seed": seed, "fid": round(value, 4),
-                           "seconds_per_image": round(secs / cfg.n, 6), "wall_s": round(time.perf_counter() - t0, 2),
+                           "seconds_per_image": round(secs / cfg.n, 6), "wall_s": round(sw.seconds, 2),
                            "channels_last": True}
         save_results(out, res, spacing_fid_markdown)
         log(f"{k}: FID {value:.3f} (S = {cfg.steps}, n = {cfg.n})")

@@ -10,7 +10,6 @@ taken, like the data. Results go to ``OUT.json`` after every cell (resumable) an
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,15 +18,17 @@ from typing import Any
 from torch import nn
 
 from ..core.checks import check_eta, check_int
-from ..core.schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule
-from ..store.pretrained import load_any
-from .generate import SIGMA_HAT, n_batches, progress_bar, sample_cell
+from ..core.fields import RESULTS_HELP, check_fields, sample_batch_field, seed_field, spacing_field
+from ..core.schedules import NoiseSchedule
+from ..store.instruments import Stopwatch, progress_bar
+from ..store.pretrained import load_any, model_help
+from .generate import SIGMA_HAT, n_batches, sample_cell
 from .metrics import FeatureStats, classifier_and_sha, fid_floor, reference_stats
 from .records import header, machine_line, md_safe, open_results, save_results, with_suffix
 
-MODEL_HELP = "a shipped model's name or a checkpoint path"
+MODEL_HELP = model_help()
 DEVICE_HELP = "cpu, cuda, cuda:N or mps"
-OUT_HELP = "results path without suffix (the committed one in benchmarks/results/ only if named)"
+OUT_HELP = RESULTS_HELP
 
 
 def check_fid_count(name: str, v: Any) -> int:
@@ -46,12 +47,12 @@ class Table1Config:
     steps: tuple[int, ...] = field(default=(10, 20, 50, 100, 1000), metadata={"help": "the columns: step counts S"})
     etas: tuple[float, ...] = field(default=(0.0, 0.2, 0.5, 1.0), metadata={"help": "the rows: η values"})
     sigma_hat: bool = field(default=True, metadata={"help": "also the σ̂ row (σ² = β)"})
-    n: int = field(default=1000, metadata={"help": "samples per cell"})
+    n: int = field(default=1000, metadata={"help": "samples per FID"})  # one FID per cell
     n_at: dict[int, int] = field(default_factory=dict, metadata={  # e.g. {1000: 500}: fewer samples for the costly S
         "help": "other sample counts for some S, e.g. 1000=500", "example": "S=N pairs like 1000=500,100=800"})
-    batch_size: int = field(default=250, metadata={"help": "samples per model call"})
-    seed: int = field(default=0, metadata={"help": "seed of x_T and of the noise"})
-    spacing: str = field(default=DEFAULT_SPACING, metadata={"choices": SPACINGS, "help": "timestep spacing"})
+    batch_size: int = sample_batch_field(250)
+    seed: int = seed_field()  # x_T and the noise
+    spacing: str = spacing_field()
     floor: bool = field(default=True, metadata={"help": "also the FID of held-out real images at the same n "
                                                         "(needs the dataset)"})
     device: str = field(default="cpu", metadata={"help": DEVICE_HELP})
@@ -63,6 +64,7 @@ class Table1Config:
         for name, v in [("n", self.n), ("batch_size", self.batch_size)] + [(f"n_at[{k}]", v) for k, v in
                                                                             self.n_at.items()]:
             check_fid_count(name, v)
+        check_fields(self)  # seed, spacing, batch_size
         if not self.steps or not (self.etas or self.sigma_hat):
             raise ValueError("need at least one S in steps and one row (an eta, or sigma_hat)")
         try:
@@ -100,15 +102,15 @@ def run_table1(cfg: Table1Config, model: nn.Module | None = None, schedule: Nois
     for steps, row in todo:
         k, n = cell_key(row, steps), cfg.n_for(steps)
         bar.set_postfix(cell=k)
-        t0 = time.perf_counter()
-        value, secs = fid_of_cell(model, schedule, row, steps, n, cfg.seed, cfg, clf, ref, bar)
-        res["cells"][k] = {"eta": row, "steps": steps, "n": n, "fid": round(value, 4),
-                           "seconds_per_image": round(secs / n, 6), "wall_s": round(time.perf_counter() - t0, 2),
-                           "channels_last": True}
-        if cfg.floor:
-            _add_floor(res, n, log)
-        save_results(out, res, table1_markdown)
-        log(f"{k}: FID {value:.3f} (n={n}), {secs / n:.4f} s/image, cell took {time.perf_counter() - t0:.1f} s")
+        with Stopwatch() as sw:
+            value, secs = fid_of_cell(model, schedule, row, steps, n, cfg.seed, cfg, clf, ref, bar)
+            res["cells"][k] = {"eta": row, "steps": steps, "n": n, "fid": round(value, 4),
+                               "seconds_per_image": round(secs / n, 6), "wall_s": round(sw.elapsed, 2),
+                               "channels_last": True}
+            if cfg.floor:
+                _add_floor(res, n, log)
+            save_results(out, res, table1_markdown)
+        log(f"{k}: FID {value:.3f} (n={n}), {secs / n:.4f} s/image, cell took {sw.seconds:.1f} s")
     bar.close()
     save_results(out, res, table1_markdown)
     return res

@@ -8,7 +8,6 @@ error per pixel. Results go to ``OUT.json`` after every S (resumable) and ``OUT.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +17,13 @@ import torch
 from torch import nn
 
 from ..core.checks import check_int
+from ..core.fields import check_fields, clip_x0_field, sample_batch_field, spacing_field
 from ..core.inversion import ddim_invert
 from ..core.samplers import ddim_sample
-from ..core.schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule
+from ..core.schedules import NoiseSchedule
+from ..store.instruments import Stopwatch, progress_bar
 from ..store.pretrained import load_any
-from .generate import n_batches, progress_bar
+from .generate import n_batches
 from .records import header, machine_line, md_safe, open_results, save_results, with_suffix
 from .table1 import DEVICE_HELP, MODEL_HELP, OUT_HELP
 
@@ -34,17 +35,16 @@ class Table2Config:
     model: str = field(default="fashion-mnist", metadata={"help": MODEL_HELP})
     steps: tuple[int, ...] = field(default=(10, 20, 50, 100, 200), metadata={"help": "the columns: step counts S"})
     n: int = field(default=500, metadata={"help": "the first n test images"})
-    batch_size: int = field(default=250, metadata={"help": "images per model call"})
-    spacing: str = field(default=DEFAULT_SPACING, metadata={"choices": SPACINGS, "help": "timestep spacing"})
-    clip_x0: bool = field(default=False, metadata={  # off: the exact reverse; clipping at high noise breaks it
-        "help": "clip x0_pred to [-1, 1] when sampling back (off: the exact reverse ODE)"})
+    batch_size: int = sample_batch_field(250)
+    spacing: str = spacing_field()
+    clip_x0: bool = clip_x0_field()  # off: the exact reverse; clipping at high noise breaks it
     device: str = field(default="cpu", metadata={"help": DEVICE_HELP})
     out: str = field(default="runs/eval/table2", metadata={"help": OUT_HELP})
 
     def __post_init__(self) -> None:
         self.steps = tuple(int(s) for s in self.steps)
-        for name, v in (("n", self.n), ("batch_size", self.batch_size)):
-            check_int(name, v, 1)
+        check_int("n", self.n, 1)
+        check_fields(self)  # spacing, batch_size
         if not self.steps:
             raise ValueError("need at least one S in steps")
 
@@ -75,15 +75,17 @@ def run_table2(cfg: Table2Config, model: nn.Module | None = None, schedule: Nois
     for steps in todo:
         k = f"S={steps}"
         bar.set_postfix(cell=k)
-        t0, sq_err, count = time.perf_counter(), 0.0, 0
-        for start in range(0, x0_all.shape[0], cfg.batch_size):
-            x0 = x0_all[start : start + cfg.batch_size].to(cfg.device)
-            x_T = ddim_invert(model, schedule, x0, steps=steps, spacing=cfg.spacing)
-            x0_rec = ddim_sample(model, schedule, x_T, steps=steps, eta=0.0, spacing=cfg.spacing, clip_x0=cfg.clip_x0)
-            sq_err += float(((x0_rec - x0).double() ** 2).sum())
-            count += x0.numel()
-            bar.update(2 * steps)
-        wall = time.perf_counter() - t0
+        sq_err, count = 0.0, 0
+        with Stopwatch() as sw:
+            for start in range(0, x0_all.shape[0], cfg.batch_size):
+                x0 = x0_all[start : start + cfg.batch_size].to(cfg.device)
+                x_T = ddim_invert(model, schedule, x0, steps=steps, spacing=cfg.spacing)
+                x0_rec = ddim_sample(model, schedule, x_T, steps=steps, eta=0.0, spacing=cfg.spacing,
+                                     clip_x0=cfg.clip_x0)
+                sq_err += float(((x0_rec - x0).double() ** 2).sum())
+                count += x0.numel()
+                bar.update(2 * steps)
+        wall = sw.seconds
         mse = sq_err / count
         res["cells"][k] = {"steps": steps, "n": int(x0_all.shape[0]), "mse": mse, "mse_unit_range": mse / 4,
                            "seconds_per_image": round(wall / x0_all.shape[0], 6)}

@@ -13,7 +13,6 @@ asynchronous GPU is timed when its work is done, not when it was queued.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import torch
@@ -24,6 +23,7 @@ from ..core.losses import diffusion_loss
 from ..core.samplers import ddim_sample
 from ..core.schedules import NoiseSchedule
 from ..nets.models import UNet, UNetConfig
+from ..store.instruments import Stopwatch
 from .generate import sample_shape
 
 Loss = Callable[[nn.Module, torch.Tensor, NoiseSchedule, torch.Generator], torch.Tensor]
@@ -56,9 +56,9 @@ def sampling_throughput(model: nn.Module, schedule: NoiseSchedule, device: torch
         synchronize(device)
 
     sample()  # warmup (and compile)
-    t0 = time.perf_counter()
-    sample()
-    return batch / (time.perf_counter() - t0)
+    with Stopwatch() as sw:
+        sample()
+    return batch / sw.seconds
 
 
 def training_throughput(device: torch.device, loss_fn: Loss | None = None, *, bf16: bool, compile_: bool = False,
@@ -88,8 +88,8 @@ def training_throughput(device: torch.device, loss_fn: Loss | None = None, *, bf
     for _ in range(5):
         step()
     synchronize(device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    synchronize(device)
-    return steps * batch / (time.perf_counter() - t0)
+    with Stopwatch() as sw:
+        for _ in range(steps):
+            step()
+        synchronize(device)
+    return steps * batch / sw.seconds

@@ -24,8 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..core.checks import check_int
-
-Clock = Callable[[], float]
+from ..store.instruments import Clock, now
 
 
 @dataclass
@@ -53,7 +52,7 @@ def interleaved_ratio(
     b: Callable[[], object],
     rounds: int = 5,
     warmup: int = 1,
-    timer: Clock = time.perf_counter,
+    timer: Clock = now,
     cpu_timer: Clock = time.process_time,
 ) -> Ratio:
     """Time A and B in the same rounds, A first in even rounds and B first in odd ones; median of time(A)/time(B).
@@ -90,7 +89,7 @@ def repeated(fn: Callable[[], object], times: int) -> Callable[[], list[object]]
 
 
 def matched_blocks(a: Callable[[], object], b: Callable[[], object], min_seconds: float,
-                   timer: Clock = time.perf_counter) -> tuple[Callable[[], object], Callable[[], object], int]:
+                   timer: Clock = now) -> tuple[Callable[[], object], Callable[[], object], int]:
     """A and B each repeated ``reps`` times per call, ``reps`` the fewest runs of B that last ``min_seconds``
     (B timed once, after one untimed run); returns (A block, B block, reps). Same reps on both sides, so
     time(A block) / time(B block) is still time(A) / time(B)."""

@@ -1,9 +1,10 @@
 """course/thread_bench.py: which thread counts it times, what it keeps, the ratios it reports, the spinner.
 
-The clock is faked (``thread_bench.time``) and the "model" advances it by a known cost per call that
-depends on the thread count torch is set to and on whether the spinning process runs. So every number
-the bench reports has an independent value computed here from the recorded costs; the spinner is a
-sleeping process, not a busy one (the machine's cores are shared).
+The clock is faked (the bench's ``Stopwatch`` reads a fake clock, ``time.sleep`` only records) and the
+"model" advances it by a known cost per call that depends on the thread count torch is set to and on
+whether the spinning process runs. So every number the bench reports has an independent value computed
+here from the recorded costs; the spinner is a sleeping process, not a busy one (the machine's cores are
+shared).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ddim_lesson.course.thread_bench import (
     run_thread_bench,
     thread_bench_markdown,
 )
+from ddim_lesson.store.instruments import Stopwatch
 
 CORES = 4
 CHOSEN = {"idle": 3, "busy": 2}  # distinct from 1 and CORES, so each timed block is one run of one count
@@ -48,8 +50,8 @@ class FakeBench:
         self.calls: list[tuple[bool, int, float, bool]] = []  # (busy, threads, ms, warm-up) per model call
         self.cfg, self.jitter = cfg, torch.Generator().manual_seed(1)
         self.per_block = cfg.calls + 1
-        monkeypatch.setattr(thread_bench, "time", SimpleNamespace(perf_counter=lambda: self.now,
-                                                                  sleep=self.slept.append))
+        monkeypatch.setattr(thread_bench, "time", SimpleNamespace(sleep=self.slept.append))
+        monkeypatch.setattr(thread_bench, "Stopwatch", lambda: Stopwatch(lambda: self.now))  # the one timer, faked
         monkeypatch.setattr(thread_bench, "SPIN", "import time; time.sleep(120)")  # a process, but idle
 
         def popen(*args, **kw):

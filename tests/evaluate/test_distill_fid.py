@@ -11,7 +11,8 @@ import json
 
 import pytest
 import torch
-from test_evaluate import Counted, tiny_unet
+from conftest import CountedNet
+from test_evaluate import tiny_unet
 from test_flow_twin_fid import _ddim_on, _fid, _x_T
 
 import ddim_lesson as dl
@@ -37,7 +38,7 @@ def card(k: int, steps: int = 30, batch: int = 4) -> dict:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     torch.set_num_threads(1)
-    teacher, student, schedule = Counted(tiny_unet()), Counted(tiny_unet(seed=3)), dl.NoiseSchedule.linear(T=T)
+    teacher, student, schedule = CountedNet(tiny_unet()), CountedNet(tiny_unet(seed=3)), dl.NoiseSchedule.linear(T=T)
     out = tmp_path_factory.mktemp("dfid") / "dfid"
     cfg = DistillFIDConfig(model="tiny-teacher", students=("tiny-student-2",), solvers=("ddim", "dpmpp_2m"),
                            reference_steps=3, seeds=(0, 1), n=6, batch_size=4, out=str(out))
@@ -52,7 +53,8 @@ def test_every_cell_makes_exactly_its_calls_and_a_rerun_resumes(run) -> None:
     # teacher: NFE 2 twice + the 3-step reference; 2 batches (4 + 2); 2 seeds. Student: NFE 2, 2 batches, 2 seeds
     assert (teacher.calls, student.calls) == ((2 + 2 + 3) * 2 * 2, 2 * 2 * 2)
     assert all(c["calls"] == c["nfe"] for c in res["cells"].values())
-    teacher.calls = student.calls = 0
+    teacher.reset()
+    student.reset()
     again = run_distill_fid(cfg, teacher, schedule, students=[(student, card(2))], log=lambda s: None,
                             progress=False)
     assert (teacher.calls, student.calls) == (0, 0) and again["cells"] == res["cells"]

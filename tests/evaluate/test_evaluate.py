@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from conftest import CountedNet
 from torch import nn
 
 from ddim_lesson import NoiseSchedule, ddim_invert, ddim_sample
@@ -24,18 +25,6 @@ from ddim_lesson.nets.models import UNet, UNetConfig
 from ddim_lesson.store.checkpoints import save_model
 
 
-class Counted(nn.Module):
-    """A model wrapper that counts forward calls (and keeps the inner model's config and weights)."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner, self.config, self.calls = inner, inner.config, 0
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        return self.inner(x, t)
-
-
 def tiny_unet(seed: int = 0) -> UNet:
     torch.manual_seed(seed)
     model = UNet(UNetConfig(base_channels=8, channel_mults=(1, 2), groups=4, attn_heads=2))
@@ -46,7 +35,7 @@ def tiny_unet(seed: int = 0) -> UNet:
 
 
 def test_table1_runs_end_to_end_writes_json_and_markdown_and_resumes(tmp_path):
-    model, schedule = Counted(tiny_unet()), NoiseSchedule.linear(T=50)
+    model, schedule = CountedNet(tiny_unet()), NoiseSchedule.linear(T=50)
     cfg = Table1Config(model="tiny", steps=(2, 3), etas=(0.0, 1.0), sigma_hat=True, n=6, n_at={3: 4},
                        batch_size=4, floor=False, out=str(tmp_path / "t1.small"))
     res = run_table1(cfg, model, schedule, log=lambda s: None)
@@ -66,7 +55,7 @@ def test_table1_runs_end_to_end_writes_json_and_markdown_and_resumes(tmp_path):
     assert "| η = 0 |" in md and "| σ̂ (σ² = β) |" in md and "S = 3" in md and "(n=4)" in md
     assert "| seconds per image |" in md
 
-    model.calls = 0
+    model.reset()
     run_table1(cfg, model, schedule, log=lambda s: None)  # every cell is done: nothing is sampled again
     assert model.calls == 0
     with pytest.raises(ValueError, match="seed"):
@@ -153,7 +142,7 @@ def test_spread_seed_0_is_table1s_cell_and_sd_is_the_sample_sd(tmp_path):
 
     from ddim_lesson.evaluate import SpreadConfig, run_spread, spread_markdown
 
-    model, schedule = Counted(tiny_unet()), NoiseSchedule.linear(T=50)
+    model, schedule = CountedNet(tiny_unet()), NoiseSchedule.linear(T=50)
     real = torch.rand(40, 1, 28, 28) * 2 - 1
     cfg = SpreadConfig(model="tiny", cells=((0.0, 2), (SIGMA_HAT, 3), (1.0, 2)), seeds=(0, 1, 2), n=6, batch_size=4,
                        out=str(tmp_path / "spread"))
@@ -175,7 +164,7 @@ def test_spread_seed_0_is_table1s_cell_and_sd_is_the_sample_sd(tmp_path):
     assert row.endswith(f"| {statistics.fmean(diffs):.2f} | {statistics.stdev(diffs):.2f} |")
     assert "(σ̂) −" not in md and "− (σ̂)" not in md  # σ̂ has no partner at S = 3
 
-    model.calls = 0
+    model.reset()
     again = run_spread(cfg, model, schedule, real_images=real, log=lambda s: None)  # resumes: nothing to do
     assert model.calls == 0 and again["cells"] == res["cells"]
 
@@ -228,13 +217,13 @@ def test_benchmark_scripts_turn_a_bad_value_into_one_line(tmp_path):
 
 
 def test_runners_show_a_progress_bar_over_model_calls(tmp_path, capsys):
-    model, schedule = Counted(tiny_unet()), NoiseSchedule.linear(T=50)
+    model, schedule = CountedNet(tiny_unet()), NoiseSchedule.linear(T=50)
     cfg = Table1Config(model="tiny", steps=(2, 3), etas=(0.0,), sigma_hat=False, n=6, batch_size=4, floor=False,
                        out=str(tmp_path / "t1"))
     run_table1(cfg, model, schedule, log=lambda s: None)
     err = capsys.readouterr().err
     assert model.calls == 2 * 2 + 2 * 3 and "table1" in err and f"{model.calls}/{model.calls}" in err
-    model.calls = 0
+    model.reset()
     run_table2(Table2Config(model="tiny", steps=(2,), n=3, batch_size=2, out=str(tmp_path / "t2")), model, schedule,
                images=torch.zeros(3, 1, 28, 28), log=lambda s: None, progress=False)
     assert model.calls == 2 * 2 * 2 and capsys.readouterr().err == ""  # 2 batches x (invert + sample) x S

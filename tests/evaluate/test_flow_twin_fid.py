@@ -12,7 +12,8 @@ import math
 
 import pytest
 import torch
-from test_evaluate import Counted, tiny_unet
+from conftest import CountedNet
+from test_evaluate import tiny_unet
 
 import ddim_lesson as dl
 from ddim_lesson.evaluate.flow_twin_fid import (
@@ -82,7 +83,7 @@ def _fid(batches: list[torch.Tensor]) -> float:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     torch.set_num_threads(1)
-    eps, twin, schedule = Counted(tiny_unet()), Counted(tiny_twin()), clock()
+    eps, twin, schedule = CountedNet(tiny_unet()), CountedNet(tiny_twin()), clock()
     out = tmp_path_factory.mktemp("ftf") / "ftf"
     cfg = FlowTwinFIDConfig(model="tiny-eps", twin="tiny-twin", nfes=(2, 3), seeds=(0, 1), n=6, batch_size=4,
                             out=str(out))
@@ -96,7 +97,8 @@ def test_every_cell_makes_exactly_nfe_calls_and_a_rerun_resumes(run) -> None:
     # 3 methods on the ε-model, 2 on the twin; NFE 2 + 3; 2 batches (4 + 2); 2 seeds
     assert (eps.calls, twin.calls) == (3 * 5 * 2 * 2, 2 * 5 * 2 * 2)
     assert all(c["calls"] == c["nfe"] for c in res["cells"].values())
-    eps.calls = twin.calls = 0
+    eps.reset()
+    twin.reset()
     again = run_flow_twin_fid(cfg, eps, schedule, twin=twin, log=lambda s: None, progress=False)
     assert (eps.calls, twin.calls) == (0, 0) and again["cells"] == res["cells"]
     with pytest.raises(ValueError, match="twin_sha256"):  # another twin never mixes into this file

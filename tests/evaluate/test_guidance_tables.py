@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
+from conftest import CountedNet
 
 from ddim_lesson.core.guidance import cfg
 from ddim_lesson.core.schedules import NoiseSchedule
@@ -36,19 +36,7 @@ def small_inversion_grid():
         yield
 
 
-class Counted(nn.Module):
-    """A conditional model ``model(x_t, t[, y])`` that counts its forward calls (config kept for the shape helpers)."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner, self.config, self.calls = inner, inner.config, 0
-
-    def forward(self, *args: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        return self.inner(*args)
-
-
-def tiny_cond(seed: int = 0) -> Counted:
+def tiny_cond(seed: int = 0) -> CountedNet:
     """A random 10-class UNet on 28×28 images (the classifier's classes and size); the zero-initialised output layer
     and label embedding are moved off zero, so that labels and scales change the output."""
     torch.manual_seed(seed)
@@ -56,7 +44,7 @@ def tiny_cond(seed: int = 0) -> Counted:
     with torch.no_grad():
         for p in net.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    return Counted(net.eval())
+    return CountedNet(net.eval())
 
 
 def small(out: Path, **kw) -> gt.GuidanceConfig:
@@ -97,7 +85,7 @@ class Bar:
 
 
 @pytest.fixture(scope="module")
-def measured(tmp_path_factory: pytest.TempPathFactory) -> tuple[Counted, gt.GuidanceConfig, dict]:
+def measured(tmp_path_factory: pytest.TempPathFactory) -> tuple[CountedNet, gt.GuidanceConfig, dict]:
     """One run of every part; ``out`` has a dot in its name (Path.with_suffix would cut ".small" off)."""
     model = tiny_cond()
     config = small(tmp_path_factory.mktemp("guidance") / "g.small")
@@ -124,7 +112,8 @@ def test_every_part_runs_with_the_calls_its_definition_gives_and_a_second_run_co
     assert len(res["edit"]) == 4 and len(res["inversion"]) == 4 + 4 + 2
     assert res["resume_key"] == {"model_sha256": model_sha256(model), "classifier_sha256": gt.classifier_and_sha()[1],
                                  "n_per_class": 2, "steps": 2, "n_edit": 2, "n_invert": 10}
-    before, model.calls = files(config.out), 0
+    before = files(config.out)
+    model.reset()
     again = gt.run_guidance(config, model=model, schedule=SCHEDULE, progress=False)
     assert model.calls == 0 and files(config.out) == before  # nothing computed, nothing rewritten
     assert {p: again[p] for p in gt.PARTS} == {p: res[p] for p in gt.PARTS}

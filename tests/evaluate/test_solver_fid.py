@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from test_evaluate import Counted, tiny_unet
+from conftest import CountedNet
+from test_evaluate import tiny_unet
 
 import ddim_lesson as dl
 from ddim_lesson.evaluate import Table1Config, run_table1
@@ -13,7 +14,7 @@ from ddim_lesson.evaluate.solver_fid import SolverFIDConfig, best_spacing, run_s
 # -- the FID runner --------------------------------------------------------------------------------------
 def test_solver_fid_runs_resumes_and_its_ddim_cell_is_table1s(tmp_path) -> None:
     """With clip_x0 the ddim cell is Table 1's η = 0 cell bit for bit (same x_T per seed and batch)."""
-    model, schedule = Counted(tiny_unet()), dl.NoiseSchedule.linear(T=50)
+    model, schedule = CountedNet(tiny_unet()), dl.NoiseSchedule.linear(T=50)
     cfg = SolverFIDConfig(model="tiny", solvers=("ddim", "heun"), spacings=("trailing",), nfes=(2, 3), seeds=(0, 1),
                           n=6, batch_size=4, clip_x0=True, out=str(tmp_path / "sf"))
     res = run_solver_fid(cfg, model, schedule, log=lambda s: None, progress=False)
@@ -27,7 +28,7 @@ def test_solver_fid_runs_resumes_and_its_ddim_cell_is_table1s(tmp_path) -> None:
     md = solver_fid_markdown(res)
     assert "| heun | trailing |" in md and "(1)" in md and "lower in" in md
     assert set(best_spacing(res).values()) == {"trailing"}
-    model.calls = 0
+    model.reset()
     again = run_solver_fid(cfg, model, schedule, log=lambda s: None, progress=False)
     assert model.calls == 0 and again["cells"] == res["cells"]
 
@@ -52,12 +53,12 @@ def test_solver_fid_cli_reports_a_bad_value_in_one_line(capsys) -> None:
 def test_adding_a_rung_computes_only_its_cells(tmp_path) -> None:
     """How the committed table gained dpmpp_3m_exact: the same --out with one more solver keeps every old cell
     (bit for bit) and spends model calls on the new rung's cells only; the Markdown then has its rows."""
-    model, schedule = Counted(tiny_unet()), dl.NoiseSchedule.linear(T=50)
+    model, schedule = CountedNet(tiny_unet()), dl.NoiseSchedule.linear(T=50)
     kw = dict(model="tiny", spacings=("trailing",), nfes=(3, 4), seeds=(0, 1), n=4, batch_size=4,
               out=str(tmp_path / "sf"))
     old = run_solver_fid(SolverFIDConfig(solvers=("ddim", "dpmpp_3m"), **kw), model, schedule, log=lambda s: None,
                          progress=False)
-    model.calls = 0
+    model.reset()
     new = run_solver_fid(SolverFIDConfig(solvers=("ddim", "dpmpp_3m", "dpmpp_3m_exact"), **kw), model, schedule,
                          log=lambda s: None, progress=False)
     assert model.calls == (3 + 4) * 2  # two budgets, two seeds, one batch each: the new rung only

@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 import torch
-from torch import nn
+from conftest import CountedNet
 
 from ddim_lesson import NoiseSchedule, ddim_sample
 from ddim_lesson.cli.table_commands import script_main
@@ -22,18 +22,6 @@ from ddim_lesson.evaluate.spacing_fid import (
 from ddim_lesson.nets.models import UNet, UNetConfig
 
 QUIET = {"log": lambda s: None, "progress": False}
-
-
-class Counted(nn.Module):
-    """A model wrapper that counts forward calls (and keeps the inner model's config)."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner, self.config, self.calls = inner, inner.config, 0
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        return self.inner(x, t)
 
 
 def tiny_unet(seed: int = 0) -> UNet:
@@ -52,7 +40,7 @@ def small_cfg(tmp_path, **kw) -> SpacingFIDConfig:
 
 def test_every_cell_is_ddim_sample_with_its_spacing_from_table1s_x_T(tmp_path):
     """A cell's FID equals one computed here from ddim_sample with that spacing and x_T seeded as Table 1 seeds it."""
-    model, schedule = Counted(tiny_unet()), NoiseSchedule.linear(T=50)
+    model, schedule = CountedNet(tiny_unet()), NoiseSchedule.linear(T=50)
     cfg = small_cfg(tmp_path)
     res = run_spacing_fid(cfg, model, schedule, **QUIET)
     assert model.calls == 4 * 3 * 2 * 3  # 4 spacings x 3 seeds x 2 batches x S calls
@@ -65,7 +53,7 @@ def test_every_cell_is_ddim_sample_with_its_spacing_from_table1s_x_T(tmp_path):
     assert res["timesteps"]["trailing"][0] == 49 and res["timesteps"]["leading"][0] == 32
     assert len({res["cells"][f"{sp} seed=0"]["fid"] for sp in cfg.spacings}) == 4  # the spacing is honoured
 
-    model.calls = 0
+    model.reset()
     again = run_spacing_fid(cfg, model, schedule, **QUIET)  # resumes: nothing left to do
     assert model.calls == 0 and again["cells"] == res["cells"]
     assert json.loads((tmp_path / "sp.json").read_text())["cells"] == res["cells"]

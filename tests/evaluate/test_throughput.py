@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+from conftest import CountedNet
 
 from ddim_lesson import NoiseSchedule
 from ddim_lesson.core.losses import diffusion_loss
@@ -12,19 +13,10 @@ from ddim_lesson.evaluate.throughput import sampling_throughput, synchronize, tr
 from ddim_lesson.nets.models import MLPConfig, MLPDenoiser, UNetConfig
 
 
-class CountingMLP(MLPDenoiser):
-    calls = 0
-
-    def forward(self, x, t):
-        self.calls += 1
-        self.batch = x.shape[0]
-        return super().forward(x, t)
-
-
 def test_sampling_throughput_runs_a_warmup_and_a_timed_sample_at_the_batch():
-    model = CountingMLP(MLPConfig(hidden=8, depth=1)).eval()
+    model = CountedNet(MLPDenoiser(MLPConfig(hidden=8, depth=1)).eval())
     ips = sampling_throughput(model, NoiseSchedule.linear(T=100), torch.device("cpu"), batch=16, steps=3)
-    assert model.calls == 2 * 3 and model.batch == 16
+    assert model.calls == 2 * 3 and [t.shape[0] for t in model.counter.ts] == [16] * 6  # every call at the batch
     assert math.isfinite(ips) and ips > 0
 
 

@@ -7,7 +7,6 @@ only draws, labelling each decoding with its latent's norm ‖z‖/√D.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ from ...core.inversion import lerp, slerp
 from ...core.samplers import Model, ddim_sample
 from ...core.schedules import DEFAULT_SPACING, NoiseSchedule, check_steps
 from ...evaluate.generate import seeded_latents
+from ...store.instruments import Stopwatch
 from ..images import labelled_row, png_bytes
 from .kit import RunCache, connect, slider_args
 
@@ -52,9 +52,9 @@ def interpolation_run(
         raise ValueError(f"z0 shape {tuple(z0.shape)} must equal z1 shape {tuple(z1.shape)}")
     zs = torch.cat([z0, slerp(z0, z1, alpha), lerp(z0, z1, alpha), z1])  # (4, C, H, W)
     norms = dict(zip(("z0", "slerp", "lerp", "z1"), rms_norm(zs).tolist()))
-    t0 = time.perf_counter()
-    images = ddim_sample(model, schedule, zs, steps=steps, eta=0.0, spacing=spacing)
-    return InterpolationRun(float(alpha), images, norms, time.perf_counter() - t0)
+    with Stopwatch() as sw:
+        images = ddim_sample(model, schedule, zs, steps=steps, eta=0.0, spacing=spacing)
+    return InterpolationRun(float(alpha), images, norms, sw.seconds)
 
 
 def _one(z: torch.Tensor, name: str) -> torch.Tensor:

@@ -7,7 +7,6 @@ only draws. Sliders use ``continuous_update=False``, so a slider move costs at m
 from __future__ import annotations
 
 import html
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,8 +18,8 @@ from ...core.checks import check_eta
 from ...core.samplers import Model, ddim_progressive
 from ...core.schedules import DEFAULT_SPACING, SPACINGS, NoiseSchedule, check_steps
 from ...evaluate.generate import noise_generator, seeded_latents
+from ...store.instruments import CallCounter, Stopwatch
 from ..images import labelled_grid, labelled_row, png_bytes, stack
-from ..measure import CallCounter
 from .kit import STYLE, RunCache, connect, slider_args
 
 
@@ -71,15 +70,15 @@ def sample_run(
     keep = set(trajectory_indices(steps, n_traj))
     counted = CallCounter(model)
     traj, traj_t = [], []
-    t0 = time.perf_counter()
     x = x_T
-    for i, st in enumerate(ddim_progressive(counted, schedule, x_T, steps=steps, eta=eta, spacing=spacing,
-                                            generator=gen)):
-        x = st.x
-        if i in keep:
-            traj.append(st.x0_pred[0])
-            traj_t.append(st.t)
-    seconds = time.perf_counter() - t0
+    with Stopwatch() as sw:
+        for i, st in enumerate(ddim_progressive(counted, schedule, x_T, steps=steps, eta=eta, spacing=spacing,
+                                                generator=gen)):
+            x = st.x
+            if i in keep:
+                traj.append(st.x0_pred[0])
+                traj_t.append(st.t)
+    seconds = sw.seconds
     return SampleRun(steps, float(eta), seed, spacing, x, torch.stack(traj), tuple(traj_t), seconds, counted.calls)
 
 

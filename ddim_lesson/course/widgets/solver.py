@@ -9,7 +9,6 @@ it runs with one call fewer and the readout says so.
 from __future__ import annotations
 
 import html
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,8 +20,8 @@ from ...core.samplers import Model
 from ...core.schedules import SPACINGS, NoiseSchedule
 from ...core.solvers import SOLVERS, calls_within, ode_sample
 from ...evaluate.solver_study import rel_error
+from ...store.instruments import CallCounter, Stopwatch
 from ..images import labelled_row, png_bytes, stack
-from ..measure import CallCounter
 from .kit import STYLE, RunCache, connect, slider_args
 
 OFF_RANGE = 3.0  # |pixel| above this: said in the readout (the shipped model: 1.4 at 10-40 calls, Heun 5.4-959 at 9-3)
@@ -48,9 +47,9 @@ def solver_run(model: Model, schedule: NoiseSchedule, x_T: torch.Tensor, referen
     calls = calls_within(solver, budget, schedule.T)
     counted = CallCounter(model)
     x_T = check_model_input(model, x_T)  # checked against the model itself, not the counter
-    t0 = time.perf_counter()
-    x0 = ode_sample(counted, schedule, x_T, steps=calls, solver=solver, spacing=spacing)
-    seconds = time.perf_counter() - t0
+    with Stopwatch() as sw:
+        x0 = ode_sample(counted, schedule, x_T, steps=calls, solver=solver, spacing=spacing)
+    seconds = sw.seconds
     per = tuple(rel_error(a, b) for a, b in zip(x0, reference))
     return SolverRun(solver, budget, counted.calls, spacing, x0, rel_error(x0, reference), per, seconds)
 
