@@ -214,11 +214,19 @@ def test_ddim_checker_catches_eta_only_mistake_that_eta0_misses():
 
 
 # -- solutions and environment ---------------------------------------------------------------
-def test_show_solution(capsys):
-    E.show_solution("ddim_step")
-    assert "def reference_ddim_step" in capsys.readouterr().out
+def test_solution_is_the_one_way_to_see_a_solution(capsys):
+    """solution(name) checks quietly and shows nothing; show=True prints the reference's source; an unknown
+    name is refused naming the allowed ones; no second way (show_solution) remains on the surface."""
+    assert E.solution("ddim_step") is True
+    out = capsys.readouterr().out
+    assert "def reference_ddim_step" not in out and "solution('ddim_step', show=True)" in out
+    assert E.solution("heun_step", show=True) is True
+    assert "def reference_heun_step" in capsys.readouterr().out
     with pytest.raises(ValueError, match="allowed: q_sample, ddpm_step, ddim_step"):
-        E.show_solution("nope")
+        E.solution("nope")
+    from ddim_lesson.course.exercises import solvers
+
+    assert not hasattr(E, "show_solution") and not hasattr(solvers, "show_solution")
 
 
 def test_check_environment_reports_and_fails_with_fix(monkeypatch, tmp_path, capsys):

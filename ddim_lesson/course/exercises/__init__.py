@@ -1,4 +1,4 @@
-"""The course's exercises: every checker and reference solution, and ``show_solution``, under one name.
+"""The course's exercises: every checker and reference solution, and ``solution``, under one name.
 
 Each ``check_*`` takes the learner's function and compares it with the library on random inputs:
 
@@ -7,8 +7,8 @@ Each ``check_*`` takes the learner's function and compares it with the library o
 - it raises AssertionError naming the largest difference and the likely mistake otherwise.
 
 The reference solutions are the ``reference_*`` functions. ``solution(name)`` runs the checker on the
-reference quietly and says so in one line, without showing it; ``solution(name, show=True)`` (or
-``show_solution(name)``) prints it, for a learner who asks. A wrong answer is rendered as the hint
+reference quietly and says so in one line, without showing it; ``solution(name, show=True)`` (the one
+way to see a solution) prints it, for a learner who asks. A wrong answer is rendered as the hint
 alone (:class:`~ddim_lesson.course.exercises.harness.CheckFailed`), never with the checker's frames.
 They are written from the papers' equations, not by calling the library, so a checker accepting
 its reference solution is itself a test of the library. The checkers live in one module per
@@ -77,13 +77,6 @@ CHECKERS = {
 }
 
 
-def show_solution(name: str) -> None:
-    """Print the source of the reference solution ``name`` (one of SOLUTIONS)."""
-    if name not in SOLUTIONS:
-        raise ValueError(f"unknown exercise {name!r}; allowed: {', '.join(SOLUTIONS)}")
-    print(inspect.getsource(SOLUTIONS[name]))
-
-
 def solution(name: str, show: bool = False) -> bool:
     """Check the reference solution ``name`` with its own checker, quietly, and say so in one line.
 
@@ -98,7 +91,7 @@ def solution(name: str, show: bool = False) -> bool:
     if not passed:
         raise AssertionError(f"the reference solution of {name!r} did not pass its checker: {said.getvalue()}")
     if show:
-        show_solution(name)
+        print(inspect.getsource(SOLUTIONS[name]))
     else:
         print(f"The reference solution of this exercise passes the same checker (a test of the library too). "
               f"To see it, once you have tried: solution({name!r}, show=True).")
@@ -111,7 +104,7 @@ __all__ = [
     "check_ddpm_step", "check_environment", "check_fixed_point_step", "check_invert_step", "check_q_sample",
     "check_slerp", "check_step_sigmas", "fashion_mnist_location", "reference_ddim_step", "reference_ddpm_step",
     "reference_fixed_point_step", "reference_invert_step", "reference_q_sample", "reference_slerp",
-    "reference_step_sigmas", "show_solution", "solution",
+    "reference_step_sigmas", "solution",
     "check_ideal_weights", "reference_ideal_weights",
     "check_distill_target", "reference_distill_target",
     "check_to_flow", "reference_to_flow",

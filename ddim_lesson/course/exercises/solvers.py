@@ -13,7 +13,6 @@ the dtype.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 
 import torch
@@ -125,7 +124,3 @@ def check_heun_step(fn: Callable[[torch.Tensor, float, float, Slope], torch.Tens
           "σ̄ = 0, with 2 model calls per step (1 on the last).")
     return True
 
-
-def show_solution() -> None:
-    """Print the reference Heun step."""
-    print(inspect.getsource(reference_heun_step))
