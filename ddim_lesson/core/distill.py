@@ -30,21 +30,29 @@ from torch import nn
 from .samplers import Model
 from .schedules import DEFAULT_SPACING, NoiseSchedule, ddim_timesteps
 
-__all__ = ["EpsFromV", "abar_at", "ddim_jump", "distill_grid", "distill_loss", "distill_target", "eps_from_v",
-           "teacher_two_steps", "v_from_x0", "x0_from_v"]
+__all__ = ["EpsFromV", "abar_at", "alpha_sigma", "ddim_jump", "distill_grid", "distill_loss", "distill_target",
+           "eps_from_v", "teacher_two_steps", "v_from_x0", "x0_from_v"]
 
 
-def distill_grid(T: int, steps: int, spacing: str = DEFAULT_SPACING) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def distill_grid(schedule: NoiseSchedule, steps: int,
+                 spacing: str = DEFAULT_SPACING) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The student's k = ``steps`` steps and the teacher's 2k: (t, t_mid, t_next), each (k,) int64.
 
     Student step j goes t[j] -> t_next[j] (t_next = -1 means ᾱ = 1); the teacher's two steps go
-    t[j] -> t_mid[j] -> t_next[j]. Raises ValueError if 2k > T or the spacing does not nest.
+    t[j] -> t_mid[j] -> t_next[j]. These are exactly the timesteps the teacher's ``ddim_sample(...,
+    steps=2k)`` and the student's ``ddim_sample(..., steps=k)`` visit on ``schedule``: a cosine schedule's
+    grid starts at its own first timestep (schedule.sampling_T - 1, e.g. 994 for T = 1000), not at T - 1.
+    Raises ValueError if 2k > schedule.sampling_T or the spacing does not nest.
     """
+    if not isinstance(schedule, NoiseSchedule):
+        raise ValueError(f"distill_grid takes the teacher's NoiseSchedule (the grid depends on it, not on T alone), "
+                         f"got {type(schedule).__name__} {schedule!r}")
+    T = schedule.sampling_T  # the timesteps the samplers start from lie in [0, sampling_T - 1]
     if not (isinstance(steps, int) and 1 <= steps and 2 * steps <= T):
         raise ValueError(f"distillation needs a teacher with 2*steps <= T; got steps={steps!r}, T={T}; "
                          f"allowed steps: 1..{T // 2}")
-    student = ddim_timesteps(T, steps, spacing)  # (k,)
-    teacher = ddim_timesteps(T, 2 * steps, spacing)  # (2k,)
+    student = ddim_timesteps(schedule.T, steps, spacing, schedule=schedule)  # (k,)
+    teacher = ddim_timesteps(schedule.T, 2 * steps, spacing, schedule=schedule)  # (2k,)
     if not torch.equal(teacher[::2], student):
         raise ValueError(f"spacing {spacing!r} with T={T}: the {steps}-step grid is not every other point of the "
                          f"{2 * steps}-step grid; allowed: 'trailing', which nests for every T")
@@ -58,6 +66,15 @@ def abar_at(schedule: NoiseSchedule, t: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"timesteps must be in [-1, {schedule.T - 1}], got {int(t.min())}..{int(t.max())}")
     abar = schedule.alphas_cumprod.to(t.device)[t.clamp(min=0)]
     return torch.where(t < 0, torch.ones_like(abar), abar)
+
+
+def alpha_sigma(schedule: NoiseSchedule, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(α_t, σ_t) = (√ᾱ_t, √(1-ᾱ_t)) at integer timesteps t (any shape) in [-1, T-1]; t = -1 is clean data (1, 0).
+
+    Both float64, shaped like t: z_t = α_t x0 + σ_t ε. Timesteps outside [-1, T-1]: ValueError naming the range.
+    """
+    abar = abar_at(schedule, t)
+    return abar.sqrt(), (1 - abar).sqrt()
 
 
 def _col(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

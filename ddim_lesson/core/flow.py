@@ -7,6 +7,7 @@ for DDIM's step (eq. 12, η = 0): the two samplers are one and the same on the g
 
     s_of_abar(abar)                 s of a noise level; 0 at ᾱ = 1 (data), -> 1 as ᾱ -> 0 (noise)
     flow_grid(schedule, S, spacing) the s values of ``ddim_timesteps(T, S, spacing)``, then 0: (S+1,)
+    flow_start(x_T, sched, S, sp)   x_T as the flow's x_s at that grid's first timestep: DDIM's start, in s
     eps_to_velocity(model, sched)   velocity(x_s, s) of an ε-model, for s on its clock only
     flow_progressive / flow_sample  Euler from s_grid[0] (default 1) to s_grid[-1] (default 0)
     euler_xt_sample                 Euler on the same ODE in (t, x_t): not DDIM (the notebook's contrast)
@@ -56,6 +57,17 @@ def flow_grid(schedule: NoiseSchedule, steps: int, spacing: str = DEFAULT_SPACIN
     """s at each timestep of ``ddim_timesteps(T, steps, spacing)``, then 0 (ᾱ = 1). (steps+1,) float64, descending."""
     ts = ddim_timesteps(schedule.T, steps, spacing, schedule=schedule)  # (S,) checks steps and spacing
     return torch.cat([s_of_abar(schedule.alphas_cumprod[ts]), torch.zeros(1, dtype=torch.float64)])
+
+
+def flow_start(x_T: torch.Tensor, schedule: NoiseSchedule, steps: int, spacing: str = DEFAULT_SPACING) -> torch.Tensor:
+    """x_T at the first timestep t of ``ddim_timesteps(T, steps, spacing)`` as the flow's x_s = x_T/(√ᾱ_t + √(1-ᾱ_t)).
+
+    The start of ``flow_sample(eps_to_velocity(model, schedule), ..., s_grid=flow_grid(schedule, steps, spacing))``
+    that makes it DDIM's run from the same x_T. x_T: (B, ...) -> (B, ...), same dtype; bad steps or spacing:
+    ValueError naming the allowed values.
+    """
+    a = schedule.alphas_cumprod[ddim_timesteps(schedule.T, steps, spacing, schedule=schedule)[0]]  # ᾱ at the start
+    return x_T / float(a.sqrt() + (1 - a).sqrt())
 
 
 class EpsVelocity:

@@ -4,6 +4,8 @@
   form of ``store.data.toy_2d``). Fresh data: 0.95 at radius 0.1 (its noise has σ = 0.05).
 - :func:`energy_distance`: Székely's energy distance 2E|X-Y| - E|X-X'| - E|Y-Y'| between two point sets,
   0 for identical distributions. Against a fresh draw of the data: a second draw of 5,000 points gives 0.001.
+- :func:`rms_spread`: the RMS distance of points from a centre, per coordinate (notebook 11: a sampler's blob at
+  the data's mean against the data's own spread).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import math
 
 import torch
 
-__all__ = ["energy_distance", "moon_curves", "moon_distance", "near_fraction"]
+__all__ = ["energy_distance", "moon_curves", "moon_distance", "near_fraction", "rms_spread"]
 
 
 def moon_curves(n: int = 4000) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,3 +48,11 @@ def energy_distance(x: torch.Tensor, y: torch.Tensor) -> float:
         raise ValueError(f"x and y must be (N, d) and (M, d) point sets, got {tuple(x.shape)} and {tuple(y.shape)}")
     x, y = x.double(), y.double()
     return float(2 * torch.cdist(x, y).mean() - torch.cdist(x, x).mean() - torch.cdist(y, y).mean())
+
+
+def rms_spread(x: torch.Tensor, centre: torch.Tensor) -> float:
+    """√mean((x - centre)²) over every point and coordinate. x: (N, d) with N >= 1, centre: (d,)."""
+    if x.ndim != 2 or x.shape[0] == 0 or centre.shape != x.shape[1:]:
+        raise ValueError(f"x must be (N, d) points with N >= 1 and centre (d,), got {tuple(x.shape)} and "
+                         f"{tuple(centre.shape)}")
+    return float((x - centre).pow(2).mean().sqrt())

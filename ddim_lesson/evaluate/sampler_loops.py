@@ -1,6 +1,8 @@
 """The sampling loops the speed benchmark times, each as ``make(model, schedule, x, steps)`` returning a
 callable without arguments (the work timed): bare model calls (the floor), our DDIM sampler, DDPM, and the
 usual diffusers DDIMScheduler loop set up as the same sampler; and the per-step cost of a loop's own work.
+:func:`diffusers_ddim_sample` runs that diffusers loop once, at any of its spacings and either clipping convention
+(notebook 06 compares it with ours).
 
     run = ddim_loop(model, schedule, x_T, 10)     # run() -> x0, same shape as x_T
     interleaved_ratio("overhead", run, bare_calls(model, schedule, x_T, 10))
@@ -15,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..core.checks import check_choice, check_int
 from ..core.samplers import ddim_sample, ddpm_sample
 from ..core.schedules import NoiseSchedule, ddim_timesteps
 from .throughput import synchronize
@@ -45,20 +48,52 @@ def ddpm_loop(model: nn.Module, schedule: NoiseSchedule, x: torch.Tensor) -> Cal
     return lambda: ddpm_sample(model, schedule, x)
 
 
+DIFFUSERS_SPACINGS = ("leading", "trailing", "linspace")  # diffusers' timestep_spacing values (ours by the same names)
+
+
+def diffusers_ddim_scheduler(schedule: NoiseSchedule, spacing: str = "trailing") -> Any:
+    """diffusers' ``DDIMScheduler`` set up on ``schedule``: clip_sample=True, ᾱ_final = 1, steps_offset 0, ε-prediction.
+
+    Needs a linear schedule (diffusers is given its betas' ends); spacing: one of :data:`DIFFUSERS_SPACINGS`.
+    """
+    from diffusers import DDIMScheduler
+
+    spacing = check_choice("spacing", spacing, DIFFUSERS_SPACINGS)
+    if schedule.kind != "linear":
+        raise ValueError(f"the diffusers loop is set up for a linear schedule, got {schedule.kind!r}")
+    p = schedule.params
+    return DDIMScheduler(num_train_timesteps=schedule.T, beta_start=p["beta_start"], beta_end=p["beta_end"],
+                         beta_schedule="linear", clip_sample=True, set_alpha_to_one=True, steps_offset=0,
+                         timestep_spacing=spacing, prediction_type="epsilon")
+
+
+@torch.no_grad()
+def diffusers_ddim_sample(model: nn.Module, schedule: NoiseSchedule, x_T: torch.Tensor, *, steps: int,
+                          spacing: str = "trailing", use_clipped_model_output: bool = True) -> torch.Tensor:
+    """diffusers' DDIM loop (η = 0, ``clip_sample=True``) from x_T (B, ...) in ``steps`` model calls: x0 (B, ...).
+
+    With ``use_clipped_model_output=True`` its step re-derives ε from the clipped x̂0, as our ``clip_x0=True`` does,
+    and the two samplers agree; with diffusers' default (False) it keeps the model's ε in the direction pointing to
+    x_t, a different sampler wherever x̂0 leaves [-1, 1] (notebook 06 measures both).
+    """
+    steps = check_int("steps", steps, 1, schedule.T)
+    sch = diffusers_ddim_scheduler(schedule, spacing)
+    sch.set_timesteps(steps, device=x_T.device)
+    x = x_T
+    for t in sch.timesteps:
+        eps = model(x, t.expand(x.shape[0]))  # (B, ...)
+        x = sch.step(eps, t, x, eta=0.0, use_clipped_model_output=bool(use_clipped_model_output)).prev_sample
+    return x
+
+
 def diffusers_loop(model: nn.Module, schedule: NoiseSchedule, x: torch.Tensor,
                    steps: int) -> Callable[[], torch.Tensor]:
     """The usual diffusers DDIM loop, configured to be the same sampler as ours (trailing, clip, ᾱ_final = 1).
 
-    x: x_T (B, ...); returns x0 (B, ...). Needs a linear schedule (diffusers is given its betas' ends).
+    x: x_T (B, ...); returns x0 (B, ...). Needs a linear schedule (diffusers is given its betas' ends). The
+    scheduler is built outside the timed work; :func:`diffusers_ddim_sample` is the same loop as one call.
     """
-    from diffusers import DDIMScheduler
-
-    if schedule.kind != "linear":
-        raise ValueError(f"the diffusers loop is set up for a linear schedule, got {schedule.kind!r}")
-    p = schedule.params
-    sch = DDIMScheduler(num_train_timesteps=schedule.T, beta_start=p["beta_start"], beta_end=p["beta_end"],
-                        beta_schedule="linear", clip_sample=True, set_alpha_to_one=True,
-                        timestep_spacing="trailing", prediction_type="epsilon")
+    sch = diffusers_ddim_scheduler(schedule, "trailing")
 
     @torch.no_grad()
     def run() -> torch.Tensor:

@@ -84,13 +84,7 @@ def test_notebooks_exist_in_order_and_are_stripped() -> None:
 
 # Helpers the notebooks still define for themselves (neither a `my_` exercise nor a registered stub): the
 # house rule says they belong in the package. A ceiling, by notebook: a new helper fails the check below.
-HELPERS_NOT_YET_IN_THE_PACKAGE = {
-    "01": {"pixel_correlation"}, "02": {"median_nn_distance"},
-    "03": {"randn", "corr", "gamma", "sigma_bar", "naive_ddim"},
-    "04": {"total_variation", "mse", "walk", "nearest_data_distance", "highlights", "background_share"},
-    "05": {"mse", "neighbour_correlation"}, "06": {"oracle", "diffusers_ddim"}, "07": {"guided_exact", "stat"},
-    "09": {"per_seed", "fmt"}, "10": {"x_s_from", "frozen", "rel", "verdict"},
-    "11": {"alpha_sigma", "sample", "spread", "beats", "rms_spread"},
+HELPERS_NOT_YET_IN_THE_PACKAGE: dict[str, set[str]] = {
 }
 
 
@@ -169,7 +163,7 @@ def test_the_notebook_rule_catches_planted_cells() -> None:
         "def my_ddim_step(x_t, eps, abar_t, abar_prev):\n    ...": "without check_ddim_step(...) after it",
         "class ddim_sample:\n    pass": "redefines the package's ddim_sample",
         "def my_plot(x):\n    ...": "'plot' is not one",
-        "def rms_spread(x):\n    ...": "rms_spread is defined here",  # listed for notebook 11, not for 03
+        "def rms_spread(x):\n    ...": "redefines the package's rms_spread",  # notebook 11's helper, now the package's
         "def outer():\n    def inner():\n        ...": "inner is defined here",
     }
     for cell, message in planted.items():
