@@ -8,7 +8,7 @@
     with progress(model, total=1000, desc="DDPM") as model_:   # a bar that moves once per model call
         ddpm_sample(model_, schedule, x_T)
 
-:func:`now` is the one clock (``time.perf_counter``), :class:`Stopwatch` the one timer (``sw.elapsed`` reads
+:data:`now` is the one clock (``time.perf_counter``), :class:`Stopwatch` the one timer (``sw.elapsed`` reads
 it while the block still runs: a loop's running wall time or a deadline), :class:`CallCounter` the one call
 counter and :func:`progress_bar` the one progress-bar constructor (tqdm.auto: a widget in JupyterLab, text on
 stderr elsewhere). ``tests/store/test_instruments.py`` checks that no other module reads the clock or builds a
@@ -30,8 +30,7 @@ import torch
 from ..core.checks import check_int
 from ..core.samplers import Model
 
-Clock = Callable[[], float]
-
+Clock = Callable[[], float]  # seconds, as a float; a test passes a fake one
 
 now: Clock = time.perf_counter  # seconds on the package's one clock: only differences mean anything
 
