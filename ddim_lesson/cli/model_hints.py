@@ -14,14 +14,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..store.pretrained import PRETRAINED, weights_path
+from ..store.pretrained import PRETRAINED, model_help, weights_path
 
 UNDERTRAINED_FRACTION = 0.25
-
-
-def model_help() -> str:
-    """``--model``'s help: every shipped model by name (from ``PRETRAINED``), then the paths it also takes."""
-    return f"a shipped model ({', '.join(PRETRAINED)}), a checkpoint NAME[.safetensors], or a run folder"
+__all__ = ["model_help", "recipe", "refuse_velocity_model", "student_steps_hint", "undertrained_hint"]
 
 
 def _cards() -> dict[str, dict[str, Any]]:

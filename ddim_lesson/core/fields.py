@@ -23,14 +23,15 @@ SEED_HELP = "the random seed, an integer in [0, 2**63 - 1]; the same seed draws 
 SEEDS_HELP = "the seeds, each an integer in [0, 2**63 - 1]; one measurement per seed"
 PROGRESS_HELP = "show a progress bar on stderr"
 DEVICE_HELP = "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps"
-THREADS_HELP = "torch CPU threads (0: the course's rule, env.pick_threads, picks them)"
+THREADS_HELP = "torch CPU threads (0: the course's thread rule picks them)"
 ETA_HELP = "η in [0, 1]: 0 is deterministic DDIM, 1 is DDPM-like"
-LR_HELP = "the peak learning rate, in (0, 1): linear warmup to it, then cosine decay"
+LR_HELP = "the learning rate (the peak, where it warms up and decays), in (0, 1)"
 STEPS_HELP = "DDIM steps S = model calls per sample, in [1, T]"
 SPACING_HELP = "timestep spacing"
 SAMPLE_BATCH_HELP = "samples per model call, which bounds memory"
 TRAIN_BATCH_HELP = "training examples per optimizer step"
-RESULTS_HELP = "results path without suffix: OUT.json and OUT.md (the committed ones in benchmarks/results/ only if named)"
+RESULTS_HELP = ("results path without suffix, for OUT.json and OUT.md (the committed ones in benchmarks/results/ "
+                "only if named)")
 NFES_HELP = "model calls per sample (one column each)"
 CLIP_X0_HELP = "clip x0_pred to [-1, 1] (off: the exact ODE, forward and back)"
 BLOCK_HELP = "a timed block repeats a run until it lasts this many seconds (a short run alone is within the jitter)"
@@ -81,8 +82,9 @@ def lr_field(default: float) -> Any:
 
 
 def steps_field(default: int) -> Any:
-    """``--steps`` of a sampler: S in [1, T] (T is the model's, so the upper bound is checked once it is loaded)."""
-    return _field(default, STEPS_HELP, _count(1))
+    """``--steps`` of a sampler: S in [1, T], checked by ``core.schedules.check_steps`` once the model (and so T)
+    is loaded, which names the model's own range."""
+    return _field(default, STEPS_HELP)
 
 
 def spacing_field(default: str = DEFAULT_SPACING) -> Any:
@@ -143,7 +145,7 @@ _TRAINING: dict[str, tuple[str, Check | None]] = {
 
 
 def training_field(name: str, default: Any) -> Any:
-    """The field ``name`` of :data:`_TRAINING` (``warmup``, ``ema_decay``, ...) with this default: one help, one check."""
+    """The field ``name`` (``warmup``, ``ema_decay``, ...) with this default: its one help and its one check."""
     help_, check = _TRAINING[name]
     return _field(default, help_, check)
 

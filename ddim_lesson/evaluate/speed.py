@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..core.checks import check_float, check_int
+from ..core.fields import device_field
 from ..core.schedules import NoiseSchedule
 from ..nets.models import MLPConfig, MLPDenoiser, UNet, UNetConfig
 from ..store.device import machine, pick_device
@@ -61,7 +62,7 @@ class SpeedConfig:
         "help": "in (a), (b) a timed block repeats a run until it lasts this many seconds (a 60 ms run alone is "
                 "within a busy machine's jitter)"})
     table1: str = field(default=str(RESULTS / "table1.json"), metadata={"help": "where to read FIDs for (c)"})
-    device: str = field(default="auto", metadata={"help": "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps"})
+    device: str = device_field()
     compile: bool = field(default=False, metadata={"help": "on CUDA, also time torch.compile"})
     json: str = field(default="", metadata={"help": "also write the measurements to this JSON file"})
     quick: bool = field(default=False, metadata={"help": "3 rounds, smaller batches: a smoke test, not a result"})

@@ -29,6 +29,12 @@ PRETRAINED = {  # name (its files are WEIGHTS_DIR/NAME.safetensors and NAME.json
 }
 
 
+def model_help() -> str:
+    """``--model``'s help, for every command that takes one: each shipped model by name (read from ``PRETRAINED``,
+    so a model added to it appears), then the paths :func:`load_any` also takes."""
+    return f"a shipped model ({', '.join(PRETRAINED)}), a checkpoint NAME[.safetensors], or a run folder"
+
+
 def weights_path(name: str) -> Path:
     """The checkpoint path (without suffix) of a shipped model. Raises ValueError for unknown names."""
     if name not in PRETRAINED:

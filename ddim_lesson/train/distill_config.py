@@ -6,7 +6,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ..core.checks import check_float, check_seed
+from ..core.checks import check_int
+from ..core.fields import (
+    check_fields,
+    device_field,
+    lr_field,
+    progress_field,
+    seed_field,
+    train_batch_field,
+    training_field,
+)
 
 
 @dataclass
@@ -18,41 +27,31 @@ class DistillConfig:
     start_steps: int = field(default=64, metadata={"help": "the teacher's DDIM steps; the first student takes half"})
     final_steps: int = field(default=4, metadata={"help": "the last student's steps (start_steps / 2**rounds)"})
     steps_per_round: int = field(default=1000, metadata={"help": "training steps in each round"})
-    batch_size: int = 64
-    lr: float = 2e-4
-    warmup: int = 20  # per round
-    min_lr_frac: float = 0.1  # cosine decay to lr·min_lr_frac at the end of each round
-    grad_clip: float = 1.0
-    ema_decay: float = 0.995  # the EMA restarts each round from the round's first weights
+    batch_size: int = train_batch_field(64)
+    lr: float = lr_field(2e-4)  # a student starts from its teacher: a tenth of train's rate
+    warmup: int = training_field("warmup", 20)  # per round: a round is short
+    min_lr_frac: float = training_field("min_lr_frac", 0.1)  # at the end of each round
+    grad_clip: float = training_field("grad_clip", 1.0)
+    ema_decay: float = training_field("ema_decay", 0.995)  # restarts each round from the round's first weights
     spacing: str = field(default="trailing", metadata={"help": "the DDIM grid; only 'trailing' nests 2k -> k"})
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    seed: int = seed_field()
+    device: str = device_field()
     out: str = field(default="", metadata={"help": "folder for checkpoint.*, student-K.* per round and model.*"})
-    ckpt_every: int = 200
-    resume: bool = False
-    stop_after: int = 0  # stop this invocation after N steps (0: run to the end); resume later
-    progress: bool = True
-    n_toy: int = 20000  # toy data: points drawn (as ``train``)
-    n_images: int = 0  # image data: the first N training images only (0: all); quick runs and tests
+    ckpt_every: int = training_field("ckpt_every", 200)
+    resume: bool = training_field("resume", False)
+    stop_after: int = training_field("stop_after", 0)
+    progress: bool = progress_field()
+    n_toy: int = training_field("n_toy", 20000)
+    n_images: int = training_field("n_images", 0)
 
     def __post_init__(self) -> None:
-        for name in ("start_steps", "final_steps", "steps_per_round", "batch_size", "ckpt_every", "n_toy"):
-            v = getattr(self, name)
-            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-        for name in ("warmup", "stop_after", "n_images", "seed"):
-            v = getattr(self, name)
-            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
-                raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
-        check_seed(self.seed)
+        for name in ("start_steps", "final_steps", "steps_per_round"):
+            check_int(name, getattr(self, name), 1)
+        check_fields(self)  # batch_size, lr, warmup, min_lr_frac, grad_clip, ema_decay, seed, ckpt_every, ...
         ratio = self.start_steps // self.final_steps
         if self.start_steps % self.final_steps or ratio < 2 or ratio & (ratio - 1):
             raise ValueError(f"start_steps / final_steps must be a power of 2 >= 2, got {self.start_steps} / "
                              f"{self.final_steps}; allowed e.g. --start-steps 64 --final-steps 4")
-        check_float("lr", self.lr, 0, 1, lo_open=True, hi_open=True)  # TrainConfig's intervals, by the same rule
-        check_float("ema_decay", self.ema_decay, 0, 1, hi_open=True)
-        check_float("grad_clip", self.grad_clip, 0, None, lo_open=True)
-        check_float("min_lr_frac", self.min_lr_frac, 0, 1)
         if self.spacing != "trailing":
             raise ValueError(f"spacing must be 'trailing' (the one spacing whose k-step grid is every other point "
                              f"of its 2k-step grid for every T), got {self.spacing!r}")

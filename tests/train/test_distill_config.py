@@ -36,7 +36,7 @@ def test_lr_warms_up_linearly_then_decays_on_a_cosine_to_its_floor():
     ({"start_steps": 48, "final_steps": 4}, r"power of 2 >= 2, got 48 / 4"),  # ratio 12
     ({"start_steps": 4, "final_steps": 4}, r"power of 2 >= 2, got 4 / 4"),
     ({"final_steps": 0}, r"final_steps must be an integer >= 1, got 0"),
-    ({"steps_per_round": True}, r"steps_per_round must be an integer >= 1, got True"),
+    ({"steps_per_round": True}, r"steps_per_round must be an integer >= 1, got the bool True"),
     ({"warmup": -1}, r"warmup must be an integer >= 0, got -1"),
     ({"lr": 1.0}, r"lr must be a finite number in \(0, 1\), got 1.0"),
     ({"ema_decay": 1.0}, r"ema_decay must be a finite number in \[0, 1\), got 1.0"),
