@@ -8,15 +8,15 @@ is one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
-import math
 import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..core.checks import check_int, check_seed
-from ..course.env import pick_threads
+from ..core.checks import check_int
+from ..core.fields import check_fields, lr_field, seed_field, threads_field, train_batch_field
 from ..store.classifier_io import CLASSIFIER_WEIGHTS
+from ..store.device import announce_threads, pick_threads
 from ..store.outputs import check_writable
 from .errors import run_one_line
 from .flags import add_dataclass_args, dataclass_from_args, script_parser
@@ -27,19 +27,15 @@ class TrainClassifierArgs:
     """How the FID feature classifier is trained, and where it goes."""
 
     epochs: int = 3
-    batch_size: int = 128
-    lr: float = 3e-3
-    seed: int = 0
-    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: env.pick_threads chooses)"})
+    batch_size: int = train_batch_field(128)
+    lr: float = lr_field(3e-3)
+    seed: int = seed_field()
+    threads: int = threads_field()
     out: str = field(default=str(CLASSIFIER_WEIGHTS), metadata={"help": "the model files' path without suffix"})
 
     def __post_init__(self) -> None:
         check_int("epochs", self.epochs, 1, None)
-        check_int("batch_size", self.batch_size, 1, None)
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
-        check_seed(self.seed)
-        check_int("threads", self.threads, 0, None)
+        check_fields(self)  # batch_size, lr, seed, threads
 
 
 def train_classifier_main(doc: str, argv: Sequence[str] | None = None) -> None:
@@ -54,8 +50,7 @@ def _train_classifier(args: argparse.Namespace, argv: Sequence[str] | None) -> N
 
     a = dataclass_from_args(TrainClassifierArgs, args)
     check_writable(f"{a.out}.safetensors")
-    if a.threads == 0:
-        print(f"torch uses {pick_threads().reason}")
+    announce_threads(pick_threads() if a.threads == 0 else f"{a.threads} thread(s): set by --threads")
     command = "python benchmarks/train_classifier.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     meta = train_classifier(a.out, a.epochs, a.batch_size, a.lr, a.seed, a.threads, command)
     print(f"{meta['params']:,} parameters, test accuracy {meta['test_accuracy']:.2%}, "

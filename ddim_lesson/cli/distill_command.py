@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..course.env import pick_threads
+from ..store.device import announce_threads, pick_threads
 from .flags import CLIError, dataclass_from_args
 
 HELP = ("distil a model into fewer DDIM steps: rounds 2k -> k, each student's one step trained on its teacher's "
@@ -23,7 +23,7 @@ def cmd_distill(args: argparse.Namespace) -> None:
     if not cfg.out:
         raise CLIError("--out is required: the folder for checkpoints and each round's student")
     if cfg.progress:
-        print(f"torch uses {pick_threads().reason}", file=sys.stderr)
+        announce_threads(pick_threads())
     else:
         pick_threads()
     try:

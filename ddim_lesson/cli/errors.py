@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 import torch
 
 from ..core.checks import check_seed
+from ..store.device import announce_threads
 from .info import safe_text
 
 MEMORY_HINT = ("ask for less (a smaller --batch-size or --n), check that a checkpoint is one this course wrote, "
@@ -79,11 +80,12 @@ def check_cuda_index(dev: torch.device, name: str) -> torch.device:
 
 
 def say_threads(args: argparse.Namespace) -> None:
-    """Print main's thread note (env.pick_threads' reason) on stderr, with the progress output, once
+    """Announce main's thread note (store.device.pick_threads' reason) with the one announcement,
+    store.device.announce_threads (stderr, with the progress output), once
     the flags and the model are checked, so that a user error stays the only line printed."""
     note = getattr(args, "thread_note", None)
     if note and getattr(args, "progress", True):
-        print(note, file=sys.stderr)
+        announce_threads(note)
 
 
 def silence_stdout() -> None:

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..course.env import pick_threads
 from ..course.gallery import run_gallery
+from ..store.device import announce_threads, pick_threads
 from .errors import run_one_line
 from .flags import add_dataclass_args, dataclass_from_args, script_parser
 
@@ -45,7 +45,7 @@ def gallery_main(doc: str, argv: Sequence[str] | None = None) -> None:
 
     def command() -> None:
         a = dataclass_from_args(GalleryArgs, p.parse_args(argv))
-        print(f"torch uses {pick_threads().reason} here; each notebook's kernel picks its own")
+        announce_threads(pick_threads())  # here; each notebook's kernel picks its own (check_environment)
         run_gallery(a.notebooks(), Path(a.out), a.max_width)
 
     run_one_line(p.prog, command)

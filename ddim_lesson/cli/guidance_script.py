@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..course.env import pick_threads
 from ..evaluate.guidance_tables import GuidanceConfig, guidance_markdown, run_guidance
+from ..store.device import announce_threads, pick_threads
 from ..store.locks import out_lock
 from ..store.outputs import check_writable
 from .errors import run_one_line
@@ -26,6 +26,7 @@ def guidance_main(doc: str, argv: Sequence[str] | None = None) -> None:
         check_writable(f"{cfg.out}.json")  # before the run, not after it
         threads = pick_threads()
         with out_lock(cfg.out, folder=False):  # a second run on this --out is refused, not mixed in
+            announce_threads(threads)  # once the --out is ours: a refusal stays the one line printed
             print(guidance_markdown(run_guidance(cfg, threads=threads.reason)))
 
     run_one_line(p.prog, command)

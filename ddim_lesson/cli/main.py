@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from ..course.env import pick_threads
+from ..store.device import pick_threads
 from .commands import (
     ExportArgs,
     InfoArgs,
@@ -124,7 +124,7 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.func in (cmd_train, cmd_sample, cmd_invert):  # eval picks its own (--threads)
             validate_flags(args)  # a bad value is the one line printed, before any note
             steady = args.func is cmd_train  # training: a count that does not follow the load
-            args.thread_note = f"torch uses {pick_threads(steady=steady).reason}"  # said when work starts
+            args.thread_note = pick_threads(steady=steady).reason  # announced when work starts
             if args.func is cmd_train:
                 say_threads(args)
         args.func(args)

@@ -6,16 +6,14 @@ as Markdown."""
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..core.checks import check_int
-from ..course.env import pick_threads
+from ..core.fields import check_fields, progress_field, threads_field
 from ..evaluate.distill_fid import DistillFIDConfig, distill_fid_markdown, run_distill_fid
 from ..evaluate.fid_spread import SpreadConfig, run_spread, spread_markdown
 from ..evaluate.flow_twin_fid import FlowTwinFIDConfig, flow_twin_markdown, run_flow_twin_fid
@@ -23,6 +21,7 @@ from ..evaluate.solver_fid import SolverFIDConfig, run_solver_fid, solver_fid_ma
 from ..evaluate.spacing_fid import SpacingFIDConfig, run_spacing_fid, spacing_fid_markdown
 from ..evaluate.table1 import Table1Config, run_table1, table1_markdown
 from ..evaluate.table2 import Table2Config, run_table2, table2_markdown
+from ..store.device import announce_threads, pick_threads
 from ..store.locks import out_lock
 from ..store.outputs import check_writable
 from .errors import run_one_line
@@ -33,12 +32,11 @@ from .flags import add_dataclass_args, dataclass_from_args, script_parser
 class RunArgs:
     """The flags of a table's run that are not settings of the table."""
 
-    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: the course's rule, env.pick_threads, "
-                                                      "picks them)"})
-    progress: bool = field(default=True, metadata={"help": "show a progress bar over model calls"})
+    threads: int = threads_field()
+    progress: bool = progress_field()
 
     def __post_init__(self) -> None:
-        check_int("threads", self.threads, 0, None)
+        check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -133,8 +131,9 @@ def cmd_eval(args: argparse.Namespace, table: str | None = None) -> None:
     check_writable(f"{cfg.out}.json")  # before the run, not after it
     if run.threads > 0:
         torch.set_num_threads(run.threads)
+        announce_threads(f"{run.threads} thread(s): set by --threads")
     else:
-        print(f"torch uses {pick_threads().reason}", file=sys.stderr)
+        announce_threads(pick_threads())
     with out_lock(cfg.out, folder=False):  # a second eval on this --out is refused, not mixed in
         res = entry.run(cfg, progress=run.progress)
     print()

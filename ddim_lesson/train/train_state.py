@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import signal
 import sys
 import threading
@@ -28,6 +27,7 @@ from torch import nn
 from ..core.schedules import NoiseSchedule
 from ..store.atomic import previous_path
 from ..store.checkpoints import CheckpointError, Loaded, load_newest, model_from_meta, model_meta, save_checkpoint
+from ..store.device import announce_threads, available_cores
 from ..store.locks import out_lock
 from ..store.outputs import check_writable
 from ..store.pretrained import WEIGHTS_DIR
@@ -159,15 +159,16 @@ def keep_numerics(meta: dict[str, Any], now: dict[str, Any], rank: int = 0) -> l
         say(f"--resume: the checkpoint does not record its thread count (an older version); continuing with "
             f"{now['threads']} thread(s): the result may not be bitwise equal to an uninterrupted run")
         return ["threads"]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = available_cores()  # the thread rule's count of the cores this process may use
     differ = []
     want = saved.get("threads")
     if isinstance(want, int) and not isinstance(want, bool) and 1 <= want <= cores:
         if want != now["threads"]:
             torch.set_num_threads(want)
             now["threads"] = want
-        say(f"--resume: torch uses {want} thread(s), the count this run was started with (recorded in its "
-            "checkpoint), so that it continues bit for bit")
+        if rank == 0:  # the one announcement's format: it corrects the rule's line printed at start
+            announce_threads(f"{want} thread(s), the count this run was started with (recorded in its checkpoint, "
+                             "kept by --resume), so that it continues bit for bit")
     else:
         differ.append("threads")
         say(f"--resume: the run was started with {want} thread(s) but only {cores} core(s) are available; continuing "

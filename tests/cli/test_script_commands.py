@@ -22,9 +22,9 @@ from ddim_lesson.cli.classifier_script import TrainClassifierArgs, train_classif
 from ddim_lesson.cli.gallery_script import NOTEBOOKS, GalleryArgs, gallery_main
 from ddim_lesson.cli.guidance_script import guidance_main
 from ddim_lesson.cli.threads_script import threads_main
-from ddim_lesson.course.env import pick_threads
 from ddim_lesson.course.thread_bench import ThreadBenchConfig, thread_bench_markdown
 from ddim_lesson.evaluate.guidance_tables import GuidanceConfig
+from ddim_lesson.store.device import pick_threads
 from ddim_lesson.store.locks import lock_path, out_lock
 
 
@@ -189,13 +189,15 @@ def test_classifier_args_reach_training_and_the_command_is_recorded_quoted(fake_
 def test_classifier_with_threads_0_says_what_the_rule_chose(fake_train, tmp_path, capsys):
     train_classifier_main("doc", ["--out", str(tmp_path / "clf")])
     assert fake_train[0][5] == 0
-    assert capsys.readouterr().out.splitlines()[0] == f"torch uses {pick_threads(apply=False).reason}"
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [f"torch uses {pick_threads(apply=False).reason}"] and "torch uses" not in out
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--lr", "0"], "lr must be a finite number > 0, got 0.0"),
-    (["--lr", "nan"], "lr must be a finite number > 0, got nan"),
-    (["--lr=-1e-3"], "lr must be a finite number > 0, got -0.001"),
+    (["--lr", "0"], "lr must be a finite number in (0, 1), got 0.0"),  # the one lr rule (core.checks.check_lr)
+    (["--lr", "nan"], "lr must be a finite number in (0, 1), got nan"),
+    (["--lr=-1e-3"], "lr must be a finite number in (0, 1), got -0.001"),
+    (["--lr", "1"], "lr must be a finite number in (0, 1), got 1.0"),
     (["--epochs", "0"], "epochs must be an integer >= 1, got 0"),
     (["--threads", "-1"], "threads must be an integer >= 0, got -1"),
     (["--seed", "-1"], "seed"),
@@ -212,7 +214,7 @@ def test_classifier_refuses_an_unwritable_out(fake_train, tmp_path, capsys):
 
 
 def test_classifier_args_refuse_an_infinite_lr():
-    with pytest.raises(ValueError, match="lr must be a finite number > 0, got inf"):
+    with pytest.raises(ValueError, match=r"lr must be a finite number in \(0, 1\), got inf"):
         TrainClassifierArgs(lr=float("inf"))
 
 
@@ -254,7 +256,8 @@ def test_gallery_main_runs_the_chosen_notebooks_into_out(fake_gallery, tmp_path,
     first = NUMBERED[0].name[:2]
     gallery_main("doc", ["--only", first, "--out", str(tmp_path / "img"), "--max-width", "200"])
     assert fake_gallery == [([NUMBERED[0]], tmp_path / "img", 200)]
-    assert capsys.readouterr().out.startswith(f"torch uses {pick_threads(apply=False).reason} here")
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [f"torch uses {pick_threads(apply=False).reason}"] and "torch uses" not in out
 
 
 def test_gallery_main_bad_flags_are_one_line_before_any_notebook_runs(fake_gallery, capsys):

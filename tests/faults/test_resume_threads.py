@@ -147,7 +147,7 @@ def test_resume_keeps_the_recorded_count_over_a_new_setting(ctx, tmp_path):
     assert _run(ctx, tmp_path / "run", log, one, True) == 0, log.read_text()
     text = log.read_text()
     assert "torch uses 1 thread(s): set by OMP_NUM_THREADS" in text  # the user's setting, seen at start
-    assert "--resume: torch uses 2 thread(s), the count this run was started with" in text  # then the record wins
+    assert "torch uses 2 thread(s), the count this run was started with" in text  # then the record wins
     want, _ = _state(tmp_path / "ref")
     got, meta = _state(tmp_path / "run")
     assert meta["numerics"]["threads"] == 2
