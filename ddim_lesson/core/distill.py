@@ -49,8 +49,8 @@ def distill_grid(schedule: NoiseSchedule, steps: int,
                          f"got {type(schedule).__name__} {schedule!r}")
     T = schedule.sampling_T  # the timesteps the samplers start from lie in [0, sampling_T - 1]
     if not (isinstance(steps, int) and 1 <= steps and 2 * steps <= T):
-        raise ValueError(f"distillation needs a teacher with 2*steps <= T; got steps={steps!r}, T={T}; "
-                         f"allowed steps: 1..{T // 2}")
+        raise ValueError(f"distillation needs a teacher with 2*steps <= {T} (the timesteps this schedule samples "
+                         f"from); got steps={steps!r}; allowed steps: 1..{T // 2}")
     student = ddim_timesteps(schedule.T, steps, spacing, schedule=schedule)  # (k,)
     teacher = ddim_timesteps(schedule.T, 2 * steps, spacing, schedule=schedule)  # (2k,)
     if not torch.equal(teacher[::2], student):

@@ -91,7 +91,7 @@ def _distill(cfg: DistillConfig, guard: SignalGuard) -> DistillResult:
                 teacher = EpsFromV(copy.deepcopy(ema).requires_grad_(False), schedule)
                 net.load_state_dict(ema.state_dict())
             opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
-        grid = distill_grid(schedule.T, k, cfg.spacing)
+        grid = distill_grid(schedule, k, cfg.spacing)  # the grid the teacher's DDIM visits on its schedule
         x0 = data[batch_indices(data.shape[0], cfg.batch_size, step, cfg.seed)].to(device)  # (B, ...)
         for group in opt.param_groups:
             group["lr"] = cfg.lr_at(j)

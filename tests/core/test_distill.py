@@ -54,7 +54,7 @@ def _levels(t, t_mid, t_next):
 def test_trailing_grids_nest_for_every_T(T):
     k = 1
     while 2 * k <= T:
-        t, t_mid, t_next = D.distill_grid(T, k, "trailing")
+        t, t_mid, t_next = D.distill_grid(NoiseSchedule.linear(T), k, "trailing")
         assert torch.equal(t, ddim_timesteps(T, k, "trailing")) and t[0] == T - 1
         assert torch.equal(torch.stack([t, t_mid], 1).flatten(), ddim_timesteps(T, 2 * k, "trailing"))
         assert (t > t_mid).all() and (t_mid > t_next).all() and t_next[-1] == -1
@@ -64,13 +64,51 @@ def test_trailing_grids_nest_for_every_T(T):
 @pytest.mark.parametrize("spacing", ["leading", "linspace"])
 def test_grids_that_do_not_nest_are_refused(spacing):
     with pytest.raises(ValueError, match="trailing"):
-        D.distill_grid(1000, 32, spacing)
+        D.distill_grid(SCHED, 32, spacing)
 
 
 @pytest.mark.parametrize("bad", [0, 501, 2.0])
 def test_bad_step_counts_are_refused(bad):
     with pytest.raises(ValueError, match="allowed steps: 1..500"):
-        D.distill_grid(1000, bad)
+        D.distill_grid(SCHED, bad)
+    with pytest.raises(ValueError, match="NoiseSchedule"):  # T alone cannot say where a cosine grid starts
+        D.distill_grid(1000, 4)
+
+
+def visited(schedule: NoiseSchedule, steps: int) -> list[int]:
+    """The timesteps ddim_sample visits on ``schedule`` with ``steps`` steps (trailing), read off a recording model."""
+    seen: list[int] = []
+
+    def model(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        seen.append(int(t[0]))
+        return torch.zeros_like(x_t)
+
+    ddim_sample(model, schedule, torch.randn(1, 2, generator=torch.Generator().manual_seed(0)), steps=steps,
+                eta=0.0, spacing="trailing", clip_x0=False)
+    return seen
+
+
+def old_grid(T: int, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """distill_grid before the fix, written out: the trailing grids of T alone, whatever the schedule."""
+    student, teacher = ddim_timesteps(T, k, "trailing"), ddim_timesteps(T, 2 * k, "trailing")
+    return student, teacher[1::2], torch.cat([student[1:], torch.tensor([-1])])
+
+
+@pytest.mark.parametrize("k", [1, 2, 4, 16])
+def test_the_grid_is_the_one_the_teachers_ddim_visits(k):
+    """A cosine teacher's DDIM starts at its own first timestep (sampling_T - 1 = 994 at T = 1000), so the grid it
+    is distilled on must too: the teacher's 2k-step DDIM visits t, t_mid alternately, the student's k-step DDIM t.
+    Under the linear schedule (every shipped teacher) nothing changes from the old grid of T alone."""
+    cosine = NoiseSchedule.cosine(1000)
+    assert cosine.sampling_T < cosine.T
+    for schedule in (cosine, SCHED):
+        t, t_mid, t_next = D.distill_grid(schedule, k)
+        assert torch.stack([t, t_mid], 1).flatten().tolist() == visited(schedule, 2 * k)
+        assert t.tolist() == visited(schedule, k) and t[0] == schedule.sampling_T - 1
+    linear_old = old_grid(1000, k)
+    assert all(torch.equal(a, b) for a, b in zip(D.distill_grid(SCHED, k), linear_old, strict=True))
+    t_old, mid_old, _ = old_grid(1000, k)  # the planted bug: the old grid on the cosine teacher
+    assert t_old[0] == 999 and torch.stack([t_old, mid_old], 1).flatten().tolist() != visited(cosine, 2 * k)
 
 
 def test_abar_at_is_one_at_minus_one_and_refuses_out_of_range():
@@ -85,7 +123,7 @@ def test_abar_at_is_one_at_minus_one_and_refuses_out_of_range():
 def test_one_step_with_the_target_lands_where_two_teacher_steps_land(k):
     """Gaussian data N(0.3, 0.5²), exact teacher: checked per sample with the scalar ddim_step."""
     teacher = GaussianEps(SCHED, 0.3, 0.5)
-    t, t_mid, t_next = (x.repeat_interleave(2) for x in D.distill_grid(1000, k))  # (2k,)
+    t, t_mid, t_next = (x.repeat_interleave(2) for x in D.distill_grid(SCHED, k))  # (2k,)
     z = torch.randn(t.numel(), 3, generator=torch.Generator().manual_seed(k), dtype=torch.float64)
     _, z_next = D.teacher_two_steps(teacher, SCHED, z, t, t_mid, t_next)
     a_t, _, a_next = _levels(t, t_mid, t_next)
@@ -111,7 +149,7 @@ def _unit_gaussian_target(t, t_mid, t_next, z):
 
 def test_target_on_unit_gaussian_data_matches_the_closed_form():
     teacher = GaussianEps(SCHED, 0.0, 1.0)
-    t, t_mid, t_next = D.distill_grid(1000, 16)
+    t, t_mid, t_next = D.distill_grid(SCHED, 16)
     z = torch.randn(16, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     _, z_next = D.teacher_two_steps(teacher, SCHED, z, t, t_mid, t_next)
     a_t, _, a_next = _levels(t, t_mid, t_next)
@@ -129,7 +167,7 @@ def test_target_on_unit_gaussian_data_matches_the_closed_form():
 def test_point_mass_target_is_the_point():
     m = torch.tensor([0.7, -1.2], dtype=torch.float64)
     teacher = D.EpsFromV(PointMassV(SCHED, m), SCHED)
-    t, t_mid, t_next = D.distill_grid(1000, 4)
+    t, t_mid, t_next = D.distill_grid(SCHED, 4)
     z = torch.randn(4, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     _, z_next = D.teacher_two_steps(teacher, SCHED, z, t, t_mid, t_next)
     a_t, _, a_next = _levels(t, t_mid, t_next)
@@ -139,7 +177,7 @@ def test_point_mass_target_is_the_point():
 # -- the loss at step 0 of a round ------------------------------------------------------------
 def _loss(teacher, student, x0, k=8, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return float(D.distill_loss(student, teacher, SCHED, x0, D.distill_grid(1000, k), g))
+    return float(D.distill_loss(student, teacher, SCHED, x0, D.distill_grid(SCHED, k), g))
 
 
 def test_student_copied_from_an_exact_teacher_has_zero_loss_and_planted_bugs_do_not(monkeypatch):
@@ -170,7 +208,7 @@ def test_unit_gaussian_loss_of_a_copied_student_is_the_gap_between_one_step_and_
     x0 = torch.randn(20000, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     k = 4
     measured = _loss(g, VOfTeacher(), x0, k=k)
-    t, t_mid, t_next = D.distill_grid(1000, k)
+    t, t_mid, t_next = D.distill_grid(SCHED, k)
     a = D.abar_at(SCHED, t)
     c = _unit_gaussian_target(t, t_mid, t_next, torch.ones(k, 1, dtype=torch.float64))[:, 0]
     gap = ((c - a.sqrt()) / (1 - a).sqrt()) ** 2  # ṽ = (α - c) z/σ; the teacher's v = (α z - x̂0)/σ = 0

@@ -10,7 +10,6 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[2] / "ddim_lesson"
 WITHOUT_SCHEDULE = {  # module: why its call takes no schedule
     "core/guidance.py": "SDEdit walks [0, t0] with T = t0 + 1; t0 already comes from schedule.sampling_T",
-    "core/distill.py": "distill_grid(T, ...) has no schedule (open: a cosine teacher's grid starts at T - 1)",
 }
 
 
