@@ -21,7 +21,6 @@ import argparse
 import gzip
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 import traceback
@@ -34,7 +33,7 @@ from typing import Any
 from ..core.checks import check_float, check_int
 from ..core.fields import device_field
 from ..evaluate.records import git_commit, save_results
-from ..store.data import DEBIAN_DIR, IDX_FILES, load_images
+from ..store.data import IDX_FILES, DataNotFoundError, fashion_mnist_location, fashion_mnist_search, load_images
 from ..store.device import announce_threads, machine, pick_device, pick_threads
 from ..store.instruments import Stopwatch, now
 from ..train.train_config import TrainConfig
@@ -192,16 +191,15 @@ def run_gpu(cfg: GpuRunConfig, log: Callable[[str], None] = print) -> dict[str, 
 
 
 def prepare_carry(folder: str | Path, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Copy the Fashion-MNIST IDX files (gzipped) from where this machine has them ($DDIM_LESSON_DATA or Debian's
-    folder) into ``folder``/fashion-mnist, check they load, and write ``folder``/carry.json (commit, time, SHA-256)."""
+    """Copy the Fashion-MNIST IDX files (gzipped) from where the loader finds them (store.data's one search:
+    $DDIM_LESSON_DATA, Debian's folder, the cache) into ``folder``/fashion-mnist, check they load, and write
+    ``folder``/carry.json (commit, time, SHA-256)."""
+    src = fashion_mnist_location()  # the folder load_images would read
+    if src is None:
+        raise DataNotFoundError(f"no Fashion-MNIST IDX files in {', '.join(map(str, fashion_mnist_search()))}; set "
+                                "DDIM_LESSON_DATA or install Debian's dataset-fashion-mnist")
     dst = Path(folder) / "fashion-mnist"
     dst.mkdir(parents=True, exist_ok=True)
-    env = os.environ.get("DDIM_LESSON_DATA")
-    sources = [Path(p) for p in (env, env and Path(env) / "FashionMNIST" / "raw") if p] + [DEBIAN_DIR]
-    src = next((s for s in sources if all((s / f).exists() or (s / (f + ".gz")).exists() for f in IDX_FILES)), None)
-    if src is None:
-        raise FileNotFoundError(f"no Fashion-MNIST IDX files in {', '.join(map(str, sources))}; set DDIM_LESSON_DATA "
-                                "or install Debian's dataset-fashion-mnist")
     sums = {}
     for f in IDX_FILES:
         gz = dst / (f + ".gz")

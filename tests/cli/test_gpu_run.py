@@ -18,9 +18,10 @@ import pytest
 import torch
 from disk_datasets import write_idx_set
 
-from ddim_lesson.cli import gpu_run, gpu_train
+from ddim_lesson.cli import gpu_train
 from ddim_lesson.cli.gpu_run import Clock, GpuRunConfig, prepare_carry, run_stage
 from ddim_lesson.cli.gpu_train import SAFETY, command_line, steps_that_fit, train_stage
+from ddim_lesson.store import data
 from ddim_lesson.store.checkpoints import load_checkpoint
 from ddim_lesson.train.loop import train
 from ddim_lesson.train.train_config import TrainConfig
@@ -97,9 +98,32 @@ def test_smoke_run_through_the_script(fake_fashion, tmp_path):
 
 def test_carry_says_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.setenv("DDIM_LESSON_DATA", str(tmp_path / "empty"))
-    monkeypatch.setattr(gpu_run, "DEBIAN_DIR", tmp_path / "no-debian")
-    with pytest.raises(FileNotFoundError, match=r"no Fashion-MNIST IDX files in .*empty.*no-debian"):
+    monkeypatch.setenv("DDIM_LESSON_CACHE", str(tmp_path / "no-cache"))
+    monkeypatch.setattr(data, "DEBIAN_DIR", tmp_path / "no-debian")
+    with pytest.raises(FileNotFoundError, match=r"no Fashion-MNIST IDX files in .*empty.*no-debian.*no-cache"):
         prepare_carry(tmp_path / "carry")
+    assert not (tmp_path / "carry").exists()  # nothing made before the data is found
+
+
+@pytest.mark.parametrize("where", ["DDIM_LESSON_DATA", "torchvision root", "cache"])
+def test_carry_finds_the_data_where_the_loader_finds_it(tmp_path, monkeypatch, where):
+    """prepare_carry takes store.data's one search: wherever load_images finds Fashion-MNIST ($DDIM_LESSON_DATA,
+    a torchvision root's FashionMNIST/raw, the cache), the carry copies the same files, and they load the same.
+    Its own search (before issue 20) looked in $DDIM_LESSON_DATA and Debian's folder only: it missed the cache."""
+    monkeypatch.setattr(data, "DEBIAN_DIR", tmp_path / "no-debian")
+    monkeypatch.setenv("DDIM_LESSON_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("DDIM_LESSON_DATA", raising=False)
+    home = {"DDIM_LESSON_DATA": tmp_path / "mine", "torchvision root": tmp_path / "tv" / "FashionMNIST" / "raw",
+            "cache": tmp_path / "cache"}[where]
+    arrays = write_idx_set(home, 6, 4, gz=where != "torchvision root")
+    if where != "cache":
+        monkeypatch.setenv("DDIM_LESSON_DATA", str(tmp_path / ("mine" if where == "DDIM_LESSON_DATA" else "tv")))
+    assert data.fashion_mnist_location() == home  # where the loader looks first, the data is
+    info = prepare_carry(tmp_path / "carry", log=lambda m: None)
+    assert info["source"] == str(home) and (info["train_images"], info["test_images"]) == (6, 4)
+    carried = data.load_images("fashion-mnist", train=True, root=tmp_path / "carry" / "fashion-mnist")
+    assert torch.equal(carried, data.load_images("fashion-mnist", train=True))  # what the loader reads here
+    assert torch.equal(carried, data.from_uint8(torch.from_numpy(arrays["train-images-idx3-ubyte"])[:, None]))
 
 
 def test_a_failing_stage_is_recorded_and_the_next_still_runs():

@@ -26,9 +26,7 @@ from ddim_lesson.store.data import (
 
 PKG = Path(ddim_lesson.__file__).resolve().parent
 HAVE_DEBIAN = all((data.DEBIAN_DIR / (f + ".gz")).exists() for f in data.IDX_FILES)
-# Reads $DDIM_LESSON_DATA with a search of its own, pending in another engineer's file: cli/gpu_run.py (copies the
-# IDX files for a GPU run; it looks in $DDIM_LESSON_DATA, its FashionMNIST/raw, then Debian's folder).
-PENDING = {"cli/gpu_run.py"}
+PENDING: set[str] = set()  # modules with a search of their own, still to move onto this one (cli/gpu_run.py moved)
 
 
 @pytest.fixture
