@@ -71,7 +71,8 @@ def sample_solver_cell(model: nn.Module, schedule: NoiseSchedule, solver: str, s
                        classifier: nn.Module | None = None,
                        on_call: Callable[[int], object] | None = None) -> tuple[torch.Tensor, float]:
     """n samples of one cell -> (classifier features (n, D), sampling seconds). Batch b starts from
-    x_T seeded by seed·100003 + b, as Table 1's cells do; ``on_call(1)`` after every model call."""
+    x_T seeded by core.seeds.batch_seed(seed, b), as Table 1's cells do (sample_cell); ``on_call(1)`` after
+    every model call."""
     shape = image_shape(model, "the solver table")
 
     def counted(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
