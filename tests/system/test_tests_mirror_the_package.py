@@ -1,5 +1,6 @@
 """tests/ mirrors the package (issue 20): a folder per layer plus faults/ and system/; every module of the
-package is named by some test (imported, or its dotted path written out); each test in a layer's folder
+package is named by some test's code (imported, or its dotted path written out; a docstring that names a module
+does not test it); each test in a layer's folder
 touches that layer; no two test files share a basename (pytest's default import mode needs that)."""
 
 from __future__ import annotations
@@ -27,10 +28,25 @@ def module_names(pkg: Path = PKG) -> dict[str, Path]:
     return out
 
 
+def without_docstrings(source: str) -> str:
+    """``source``'s code alone: its module, class and function docstrings (and its comments) left out."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value,
+                                                                                                    str):
+                node.body = node.body[1:] or [ast.Pass()]
+    return ast.unparse(tree)
+
+
 def names_in(source: str, top: str = "ddim_lesson") -> set[str]:
-    """Every dotted name under ``top`` that ``source`` imports or writes out: ``import a.b``, ``from a.b import
-    c`` (gives a.b and a.b.c), ``from a import b as B``, strings such as ``"ddim_lesson.cli.commands.load_any"``
-    (monkeypatch targets), a module's path in a docstring (``course/plotting/points.py``), and ``python -m``."""
+    """Every dotted name under ``top`` that ``source``'s code imports or writes out: ``import a.b``, ``from a.b
+    import c`` (gives a.b and a.b.c), ``from a import b as B``, strings such as
+    ``"ddim_lesson.cli.commands.load_any"`` (monkeypatch targets), a module's path in a string of the code (a
+    source file a test reads, ``"core/distill.py"``), and ``python -m``. Docstrings and comments name nothing: a
+    test whose docstring says ``course/plotting/points.py`` tests that module only if its code touches it."""
+    source = without_docstrings(source)
     out = set(re.findall(rf"\b{top}(?:\.\w+)+", source))
     layers = "|".join(LAYERS)
     out |= {f"{top}." + m.replace("/", ".") for m in re.findall(rf"(?<![\w/])((?:{layers})(?:/\w+)+)\.py\b", source)}
@@ -146,9 +162,12 @@ def test_the_checks_catch_a_planted_unnamed_module_and_a_misplaced_test(tmp_path
     assert unnamed_modules(pkg, tests) == ["ddim_lesson.__main__", "ddim_lesson.core.b", "ddim_lesson.core.c",
                                            "ddim_lesson.course", "ddim_lesson.course.plotting"]
     (tests / "core" / "test_b.py").write_text('"""core/c.py\'s tests."""\nX = "ddim_lesson.core.b.thing"\n'
-                                              'RUN = ["python", "-m", "ddim_lesson", "info"]\n')
+                                              'RUN = ["python", "-m", "ddim_lesson", "info"]\n'
+                                              'def test_c():\n    """Tests ddim_lesson.core.c."""  # core/c.py\n')
     (tests / "core" / "test_c.py").write_text("import ddim_lesson.course\n"
                                               "from ddim_lesson.course.plotting import curve_figure\n")
+    assert unnamed_modules(pkg, tests) == ["ddim_lesson.core.c"]  # named in docstrings and a comment only
+    (tests / "core" / "test_d.py").write_text('SOURCE = PKG / "core/c.py"\n')  # a test that reads its source
     assert unnamed_modules(pkg, tests) == []
     assert misplaced(tests) == ["core/test_c.py: touches ['course']"]
     (tests / "core" / "test_c.py").write_text("from ddim_lesson import ddim_sample\n")  # defined in core
