@@ -2,7 +2,7 @@
 
 ``ddim-lesson`` prints a user error as one line on stderr and exits with status 2, never with a
 traceback. :func:`error_line` decides which exceptions are user errors and words them;
-:func:`check_common_args` checks the flags every subcommand shares (seeds, device) before any work;
+:func:`check_common_args` checks the device every subcommand shares before any work;
 :func:`silence_stdout` handles a reader that went away (``ddim-lesson info fashion-mnist | head -1``);
 :func:`run_one_line` gives a benchmark script the same one-line errors; :func:`one_line_warnings` prints the
 package's own warnings (a fall-back to ``checkpoint.prev``) as one line, without Python's file and source line.
@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from ..core.checks import check_seed
 from ..store.device import announce_threads
 from .info import safe_text
 
@@ -55,17 +54,12 @@ def _is_allocation_failure(e: BaseException) -> bool:
 
 
 def check_common_args(args: argparse.Namespace, pick_device: object = None) -> None:
-    """Check the flags several subcommands share, before any work: seeds and the device.
+    """Check the flag several subcommands share, before any work: the device.
 
-    ``--seed``/``--seeds`` must be in [0, 2**63 - 1] (torch's generators take less than 2**64);
-    ``--device`` a device this machine has (``pick_device`` is the CLI's device check, which also
-    bounds cuda:N by the devices present). η is checked once, by the subcommand's config
-    (``SampleArgs``, ``Table1Config``), which is built before any work too.
+    ``--device`` must be a device this machine has (``pick_device`` is the CLI's device check, which also
+    bounds cuda:N by the devices present). Seeds and η are checked once, each by its field's check in the
+    subcommand's config (``core.fields``: ``SampleArgs``, ``Table1Config``, ...), which is built before any work too.
     """
-    if getattr(args, "seed", None) is not None:
-        check_seed(args.seed)
-    for s in getattr(args, "seeds", None) or ():
-        check_seed(s, "each of --seeds")
     if callable(pick_device) and isinstance(getattr(args, "device", None), str):
         pick_device(args.device)
 

@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        check_common_args(args, cli_device)  # seeds, η and device, before any work
+        check_common_args(args, cli_device)  # the device, before any work (seeds and η: each config, once)
         if args.func in (cmd_train, cmd_sample, cmd_invert):  # eval picks its own (--threads)
             validate_flags(args)  # a bad value is the one line printed, before any note
             steady = args.func is cmd_train  # training: a count that does not follow the load

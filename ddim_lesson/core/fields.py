@@ -95,7 +95,7 @@ def spacing_field(default: str = DEFAULT_SPACING) -> Any:
 def sample_batch_field(default: int | None, hi: int | None = None, shown: str | None = None) -> Any:
     """``--batch-size`` of sampling (memory): the default differs by command, as its ``shown`` text says."""
     meta = {"shown": shown} if shown else {}
-    return _field(default, SAMPLE_BATCH_HELP, None if default is None else _count(1, hi), **meta)
+    return _field(default, SAMPLE_BATCH_HELP, _count(1, hi), **meta)  # None (the command picks) is not checked
 
 
 def train_batch_field(default: int) -> Any:

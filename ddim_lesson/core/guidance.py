@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .checks import check_float, check_int, check_model_input
+from .checks import check_float, check_int, check_label, check_model_input
 from .forward import q_sample, randn_like_on
 from .samplers import Model, denoise_loop, last_sample, step_plan
 from .schedules import NoiseSchedule, ddim_timesteps
@@ -79,9 +79,9 @@ def cfg(model: ConditionalModel, y: torch.Tensor | int, scale: float, *, num_cla
             raise ValueError(f"y must be an int or an int64 tensor of shape (B,) with B >= 1, got {y.dtype} of shape "
                              f"{tuple(y.shape)}")
         for label in (int(y.min()), int(y.max())):
-            check_int("label", label, 0, k)
+            check_label(label, k)
     else:
-        y = check_int("label", y, 0, k)
+        y = check_label(y, k)
     return Guided(model, y, scale, k)
 
 

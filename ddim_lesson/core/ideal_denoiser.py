@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .checks import check_int
+from .checks import check_int, check_label
 from .schedules import NoiseSchedule
 
 
@@ -165,9 +165,8 @@ class IdealDenoiser(nn.Module):
         if not torch.is_tensor(y) or y.dtype != torch.long or tuple(y.shape) != (B,):
             raise ValueError(f"y must be an int64 tensor of shape ({B},), got {getattr(y, 'dtype', type(y).__name__)} "
                              f"of shape {tuple(getattr(y, 'shape', ()))}")
-        if int(y.min()) < 0 or int(y.max()) > k:
-            raise ValueError(f"every label y must be in [0, {k}] ({k}: no label), got values from {int(y.min())} to "
-                             f"{int(y.max())}")
+        for label in (int(y.min()), int(y.max())):
+            check_label(label, k, "every label y")
         present = torch.bincount(self.labels, minlength=k + 1)[:k] > 0  # (k,)
         empty = sorted({int(c) for c in y.tolist() if c < k and not bool(present[c])})
         if empty:

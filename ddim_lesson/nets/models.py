@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.checks import check_int
+from ..core.checks import check_int, check_label
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -212,10 +212,8 @@ class UNet(nn.Module):
         if not torch.is_tensor(y) or y.dtype != torch.long or y.shape != (batch,):
             got = f"{y.dtype} of shape {tuple(y.shape)}" if torch.is_tensor(y) else repr(y)
             raise ValueError(f"y must be an int64 tensor of shape ({batch},), got {got}")
-        lo, hi = int(y.min()), int(y.max())
-        if lo < 0 or hi > k:
-            bad = lo if lo < 0 else hi
-            raise ValueError(f"label {bad} is outside [0, {k}] ({k} means no label)")
+        for label in (int(y.min()), int(y.max())):
+            check_label(label, k)  # the one label rule (core.checks), as cfg's and the command line's
         return y
 
 

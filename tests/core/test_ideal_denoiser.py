@@ -160,7 +160,7 @@ def test_labels_make_it_class_conditional_and_cfg_wraps_it() -> None:
                      clip_x0=False)
     nn = torch.cdist(x0, data).min(1)
     assert float(nn.values.max()) < 1e-6 and bool((labels[nn.indices] == 2).all())
-    with pytest.raises(ValueError, match=r"every label y must be in \[0, 3\]"):
+    with pytest.raises(ValueError, match=r"every label y must be an integer in \[0, 3\] \(3: no label\), got 4"):
         cond(x, t, torch.full((6,), 4))
     with pytest.raises(ValueError, match="no training point has label 1"):
         IdealDenoiser(data, SCHEDULE, labels=labels * 2, num_classes=5)(x, t, torch.ones(6, dtype=torch.long))

@@ -53,8 +53,8 @@ def test_labels_change_the_output_and_a_missing_label_means_no_label():
 
 
 @pytest.mark.parametrize("y, match", [
-    (torch.tensor([0, 5]), r"label 5 is outside \[0, 4\]"),
-    (torch.tensor([-1, 0]), r"label -1 is outside \[0, 4\]"),
+    (torch.tensor([0, 5]), r"label must be an integer in \[0, 4\] \(4: no label\), got 5"),
+    (torch.tensor([-1, 0]), r"label must be an integer in \[0, 4\] \(4: no label\), got -1"),
     (torch.tensor([0.0, 1.0]), "int64 tensor of shape"),
     (torch.tensor([0, 1, 2]), r"shape \(2,\)"),
 ])
