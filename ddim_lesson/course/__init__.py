@@ -40,7 +40,7 @@ _NAMES: dict[str, str] = {  # home module -> the names notebooks take from it (s
     "evaluate.moons": "energy_distance near_fraction rms_spread",
     "evaluate.records": "hide_provenance load_results model_sha256",
     "evaluate.flow_twin_fid": "fid_by_method paired paired_verdict",
-    "evaluate.sampler_loops": "diffusers_ddim_sample",
+    "evaluate.sampler_loops": "diffusers_ddim_sample diffusers_ddim_scheduler",
     "evaluate.seed_stats": "beats_every_seed mean_range mean_sd per_seed",
     "evaluate.solver_fid": "best_spacing fid_table sample_solver_cell solver_fid_markdown",
     "evaluate.solver_study": "errors_vs_calls fine_clock fitted_order gaussian_data last_timestep_errors rel_error "

@@ -82,10 +82,9 @@ def test_notebooks_exist_in_order_and_are_stripped() -> None:
                 assert cell.get("execution_count") is None, f"{stem} cell {i} has an execution count"
 
 
-# Helpers the notebooks still define for themselves (neither a `my_` exercise nor a registered stub): the
-# house rule says they belong in the package. A ceiling, by notebook: a new helper fails the check below.
-HELPERS_NOT_YET_IN_THE_PACKAGE: dict[str, set[str]] = {
-}
+# A model a cell builds for study (the package's contract, model(x, t) -> eps) may be a lambda of exactly (x, t);
+# any other function a notebook assigns or defines is a helper, and helpers belong in the package.
+MODEL_PARAMS = ["x", "t"]
 
 
 def _package_names() -> set[str]:
@@ -101,12 +100,12 @@ def _package_names() -> set[str]:
     return names
 
 
-def notebook_definitions_breaking_the_rule(nb: dict, number: str, package: set[str]) -> list[str]:
-    """Each def/class in a code cell of ``nb`` that is neither a learner's exercise nor a listed helper.
+def notebook_definitions_breaking_the_rule(nb: dict, package: set[str]) -> list[str]:
+    """Each def/class in a code cell of ``nb`` that is not a learner's exercise, and each lambda assigned to a name
+    that is not a model of exactly (x, t) (``MODEL_PARAMS``): a helper written as a lambda is still a helper.
 
     An exercise is ``my_X`` or a stub ``X`` for an exercise X the registry knows (``exercises.SOLUTIONS``),
-    with X's checker (``exercises.CHECKERS[X]``) called in the same cell or the next code cell. A listed
-    helper (``HELPERS_NOT_YET_IN_THE_PACKAGE``) may not take a name the package exports either.
+    with X's checker (``exercises.CHECKERS[X]``) called in the same cell or the next code cell.
     """
     import ast
 
@@ -123,6 +122,13 @@ def notebook_definitions_breaking_the_rule(nb: dict, number: str, package: set[s
             continue
         after = src + "\n" + (cells[i + 1] if i + 1 < len(cells) else "")
         for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Lambda):
+                params = [a.arg for a in node.value.args.args]
+                if params != MODEL_PARAMS or node.value.args.vararg or node.value.args.kwarg:
+                    names = ", ".join(ast.unparse(t) for t in node.targets)
+                    bad.append(f"code cell {i}: {names} = lambda {', '.join(params)}: a helper written as a lambda "
+                               f"(only a model lambda x, t: ... is not); compute it inline or import it")
+                continue
             if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 continue
             name, exercise = node.name, node.name.removeprefix("my_")
@@ -133,31 +139,32 @@ def notebook_definitions_breaking_the_rule(nb: dict, number: str, package: set[s
                 bad.append(f"code cell {i}: {name} is named like an exercise, but {exercise!r} is not one")
             elif name in package:
                 bad.append(f"code cell {i}: {name} redefines the package's {name}")
-            elif name not in HELPERS_NOT_YET_IN_THE_PACKAGE.get(number, ()):
+            else:
                 bad.append(f"code cell {i}: {name} is defined here; import it from ddim_lesson, or make it an exercise")
     return bad
 
 
 def test_notebooks_import_rather_than_redefine_the_package() -> None:
-    """Only exercises (`my_X`, or a registered stub X, each with its checker after it) define functions or classes;
-    the listed helpers are the debt, and none of them takes a name of the package."""
+    """Only exercises (`my_X`, or a registered stub X, each with its checker after it) define functions or classes,
+    and a lambda assigned to a name is a model of (x, t): the notebooks define no helpers of their own."""
     package = _package_names()
     for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
-        bad = notebook_definitions_breaking_the_rule(json.loads(path.read_text()), path.name[:2], package)
+        bad = notebook_definitions_breaking_the_rule(json.loads(path.read_text()), package)
         assert not bad, f"{path.name}:\n" + "\n".join(bad)
 
 
 def test_the_notebook_rule_catches_planted_cells() -> None:
-    """A planted helper, a stub without its checker, a package name redefined, a false my_, a listed helper
-    moved to a notebook that does not list it: each is reported; a stub with its checker next is not."""
+    """A planted helper (a def, or a lambda that is not a model of (x, t)), a stub without its checker, a package
+    name redefined, a false my_: each is reported; a stub with its checker next, and a model lambda, are not."""
     package = _package_names()
 
     def nb(*sources: str) -> dict:
         return {"cells": [{"cell_type": "code", "source": s.splitlines(keepends=True)} for s in sources]}
 
     ok = nb("%matplotlib inline\ndef my_ddim_step(x_t, eps, abar_t, abar_prev):\n    ...",
-            "check_ddim_step(my_ddim_step)", "def invert_step(x, eps, a, b):\n    ...\ncheck_invert_step(invert_step)")
-    assert notebook_definitions_breaking_the_rule(ok, "03", package) == []
+            "check_ddim_step(my_ddim_step)", "def invert_step(x, eps, a, b):\n    ...\ncheck_invert_step(invert_step)",
+            "frozen = lambda x, t: 0 * x  # a model the cell builds")
+    assert notebook_definitions_breaking_the_rule(ok, package) == []
     planted = {
         "def helper(x):\n    return x": "helper is defined here",
         "def my_ddim_step(x_t, eps, abar_t, abar_prev):\n    ...": "without check_ddim_step(...) after it",
@@ -165,10 +172,13 @@ def test_the_notebook_rule_catches_planted_cells() -> None:
         "def my_plot(x):\n    ...": "'plot' is not one",
         "def rms_spread(x):\n    ...": "redefines the package's rms_spread",  # notebook 11's helper, now the package's
         "def outer():\n    def inner():\n        ...": "inner is defined here",
+        "x0_diff = lambda w: float(w.abs().max())": "x0_diff = lambda w: a helper written as a lambda",
+        "f = g = lambda x, t, y: x": "f, g = lambda x, t, y: a helper",
+        "fmt = lambda *xs: ', '.join(xs)": "fmt = lambda : a helper",
     }
     for cell, message in planted.items():
-        bad = notebook_definitions_breaking_the_rule(nb(cell), "03", package)
+        bad = notebook_definitions_breaking_the_rule(nb(cell), package)
         assert any(message in b for b in bad), (cell, bad)
     real = json.loads((ROOT / "notebooks" / "03_ddim_derivation.ipynb").read_text())
     real["cells"].insert(len(real["cells"]) // 2, nb("def helper(x):\n    return x")["cells"][0])
-    assert any("helper is defined here" in b for b in notebook_definitions_breaking_the_rule(real, "03", package))
+    assert any("helper is defined here" in b for b in notebook_definitions_breaking_the_rule(real, package))
