@@ -27,6 +27,7 @@ from ..store.device import (  # noqa: F401  (the thread rule's names, re-exporte
     load_rule_reason,
     physical_cores,
     pick_threads,
+    thread_line,
     threads_for,
     torch_default_threads,
     user_threads,
@@ -93,7 +94,7 @@ def check_environment(need: tuple[str, ...] = ()) -> dict[str, Any]:
         "on Debian/Ubuntu run `sudo apt-get install dataset-fashion-mnist`. Only the optional cells need it.",
     }
     print(f"python {info['python']}, torch {info['torch']}, device: {device}")
-    announce_threads(threads)
+    print(thread_line(threads))  # the announcement's wording, on stdout: JupyterLab shows stderr as an error
     _check_versions()
     for key, label in (("weights", "shipped model"), ("samples", "shipped sample images"),
                        ("dataset", "full Fashion-MNIST")):

@@ -230,9 +230,14 @@ def _cpu_times(stat: Path) -> tuple[int, int]:
 ANNOUNCEMENT = "torch uses {reason}"  # the one format of the one announcement
 
 
+def thread_line(choice: ThreadChoice | str) -> str:
+    """The one wording of a thread choice (a :class:`ThreadChoice`, or a reason): ``torch uses <reason>``."""
+    return ANNOUNCEMENT.format(reason=choice.reason if isinstance(choice, ThreadChoice) else choice)
+
+
 def announce_threads(choice: ThreadChoice | str) -> None:
-    """Say which thread count torch uses and why (a :class:`ThreadChoice`, or a reason in its words), as the one
-    line ``torch uses <reason>`` on stderr, so that stdout stays machine-readable. Every front-end (the CLI's
-    commands, the benchmark scripts, the GPU run, the notebooks' ``check_environment``) says it here, once."""
-    reason = choice.reason if isinstance(choice, ThreadChoice) else choice
-    print(ANNOUNCEMENT.format(reason=reason), file=sys.stderr, flush=True)
+    """Say which thread count torch uses and why, as the one line :func:`thread_line` on stderr, so that stdout
+    stays machine-readable. Every command-line front-end (the CLI's commands, the benchmark scripts, the GPU run)
+    says it here, once. The notebooks' ``check_environment`` prints the same line in its report on stdout instead:
+    JupyterLab paints stderr red, and a learner should not read an error where there is none."""
+    print(thread_line(choice), file=sys.stderr, flush=True)

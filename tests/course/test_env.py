@@ -1,5 +1,6 @@
 """course/env.py: the notebooks' environment check, which takes the thread rule from store.device (its tests are
-tests/store/test_thread_rule.py) and announces the choice once, on stderr; and course.measure's medians."""
+tests/store/test_thread_rule.py) and reports the choice once, in the announcement's words, on stdout (a notebook
+paints stderr red); and course.measure's medians."""
 
 from __future__ import annotations
 
@@ -20,13 +21,15 @@ def test_the_thread_rule_is_store_devices_under_its_old_names() -> None:
     assert env.ENV_VAR == "DDIM_LESSON_THREADS"
 
 
-def test_check_environment_announces_the_threads_once_on_stderr(capsys: pytest.CaptureFixture[str],
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_environment_reports_the_threads_once_on_stdout(capsys: pytest.CaptureFixture[str],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """One line, worded by store.device.thread_line like the CLI's announcement, on stdout: nothing on stderr, which
+    JupyterLab would show as an error."""
     monkeypatch.setenv(device.ENV_VAR, "1")  # no load measurement
     info = env.check_environment()
     out, err = capsys.readouterr()
-    assert err.splitlines().count(f"torch uses {info['threads_reason']}") == 1, err
-    assert sum("torch uses" in ln for ln in err.splitlines()) == 1 and "torch uses" not in out, (out, err)
+    assert out.splitlines().count(device.thread_line(info["threads_reason"])) == 1, out
+    assert sum("torch uses" in ln for ln in out.splitlines()) == 1 and "torch uses" not in err, (out, err)
     assert info["cpu_threads"] == 1 and "set by DDIM_LESSON_THREADS" in info["threads_reason"]
 
 
