@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
-from .checks import check_eta  # its home is core.checks; the name stays importable from here too
+from .checks import check_eta, check_float  # check_eta's home is core.checks; it stays importable from here too
 from .schedules import NoiseSchedule
 
 
@@ -99,14 +100,18 @@ def sigma_of_eta(abar_t: float, abar_prev: float, eta: float) -> float:
     return eta * math.sqrt((1 - abar_prev) / (1 - abar_t)) * math.sqrt(1 - abar_t / abar_prev)
 
 
-def sigma_bar(abar: float) -> float:
+def sigma_bar(abar: float | np.floating | torch.Tensor) -> float:
     """σ̄ = √(1-ᾱ)/√ᾱ, the noise level of the probability-flow ODE in x̄ = x/√ᾱ (DDIM eq. 14); so ᾱ = 1/(1+σ̄²).
 
-    abar: a float in (0, 1]; σ̄ = 0 at ᾱ = 1 (clean data), and it grows without bound as ᾱ -> 0.
+    abar: one number in (0, 1]: a Python or numpy real, or a 0-d tensor such as ``schedule.alphas_cumprod[999]``
+    (taken with float()); bools, strings and tensors with more than one entry are refused. σ̄ = 0 at ᾱ = 1
+    (clean data), and it grows without bound as ᾱ -> 0.
     """
-    if not (isinstance(abar, (int, float)) and not isinstance(abar, bool) and 0.0 < abar <= 1.0):
-        raise ValueError(f"abar must be a number in (0, 1], got {abar!r}")
-    return math.sqrt(1 - abar) / math.sqrt(abar)
+    dtype = getattr(abar, "dtype", None)  # check_float takes numpy bools and bool tensors as 0 and 1: not here
+    if isinstance(abar, bool) or dtype is torch.bool or (isinstance(dtype, np.dtype) and dtype.kind == "b"):
+        raise ValueError(f"abar must be a finite number in (0, 1], got the bool {abar!r}")
+    a = check_float("abar", abar, 0, 1, lo_open=True)
+    return math.sqrt(1 - a) / math.sqrt(a)
 
 
 def q_sigma_step(

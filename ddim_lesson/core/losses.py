@@ -61,8 +61,12 @@ def theorem1_weights(abar: torch.Tensor, eta: float) -> tuple[torch.Tensor, torc
     η = 1 gives DDPM's weights β_t² / (2 β̃_t α_t (1-ᾱ_t)).
 
     abar: (T,) ᾱ in code indexing (``schedule.alphas_cumprod``), T >= 2, strictly decreasing in (0, 1);
-    eta in (0, 1] (σ_t = 0 at η = 0 makes the KL infinite: the theorem needs σ > 0).
-    Returns (gamma, sigma2), each (T-1,) float64, for code t = 1..T-1 (the step t -> t-1).
+    eta in (0, 1]. A step with σ_t = 0 has an infinite KL (the theorem needs σ > 0): at η = 0 that is every step,
+    and for every η it is the last step, code t = 0 -> ᾱ = 1 (Theorem 1's t = 1), where eq. 16 gives
+    σ = η √((1-1)/(1-ᾱ_0)) √(1-ᾱ_0/1) = 0. That term is the decoder's -log N(x_0; f_θ(x_1), σ_1² I) (paper
+    indexing), not a KL of two q_σ Gaussians; its weight (1-ᾱ_0)/(2 σ_1² ᾱ_0) is finite only for a decoder
+    variance σ_1² > 0 chosen apart from eq. 16, so it is left out here.
+    Returns (gamma, sigma2), each (T-1,) float64, for code t = 1..T-1 (the step t -> t-1); code t = 0 is missing.
     """
     eta = check_float("eta", eta, 0.0, 1.0, lo_open=True)
     if not torch.is_tensor(abar) or abar.ndim != 1 or abar.shape[0] < 2 or not abar.is_floating_point():

@@ -1,7 +1,8 @@
 """Small measurements of images and samples that the notebooks read off a batch, each a number or one per image.
 
 - :func:`correlation`: Pearson's correlation between the entries of two tensors (notebook 01: how much of x_0
-  is left in x_t; notebook 03: the joint of two DDIM steps).
+  is left in x_t; notebook 03: how consecutive states x_t, x_{t-1} of DDIM's inference process
+  q_σ(x_{t-1} | x_t, x_0), given x_0, correlate for each η).
 - :func:`neighbour_correlation`: the correlation of horizontally adjacent pixels (notebook 05: does an inverted
   latent look like noise, about 0, or like an image, near 1?).
 - :func:`total_variation`: the mean |difference| between neighbouring pixels (notebook 04: how grainy a sample is).
@@ -35,16 +36,19 @@ def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
     """Pearson's correlation between corresponding entries of a and b, over all their entries.
 
     a, b: any shape with the same number of entries, n >= 2 (e.g. (B, C, H, W) images, or (N,) draws of
-    one pixel); computed in their dtype. Returns a float in [-1, 1]. ValueError if either is constant (the
-    correlation is then undefined).
+    one pixel); computed in their common dtype, torch.promote_types(a.dtype, b.dtype) (float32 with float64:
+    float64). Returns a float in [-1, 1]. ValueError if either is constant (the correlation is then undefined).
     """
     a, b = _tensor("a", a, 1), _tensor("b", b, 1)
     if a.numel() != b.numel() or a.numel() < 2:
         raise ValueError(f"a and b must have the same number of entries, at least 2; got shapes {tuple(a.shape)} "
                          f"and {tuple(b.shape)}")
+    dtype = torch.promote_types(a.dtype, b.dtype)
+    a, b = a.to(dtype), b.to(dtype)  # no copy where the dtype is already the common one
+    constant = bool(a.amin() == a.amax()) or bool(b.amin() == b.amax())  # exact: a - mean can round to ±1e-8
     a, b = a.flatten() - a.mean(), b.flatten() - b.mean()  # (n,) each, centred
     norms = a.norm() * b.norm()
-    if float(norms) == 0.0:
+    if constant or float(norms) == 0.0:
         raise ValueError("a or b is constant: the correlation is undefined (allowed: tensors that vary)")
     return float(a @ b / norms)
 
@@ -52,12 +56,16 @@ def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
 def neighbour_correlation(z: torch.Tensor) -> float:
     """Correlation between horizontally adjacent entries of z: (B, C, H, W) (any (..., W) with W >= 2).
 
-    About 0 for N(0, I) noise, near 1 for natural images. Returns a float in [-1, 1].
+    About 0 for N(0, I) noise, near 1 for natural images. Returns a float in [-1, 1]. ValueError, as for
+    :func:`correlation`, if the right or the left neighbours are constant (the correlation is then undefined).
     """
     z = _tensor("z", z, 2)
     if z.shape[-1] < 2:
         raise ValueError(f"z must be at least 2 entries wide (its last dimension), got shape {tuple(z.shape)}")
     pairs = torch.stack([z[..., :, 1:].flatten(), z[..., :, :-1].flatten()])  # (2, n): right and left neighbours
+    if bool((pairs.amin(dim=1) == pairs.amax(dim=1)).any()):
+        raise ValueError("z's right or left neighbours are constant: the correlation is undefined "
+                         "(allowed: tensors that vary)")
     return float(torch.corrcoef(pairs)[0, 1])
 
 

@@ -89,9 +89,11 @@ def _symmetric(a: torch.Tensor) -> torch.Tensor:
 
 
 def mse(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Mean squared difference of two tensors of the same shape (B, ...), over every entry, in their units.
+    """Mean squared difference of two tensors, over every entry, in their units.
 
-    On images in [-1, 1] it is 4 times the MSE with pixels in [0, 1] (the scale of the DDIM paper's Table 2).
+    a, b: any shape, the same for both, non-empty (a batch (B, C, H, W) or one image (C, H, W)); shapes that
+    would only broadcast are refused. On images in [-1, 1] it is 4 times the MSE with pixels in [0, 1] (the
+    scale of the DDIM paper's Table 2).
     """
     if not (torch.is_tensor(a) and torch.is_tensor(b)) or a.shape != b.shape or a.numel() == 0:
         raise ValueError(f"a and b must be non-empty tensors of the same shape, got {tuple(getattr(a, 'shape', ()))} "

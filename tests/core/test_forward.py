@@ -159,5 +159,27 @@ def test_sigma_bar_is_one_over_root_snr_and_inverts_to_abar(linear_schedule: Noi
     planted = math.sqrt(1 - sch.abar(999))
     assert planted != pytest.approx(1 / math.sqrt(float(sch.snr[999])), rel=0.01)
     for bad in (0.0, -0.1, 1.5, float("nan"), True, "0.5"):
-        with pytest.raises(ValueError, match=r"abar must be a number in \(0, 1\]"):
+        with pytest.raises(ValueError, match=r"abar must be a finite number in \(0, 1\]"):
             sigma_bar(bad)  # type: ignore[arg-type]
+
+
+def test_sigma_bar_takes_a_0d_tensor_and_numpy_floats_as_their_float(linear_schedule: NoiseSchedule) -> None:
+    """A learner's dl.sigma_bar(schedule.alphas_cumprod[999]) (a 0-d tensor) gives the float's σ̄ (it was refused)."""
+    abar = linear_schedule.alphas_cumprod
+    for t in (0, 500, 999):
+        a = float(abar[t])
+        want = math.sqrt(1 - a) / math.sqrt(a)  # the closed form, on the float
+        assert sigma_bar(abar[t]) == want and sigma_bar(np.float64(a)) == want
+        a32 = float(np.float32(a))
+        assert sigma_bar(abar[t].float()) == sigma_bar(np.float32(a)) == math.sqrt(1 - a32) / math.sqrt(a32)
+    assert sigma_bar(torch.tensor(0.5)) == pytest.approx(1.0, rel=1e-15) and sigma_bar(np.array(1.0)) == 0.0
+
+
+@pytest.mark.parametrize("bad", [
+    torch.tensor(1.5), torch.tensor(0.0), np.float32(-0.2), np.float64("nan"),  # one number, out of (0, 1]
+    torch.tensor([0.5]), torch.tensor([0.5, 0.4]), np.array([0.5, 0.4]),  # not one number
+    torch.tensor(True), np.True_, True, "0.5",  # bools and strings, even where float() would read them as 1.0
+])
+def test_sigma_bar_refuses_what_is_not_one_number_in_range_naming_it(bad: object) -> None:
+    with pytest.raises(ValueError, match=r"abar must be a finite number in \(0, 1\], got "):
+        sigma_bar(bad)  # type: ignore[arg-type]

@@ -78,3 +78,17 @@ def test_weights_change_with_eta_and_the_cosine_schedule_works() -> None:
 def test_bad_input_is_refused_naming_the_range(abar: torch.Tensor, eta: float, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         theorem1_weights(abar, eta)
+
+
+def test_the_missing_last_step_has_sigma_zero_for_every_eta_as_the_docstring_says(
+        linear_schedule: NoiseSchedule) -> None:
+    """Code t = 0 (Theorem 1's t = 1, the step to ᾱ = 1) is left out: eq. 16 gives σ = 0 there for every η,
+    while the steps kept have σ > 0; the docstring says so (it used to blame η = 0 alone)."""
+    a0 = linear_schedule.abar(0)
+    for eta in (0.2, 0.6, 1.0):
+        _, sig2 = theorem1_weights(linear_schedule.alphas_cumprod, eta)
+        assert ddim_sigma(a0, 1.0, eta) == 0.0 and bool((sig2 > 0).all())
+        assert sig2.shape == (linear_schedule.T - 1,)
+    doc = " ".join(theorem1_weights.__doc__.split())
+    assert "for every η it is the last step, code t = 0 -> ᾱ = 1 (Theorem 1's t = 1)" in doc
+    assert "code t = 0 is missing" in doc

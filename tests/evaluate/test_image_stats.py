@@ -59,6 +59,7 @@ def test_correlation_closed_forms_and_shapes() -> None:
 
 @pytest.mark.parametrize("a, b, match", [
     (torch.ones(4), torch.arange(4.0), "constant"),
+    (torch.full((2, 1, 4, 4), 0.3), torch.rand(2, 1, 4, 4), "constant"),  # 0.3 - mean rounds to ±1e-8, not 0
     (torch.arange(4.0), torch.arange(5.0), "same number of entries"),
     (torch.tensor([1.0]), torch.tensor([2.0]), "at least 2"),
     (torch.arange(4), torch.arange(4.0), "floating"),
@@ -67,6 +68,34 @@ def test_correlation_closed_forms_and_shapes() -> None:
 def test_correlation_refuses_bad_input(a: torch.Tensor, b: torch.Tensor, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         correlation(a, b)
+
+
+def test_correlation_of_mixed_dtypes_is_computed_in_the_common_one() -> None:
+    a, b = _images(8), _images(9).double()
+    b = 0.5 * a.double() + b + 0.3  # float32 a, float64 b (torch's dot refused the pair), an offset to centre away
+    want = float(np.corrcoef(a.double().flatten().numpy(), b.flatten().numpy())[0, 1])
+    assert correlation(a, b) == correlation(a.double(), b) == correlation(b, a) == pytest.approx(want, abs=1e-12)
+    assert correlation(a.half(), a.bfloat16()) == pytest.approx(1.0, abs=1e-2)  # float16 with bfloat16: float32
+    planted = float(a.flatten().double() @ b.flatten() / (a.norm().double() * b.norm()))  # no centring
+    assert abs(planted - want) > 1e-2
+
+
+def test_correlation_and_image_stats_docstrings_say_what_notebook_03_measures() -> None:
+    """Notebook 03 correlates consecutive states of q_σ(x_{t-1} | x_t, x_0), given x_0; given x_0 that correlation
+    is √(1-ᾱ_{t-1}-σ²)/√(1-ᾱ_{t-1}) (eq. 7), 1 at η = 0, which ``correlation`` measures on q_sigma_step draws."""
+    import ddim_lesson.evaluate.image_stats as image_stats
+    from ddim_lesson import ddim_sigma, q_sigma_step
+
+    doc = " ".join(image_stats.__doc__.split())
+    assert "q_σ(x_{t-1} | x_t, x_0), given x_0" in doc and "the joint of two DDIM steps" not in doc
+    g = torch.Generator().manual_seed(10)
+    a_t, a_p, x0 = 0.3, 0.4, torch.full((100_000,), 0.8, dtype=torch.float64)
+    x_t = math.sqrt(a_t) * x0 + math.sqrt(1 - a_t) * torch.randn(x0.shape, generator=g, dtype=torch.float64)
+    for eta in (0.0, 0.5, 1.0):
+        s = ddim_sigma(a_t, a_p, eta)
+        x_p = q_sigma_step(x_t, x0, a_t, a_p, s, torch.randn(x0.shape, generator=g, dtype=torch.float64))
+        rho = math.sqrt(1 - a_p - s**2) / math.sqrt(1 - a_p)
+        assert correlation(x_t, x_p) == pytest.approx(rho, abs=0.01)  # SE about 0.003 at 100k draws
 
 
 # -- neighbour_correlation ---------------------------------------------------------------------
@@ -94,6 +123,18 @@ def test_neighbour_correlation_refuses_bad_input() -> None:
         neighbour_correlation(torch.zeros(3, 1))
     with pytest.raises(ValueError, match="at least 2 dimensions"):
         neighbour_correlation(torch.zeros(5))
+
+
+@pytest.mark.parametrize("z", [
+    torch.full((2, 1, 4, 5), 0.3),  # constant: torch.corrcoef gave nan, correlation 1.0000001 (0.3 - mean ≠ 0)
+    torch.zeros(2, 1, 4, 5),
+    torch.cat([torch.rand(3, 1, 4, 1, generator=torch.Generator().manual_seed(11)), torch.ones(3, 1, 4, 1)], -1),
+])  # the last: W = 2 with a varying left column but constant right neighbours
+def test_neighbour_correlation_refuses_constant_neighbours_as_correlation_does(z: torch.Tensor) -> None:
+    with pytest.raises(ValueError, match="constant: the correlation is undefined"):
+        neighbour_correlation(z)
+    with pytest.raises(ValueError, match="constant: the correlation is undefined"):
+        correlation(z[..., 1:], z[..., :-1])
 
 
 # -- total_variation ---------------------------------------------------------------------------

@@ -183,3 +183,15 @@ def test_mse_refuses_shapes_that_would_broadcast() -> None:
         metrics.mse(torch.zeros(4, 1, 5, 5), torch.zeros(1, 5, 5))  # would broadcast silently
     with pytest.raises(ValueError, match="non-empty"):
         metrics.mse(torch.zeros(0), torch.zeros(0))
+
+
+def test_mse_of_single_images_as_notebook_05_calls_it_and_the_docstring_says_any_shape() -> None:
+    g = torch.Generator().manual_seed(10)
+    a, b = torch.randn(1, 5, 6, generator=g), torch.randn(1, 5, 6, generator=g)  # one image (C, H, W)
+    want = float(np.mean((a.numpy().astype(np.float64) - b.numpy().astype(np.float64)) ** 2))
+    assert metrics.mse(a, b) == pytest.approx(want, rel=1e-5)
+    assert metrics.mse(a, b) == metrics.mse(a[None], b[None])  # the same as a batch of one
+    planted = float(((a - b) ** 2).sum())  # planted bug: summed over the image's pixels, not averaged
+    assert metrics.mse(a, b) != pytest.approx(planted, rel=0.5)
+    doc = " ".join(metrics.mse.__doc__.split())
+    assert "any shape, the same for both" in doc and "same shape (B, ...)" not in doc
