@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..core.fields import results_field
 from ..course.thread_bench import ThreadBenchConfig, run_thread_bench, thread_bench_markdown
 from ..evaluate.records import git_commit
 from ..store.atomic import atomic_write
@@ -27,8 +28,7 @@ from .flags import add_dataclass_args, dataclass_from_args, script_parser
 class ThreadsOut:
     """Where benchmarks/threads.py writes."""
 
-    out: str = field(default="runs/eval/threads", metadata={"help": "results path without suffix (the committed "
-                                                                    "one, benchmarks/results/threads, only if named)"})
+    out: str = results_field("runs/eval/threads")
 
 
 def threads_main(doc: str, argv: Sequence[str] | None = None) -> None:

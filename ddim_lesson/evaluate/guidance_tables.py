@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..core.checks import check_choice, check_float, check_int
-from ..core.fields import check_fields, seeds_field, steps_field
+from ..core.fields import check_fields, results_field, seeds_field, steps_field
 from ..core.guidance import cfg
 from ..core.inversion import ddim_invert
 from ..core.schedules import NoiseSchedule
@@ -65,8 +65,7 @@ class GuidanceConfig:
         "help": "sdedit: decode the inverted inputs at these scales"})
     n_edit: int = field(default=50, metadata={"help": "edit: source images per class pair"})
     n_invert: int = field(default=20, metadata={"help": "inversion: test images (2 per class)"})
-    out: str = field(default="runs/eval/guidance", metadata={
-        "help": "results path without suffix (the committed one, benchmarks/results/guidance, only if named)"})
+    out: str = results_field("runs/eval/guidance")
 
     def __post_init__(self) -> None:
         self.parts = tuple(check_choice("part", p, PARTS) for p in self.parts)

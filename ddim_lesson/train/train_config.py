@@ -55,7 +55,7 @@ class TrainConfig:
     device: str = device_field()
     compile: bool = False
     bf16: bool = True  # autocast to bf16 on CUDA only
-    out: str = ""  # folder for checkpoint.* and model.*; empty: keep nothing on disk
+    out: str = field(default="", metadata={"help": "folder for checkpoint.* and model.* (required by the command)"})
     ckpt_every: int = training_field("ckpt_every", 500)
     resume: bool = training_field("resume", False)
     stop_after: int = training_field("stop_after", 0)

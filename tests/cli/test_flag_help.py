@@ -36,8 +36,8 @@ ALLOWED = {
     "n": (4, "samples drawn (sample), samples per FID (the FID tables), test images inverted: a seeded random "
              "subset (invert) or the first n (table2)"),
     "batch_size": (2, "training examples per optimizer step against samples per model call (memory only)"),
-    "out": (10, "a PNG (sample, invert), a results prefix (the tables), a run folder (train, distill, gpu-run), "
-                "the classifier's files, the gallery's folder: different things written"),
+    "out": (8, "a PNG (sample; invert's has three labelled rows), a results prefix (the tables), a run folder "
+               "(train, distill, gpu-run), the classifier's files, the gallery's folder: different things written"),
     "model": (4, "a table that compares models says which one --model is (the ε-model beside --twin, the teacher "
                  "beside --students, a class-conditional one for guidance)"),
     "device": (2, "the table scripts pass --device to the model as written, so they take no 'auto'"),
@@ -51,7 +51,7 @@ TABLE_SCRIPTS = ("table1", "table2", "fid_spread", "solver_fid", "spacing_fid", 
 SCRIPTS = {"gallery": ("gallery_script", "gallery_main"), "guidance": ("guidance_script", "guidance_main"),
            "threads": ("threads_script", "threads_main"),
            "train_classifier": ("classifier_script", "train_classifier_main")}
-SUFFIX = re.compile(r"(; allowed: [^()]*)?( \(default: .*\))?$")
+SUFFIX = re.compile(r"(; allowed: [^()]*)?\s*(\(default: .*\))?$")
 
 
 def _walk(p: argparse.ArgumentParser, path: str, out: list[tuple[str, str, str]]) -> None:
