@@ -34,7 +34,6 @@ RESULTS_HELP = ("results path without suffix, for OUT.json and OUT.md (the commi
                 "only if named)")
 NFES_HELP = "model calls per sample (one column each)"
 CLIP_X0_HELP = "clip x0_pred to [-1, 1] (off: the exact ODE, forward and back)"
-BLOCK_HELP = "a timed block repeats a run until it lasts this many seconds (a short run alone is within the jitter)"
 ROUNDS_HELP = "timed rounds, interleaved; the median is kept"
 
 
@@ -116,11 +115,6 @@ def nfes_field(default: tuple[int, ...]) -> Any:
 def clip_x0_field() -> Any:
     """``--clip-x0``, off by default."""
     return _field(False, CLIP_X0_HELP)
-
-
-def block_field(default: float) -> Any:
-    """``--block-s`` of a timing: the default differs (a smoke run's short blocks against the benchmark's)."""
-    return _field(default, BLOCK_HELP, lambda name, v: check_float(name, v, 0, None, lo_open=True))
 
 
 def rounds_field(default: int) -> Any:

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..core.checks import check_int
+from ..core.fields import check_fields, rounds_field
 from ..evaluate.records import md_safe
 from ..store.device import available_cores, pick_threads
 from ..store.instruments import Stopwatch, progress_bar
@@ -33,12 +34,12 @@ SPIN = "while True: pass"
 class ThreadBenchConfig:
     batch: int = field(default=4, metadata={"help": "images per UNet call"})
     calls: int = field(default=10, metadata={"help": "model calls per timed block"})
-    rounds: int = field(default=7, metadata={"help": "interleaved rounds; the median is kept"})
+    rounds: int = rounds_field(7)
 
     def __post_init__(self) -> None:
         check_int("batch", self.batch, 1)
         check_int("calls", self.calls, 1)
-        check_int("rounds", self.rounds, 1)
+        check_fields(self)  # rounds
 
 
 def _block(model: nn.Module, batch: int, calls: int) -> Callable[[], float]:

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..core.checks import check_float, check_int
-from ..core.fields import device_field
+from ..core.fields import check_fields, device_field, rounds_field
 from ..core.schedules import NoiseSchedule
 from ..nets.models import MLPConfig, MLPDenoiser, UNet, UNetConfig
 from ..store.device import machine, pick_device
@@ -49,7 +49,7 @@ QUICK = {"rounds": 3, "unet_batch": 8, "unet_steps": 4, "mlp_batch": 256, "mlp_s
 class SpeedConfig:
     """What the speed benchmark times, and on what. ``quick`` replaces the sizes by :data:`QUICK`."""
 
-    rounds: int = field(default=11, metadata={"help": "rounds of each ratio in (a), (b); median kept"})
+    rounds: int = rounds_field(11)  # of each ratio in (a), (b)
     unet_batch: int = field(default=32, metadata={"help": "batch of the shipped UNet's timings"})
     unet_steps: int = field(default=10, metadata={"help": "S of the UNet's timings"})
     mlp_batch: int = field(default=512, metadata={"help": "the notebooks draw 256-500 points"})
@@ -71,7 +71,8 @@ class SpeedConfig:
         if self.quick:
             vars(self).update(QUICK)
             self.mlp_sweep = tuple(self.mlp_sweep)[:1]
-        for name in ("rounds", "unet_batch", "unet_steps", "mlp_batch", "mlp_steps", "ddpm_rounds"):
+        check_fields(self)  # rounds
+        for name in ("unet_batch", "unet_steps", "mlp_batch", "mlp_steps", "ddpm_rounds"):
             setattr(self, name, check_int(name, getattr(self, name), 1))
         self.ddpm_batch = check_int("ddpm_batch", self.ddpm_batch, 1)
         if self.ddpm_batch > self.unet_batch:  # (c) times the first ddpm_batch inputs of the UNet's batch

@@ -44,7 +44,6 @@ ALLOWED = {
     "spacing": (2, "distill takes 'trailing' only: the one spacing whose k-step grid nests in its 2k-step grid"),
     "compile": (2, "train compiles its model; speed.py also times torch.compile"),
     "json": (2, "info prints JSON (a switch); speed.py writes a JSON file (a path)"),
-    "rounds": (2, "threads.py's and speed.py's rounds time different things (thread counts, sampler ratios)"),
     "block_s": (2, "gpu-run's smoke-sized block against speed.py's benchmark block"),
 }
 TABLE_SCRIPTS = ("table1", "table2", "fid_spread", "solver_fid", "spacing_fid", "flow_twin_fid", "distill_fid")

@@ -18,6 +18,6 @@ CONFIGS = [DistillFIDConfig, FlowTwinFIDConfig, SolverFIDConfig, SpacingFIDConfi
 def test_table_seeds_follow_the_one_seed_rule(cls):
     assert cls(seeds=(0, SEED_MAX)).seeds == (0, SEED_MAX)  # the whole range is taken
     for bad in (SEED_MAX + 1, -1):
-        with pytest.raises(ValueError, match=rf"seed must be an integer in \[0, {SEED_MAX}\], got {bad}"):
+        with pytest.raises(ValueError, match=rf"^each of --seeds must be an integer in \[0, {SEED_MAX}\], got {bad}$"):
             cls(seeds=(0, bad))
     assert check_int("seed", SEED_MAX + 1, 0, None) == SEED_MAX + 1  # the old rule: what the check above refuses
