@@ -42,10 +42,12 @@ def check_float(name: str, value: Any, lo: float | None = None, hi: float | None
                 lo_open: bool = False, hi_open: bool = False) -> float:
     """``value`` as a finite Python float in the interval given by lo and hi, else ValueError.
 
-    Accepts Python and numpy reals and 0-d real tensors; refuses bools, strings, NaN and inf.
-    ``lo_open`` / ``hi_open`` exclude the bound itself.
+    Accepts Python and numpy reals and 0-d real tensors; refuses bools (Python's, numpy's and bool tensors), strings,
+    NaN and inf. ``lo_open`` / ``hi_open`` exclude the bound itself.
     """
-    if isinstance(value, (bool, str, bytes)) or not _is_real(value):
+    if _is_bool(value):
+        raise ValueError(f"{name} must be a finite number{_interval(lo, hi, lo_open, hi_open)}, got the bool {value!r}")
+    if isinstance(value, (str, bytes)) or not _is_real(value):
         raise ValueError(f"{name} must be a finite number{_interval(lo, hi, lo_open, hi_open)}, got {value!r}")
     v = float(value)
     bad = (not math.isfinite(v) or (lo is not None and (v < lo or (lo_open and v == lo)))
@@ -98,6 +100,13 @@ def check_choice(name: str, value: Any, allowed: Iterable[str]) -> str:
     if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(repr(a) for a in allowed)}")
     return value
+
+
+def _is_bool(value: Any) -> bool:
+    """A Python bool, a numpy bool or a bool tensor/array (float() would take each as 0 or 1)."""
+    dtype = getattr(value, "dtype", None)
+    is_numpy_bool = isinstance(dtype, np.dtype) and dtype.kind == "b"
+    return isinstance(value, (bool, np.bool_)) or dtype is torch.bool or is_numpy_bool
 
 
 def _is_real(value: Any) -> bool:

@@ -107,9 +107,6 @@ def sigma_bar(abar: float | np.floating | torch.Tensor) -> float:
     (taken with float()); bools, strings and tensors with more than one entry are refused. σ̄ = 0 at ᾱ = 1
     (clean data), and it grows without bound as ᾱ -> 0.
     """
-    dtype = getattr(abar, "dtype", None)  # check_float takes numpy bools and bool tensors as 0 and 1: not here
-    if isinstance(abar, bool) or dtype is torch.bool or (isinstance(dtype, np.dtype) and dtype.kind == "b"):
-        raise ValueError(f"abar must be a finite number in (0, 1], got the bool {abar!r}")
     a = check_float("abar", abar, 0, 1, lo_open=True)
     return math.sqrt(1 - a) / math.sqrt(a)
 
