@@ -18,13 +18,13 @@ from torch import nn
 from ..core.fields import check_fields, sample_batch_field, seeds_field, spacing_field
 from ..core.schedules import NoiseSchedule
 from ..store.instruments import progress_bar
-from .generate import SIGMA_HAT, n_batches
+from .generate import SIGMA_HAT, Row, n_batches
 from .metrics import FeatureStats, features
 from .records import header, machine_line, md_safe, open_results, save_results, with_suffix
 from .table1 import DEVICE_HELP, MODEL_HELP, OUT_HELP, cell_key, check_fid_count, fid_of_cell, fid_setup
 
 
-def parse_cell(text: str) -> tuple[float | str, int]:
+def parse_cell(text: str) -> tuple[Row, int]:
     """One cell as the command line writes it: "0.5:10" -> (0.5, 10), "sigma_hat:100" -> (SIGMA_HAT, 100)."""
     eta, steps = text.split(":")  # ValueError unless exactly one ":"
     return (eta if eta == SIGMA_HAT else float(eta), int(steps))
@@ -39,7 +39,7 @@ class SpreadConfig:
     """
 
     model: str = field(default="fashion-mnist", metadata={"help": MODEL_HELP})
-    cells: tuple[tuple[float | str, int], ...] = field(  # (η or σ̂, S)
+    cells: tuple[tuple[Row, int], ...] = field(  # (η or σ̂, S)
         default=((0.0, 10), (1.0, 10), (0.0, 50), (1.0, 50)),
         metadata={"parse": parse_cell, "help": f"the cells: ETA:S pairs (ETA a number or {SIGMA_HAT})",
                   "example": f"ETA:S pairs like 0:10,1:50,{SIGMA_HAT}:100"})

@@ -28,6 +28,14 @@ from ..core.seeds import batch_seed, latents_generator, noise_generator
 from ..store.instruments import Stopwatch, progress_bar
 
 SIGMA_HAT = "sigma_hat"  # the row of Table 1 that samples with σ² = β (ddpm_sample(variance="beta"))
+Row = float | str  # a row of Table 1 and the spread as its results file names it: an η, or SIGMA_HAT
+
+
+def row_sampler(row: Row) -> tuple[float, bool]:
+    """A table row as the samplers take it, (eta, sigma_hat): (η, False) for an η row, (0.0, True) for σ̂.
+
+    The one place a row label becomes sampler arguments: η itself is always a float."""
+    return (0.0, True) if row == SIGMA_HAT else (float(row), False)
 
 
 def sample_shape(model: nn.Module) -> tuple[int, ...]:
@@ -54,18 +62,18 @@ def seeded_latents(seed: int, n: int, shape: tuple[int, ...]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def draw(model: nn.Module, schedule: NoiseSchedule, x_T: torch.Tensor, *, steps: int, eta: float | str,
-         spacing: str = DEFAULT_SPACING, generator: torch.Generator | None = None, clip_x0: bool = True,
-         on_step: Callable[[int], object] | None = None) -> torch.Tensor:
-    """One batch x_T (B, ...) → x0 (B, ...) with DDIM at η, or ancestral σ² = β sampling for ``SIGMA_HAT``.
+def draw(model: nn.Module, schedule: NoiseSchedule, x_T: torch.Tensor, *, steps: int, eta: float = 0.0,
+         sigma_hat: bool = False, spacing: str = DEFAULT_SPACING, generator: torch.Generator | None = None,
+         clip_x0: bool = True, on_step: Callable[[int], object] | None = None) -> torch.Tensor:
+    """One batch x_T (B, ...) → x0 (B, ...) with DDIM at η, or with ``sigma_hat`` ancestral σ² = β sampling.
 
     The same steps as ddim_sample / ddpm_sample, one model call each; ``on_step(1)`` after every call.
     """
-    if eta == SIGMA_HAT:
+    if sigma_hat:
         walk = ddpm_progressive(model, schedule, x_T, clip_x0=clip_x0, generator=generator, variance="beta",
                                 steps=steps, spacing=spacing)
     else:
-        walk = ddim_progressive(model, schedule, x_T, steps=steps, eta=float(eta), spacing=spacing,
+        walk = ddim_progressive(model, schedule, x_T, steps=steps, eta=eta, spacing=spacing,
                                 clip_x0=clip_x0, generator=generator)
     x0 = x_T
     for step in walk:
@@ -75,25 +83,30 @@ def draw(model: nn.Module, schedule: NoiseSchedule, x_T: torch.Tensor, *, steps:
     return x0
 
 
-def sample_batch(model: nn.Module, schedule: NoiseSchedule, eta: float | str, steps: int,
+def sample_batch(model: nn.Module, schedule: NoiseSchedule, eta: float, steps: int,
                  shape: tuple[int, ...], seed: int, spacing: str, device: str,
-                 on_step: Callable[[int], object] | None = None) -> tuple[torch.Tensor, float]:
-    """One batch of a table cell: x0 of ``shape`` from x_T seeded by ``seed``, and the sampling seconds."""
+                 on_step: Callable[[int], object] | None = None, *,
+                 sigma_hat: bool = False) -> tuple[torch.Tensor, float]:
+    """One batch of a table cell: x0 of ``shape`` from x_T seeded by ``seed``, and the sampling seconds (DDIM at
+    ``eta``, or σ̂ with ``sigma_hat``)."""
     x_T = seeded_latents(seed, shape[0], shape[1:]).to(device)  # (B, ...)
     g = noise_generator(seed)  # on the CPU whatever the device: the one rule
     with Stopwatch() as sw:
-        x0 = draw(model, schedule, x_T, steps=steps, eta=eta, spacing=spacing, generator=g, on_step=on_step)
+        x0 = draw(model, schedule, x_T, steps=steps, eta=eta, sigma_hat=sigma_hat, spacing=spacing, generator=g,
+                  on_step=on_step)
         if x0.device.type == "cuda":
             torch.cuda.synchronize()
     return x0, sw.seconds
 
 
 @torch.no_grad()
-def sample_cell(model: nn.Module, schedule: NoiseSchedule, eta: float | str, steps: int, n: int,
+def sample_cell(model: nn.Module, schedule: NoiseSchedule, eta: float, steps: int, n: int,
                 batch_size: int, seed: int, spacing: str, device: str = "cpu",
                 classifier: nn.Module | None = None,
-                on_step: Callable[[int], object] | None = None) -> tuple[torch.Tensor, float]:
-    """Draw n samples for one cell; returns (their classifier features (n, D), sampling seconds).
+                on_step: Callable[[int], object] | None = None, *,
+                sigma_hat: bool = False) -> tuple[torch.Tensor, float]:
+    """Draw n samples for one cell (DDIM at ``eta``, or σ̂ with ``sigma_hat``); returns (their classifier features
+    (n, D), sampling seconds).
 
     Batch b starts from x_T drawn with seed batch_seed(seed, b), the same in every cell; the noise
     of η > 0 and σ̂ comes from a second generator. ``on_step(1)`` after every model call.
@@ -105,7 +118,7 @@ def sample_cell(model: nn.Module, schedule: NoiseSchedule, eta: float | str, ste
     with channels_last(model):
         for b, start in enumerate(range(0, n, batch_size)):
             x0, secs = sample_batch(model, schedule, eta, steps, (min(batch_size, n - start), *shape),
-                                    batch_seed(seed, b), spacing, device, on_step)
+                                    batch_seed(seed, b), spacing, device, on_step, sigma_hat=sigma_hat)
             seconds += secs
             feats.append(features(x0.cpu(), classifier))
     return torch.cat(feats), seconds

@@ -22,7 +22,7 @@ from ..core.fields import RESULTS_HELP, check_fields, sample_batch_field, seed_f
 from ..core.schedules import NoiseSchedule
 from ..store.instruments import Stopwatch, progress_bar
 from ..store.pretrained import load_any, model_help
-from .generate import SIGMA_HAT, n_batches, sample_cell
+from .generate import SIGMA_HAT, Row, n_batches, row_sampler, sample_cell
 from .metrics import FeatureStats, classifier_and_sha, fid_floor, reference_stats
 from .records import header, machine_line, md_safe, open_results, save_results, with_suffix
 
@@ -77,8 +77,8 @@ class Table1Config:
 
 
 
-def cell_key(eta: float | str, steps: int) -> str:
-    return f"{SIGMA_HAT} S={steps}" if eta == SIGMA_HAT else f"eta={float(eta)} S={steps}"
+def cell_key(row: Row, steps: int) -> str:
+    return f"{SIGMA_HAT} S={steps}" if row == SIGMA_HAT else f"eta={float(row)} S={steps}"
 
 
 def run_table1(cfg: Table1Config, model: nn.Module | None = None, schedule: NoiseSchedule | None = None,
@@ -95,7 +95,7 @@ def run_table1(cfg: Table1Config, model: nn.Module | None = None, schedule: Nois
            "n": cfg.n, "n_at": {str(k): v for k, v in cfg.n_at.items()}, "device": cfg.device}  # all that moves a FID
     res = open_results(with_suffix(out, ".json"), header("ddim-table1", cfg, model, schedule, meta, key))
     res["reference"] = {"split": "test", "n": ref.n}
-    rows: list[float | str] = list(cfg.etas) + ([SIGMA_HAT] if cfg.sigma_hat else [])
+    rows: list[Row] = list(cfg.etas) + ([SIGMA_HAT] if cfg.sigma_hat else [])
     cells = sorted(((s, r) for s in cfg.steps for r in rows), key=lambda c: c[0])
     todo = [(s, r) for s, r in cells if res["cells"].get(cell_key(r, s), {}).get("n") != cfg.n_for(s)]
     bar = progress_bar(sum(s * n_batches(cfg.n_for(s), cfg.batch_size) for s, _ in todo), "table1", progress)
@@ -126,11 +126,12 @@ def fid_setup(cfg: Any, model: nn.Module | None, schedule: NoiseSchedule | None,
     return model.to(cfg.device).eval(), schedule, meta or {}, clf, clf_sha, reference_stats("test")
 
 
-def fid_of_cell(model: nn.Module, schedule: NoiseSchedule, row: float | str, steps: int, n: int, seed: int,
+def fid_of_cell(model: nn.Module, schedule: NoiseSchedule, row: Row, steps: int, n: int, seed: int,
                  cfg: Any, clf: nn.Module, ref: FeatureStats, bar: Any) -> tuple[float, float]:
-    """Sample one cell and score it: (FID against ``ref``, sampling seconds)."""
-    feats, secs = sample_cell(model, schedule, row, steps, n, cfg.batch_size, seed, cfg.spacing, cfg.device, clf,
-                              on_step=bar.update)
+    """Sample one cell (``row``: an η, or SIGMA_HAT) and score it: (FID against ``ref``, sampling seconds)."""
+    eta, sigma_hat = row_sampler(row)
+    feats, secs = sample_cell(model, schedule, eta, steps, n, cfg.batch_size, seed, cfg.spacing, cfg.device, clf,
+                              on_step=bar.update, sigma_hat=sigma_hat)
     return FeatureStats.of(feats).distance(ref), secs
 
 
@@ -154,7 +155,7 @@ def table1_markdown(res: dict[str, Any]) -> str:
         [SIGMA_HAT] if any(c["eta"] == SIGMA_HAT for c in cells.values()) else [])
     ns = {c["n"] for c in cells.values()}
 
-    def label(r: float | str) -> str:
+    def label(r: Row) -> str:
         return "σ̂ (σ² = β)" if r == SIGMA_HAT else f"η = {r:g}"
 
     def table(field_: str, fmt: str) -> list[str]:

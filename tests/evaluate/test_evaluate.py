@@ -69,7 +69,7 @@ def test_table1_cells_share_x_T_so_eta0_is_reproducible(tmp_path):
     f1, _ = sample_cell(model, schedule, 0.0, 3, 5, 2, 7, "trailing")
     f2, _ = sample_cell(model, schedule, 0.0, 3, 5, 4, 7, "trailing")  # other batch size, other x_T batches
     f3, _ = sample_cell(model, schedule, 0.0, 3, 5, 2, 7, "trailing")
-    f4, _ = sample_cell(model, schedule, SIGMA_HAT, 3, 5, 2, 7, "trailing")
+    f4, _ = sample_cell(model, schedule, 0.0, 3, 5, 2, 7, "trailing", sigma_hat=True)
     assert f1.shape == (5, 128)
     assert torch.equal(f1, f3)
     assert not torch.allclose(f1, f2) and not torch.allclose(f1, f4)
@@ -263,11 +263,15 @@ def test_table1_markdown_says_which_cells_ran_in_channels_last_when_the_table_mi
 @pytest.mark.parametrize("row", [0.0, 0.5, SIGMA_HAT])
 def test_a_table_batch_is_exactly_ddim_sample_or_ddpm_sample_and_reports_every_call(row):
     from ddim_lesson import ddpm_sample
+    from ddim_lesson.evaluate.generate import row_sampler
     from ddim_lesson.evaluate.generate import sample_batch as _sample_batch
 
     model, schedule = tiny_unet(), NoiseSchedule.linear(T=50)
     ticks = []
-    x0, secs = _sample_batch(model, schedule, row, 5, (3, 1, 28, 28), 11, "trailing", "cpu", ticks.append)
+    eta, sigma_hat = row_sampler(row)  # the one place a row label becomes sampler arguments
+    assert isinstance(eta, float) and sigma_hat == (row == SIGMA_HAT)
+    x0, secs = _sample_batch(model, schedule, eta, 5, (3, 1, 28, 28), 11, "trailing", "cpu", ticks.append,
+                             sigma_hat=sigma_hat)
     x_T = torch.randn((3, 1, 28, 28), generator=torch.Generator().manual_seed(11))
     g = torch.Generator().manual_seed(11 + 1_000_000_007)
     if row == SIGMA_HAT:

@@ -125,3 +125,22 @@ def test_one_seeding_rule_on_cuda_at_eta_above_zero():
     planted = draw(model, schedule, seeded_latents(0, 3, (1, 28, 28)).cuda(), steps=4, eta=0.6, spacing="trailing",
                    generator=torch.Generator(device="cuda").manual_seed(NOISE_OFFSET)).cpu()
     assert (planted - cpu).abs().max() > 0.2, "a CUDA generator must draw other noise than the CPU rule"
+
+
+def test_eta_is_a_float_and_sigma_hat_a_flag_of_its_own() -> None:
+    """η no longer carries σ̂ as a string: a table row becomes (eta, sigma_hat) in one place (row_sampler), and
+    the string given as η is refused by η's own check instead of quietly switching the sampler."""
+    from ddim_lesson import ddpm_sample
+    from ddim_lesson.evaluate.generate import SIGMA_HAT, draw, row_sampler, seeded_latents
+    from ddim_lesson.nets.models import MLPConfig, MLPDenoiser
+
+    assert row_sampler(SIGMA_HAT) == (0.0, True) and row_sampler(0.5) == (0.5, False) and row_sampler(1) == (1.0, False)
+    model, schedule = MLPDenoiser(MLPConfig(hidden=16, depth=1)).eval(), NoiseSchedule.linear(T=40)
+    x_T = seeded_latents(3, 5, (2,))
+    got = draw(model, schedule, x_T, steps=4, sigma_hat=True, spacing="trailing", clip_x0=False,
+               generator=torch.Generator().manual_seed(9))
+    want = ddpm_sample(model, schedule, x_T, steps=4, variance="beta", spacing="trailing", clip_x0=False,
+                       generator=torch.Generator().manual_seed(9))
+    assert torch.equal(got, want)
+    with pytest.raises(ValueError, match=r"eta must be a finite number in \[0.0, 1.0\], got 'sigma_hat'"):
+        draw(model, schedule, x_T, steps=4, eta=SIGMA_HAT, spacing="trailing")  # type: ignore[arg-type]
