@@ -45,9 +45,7 @@ def check_float(name: str, value: Any, lo: float | None = None, hi: float | None
     Accepts Python and numpy reals and 0-d real tensors; refuses bools (Python's, numpy's and bool tensors), strings,
     NaN and inf. ``lo_open`` / ``hi_open`` exclude the bound itself.
     """
-    if _is_bool(value):
-        raise ValueError(f"{name} must be a finite number{_interval(lo, hi, lo_open, hi_open)}, got the bool {value!r}")
-    if isinstance(value, (str, bytes)) or not _is_real(value):
+    if _is_bool(value) or isinstance(value, (str, bytes)) or not _is_real(value):
         raise ValueError(f"{name} must be a finite number{_interval(lo, hi, lo_open, hi_open)}, got {value!r}")
     v = float(value)
     bad = (not math.isfinite(v) or (lo is not None and (v < lo or (lo_open and v == lo)))
