@@ -1,1 +1,1 @@
-"""The cli layer of ddim_lesson (see DESIGN.md: Layout)."""
+"""The cli layer of ddim_lesson (see DESIGN.md: The layers)."""

@@ -1,4 +1,4 @@
-"""The core layer of ddim_lesson (see DESIGN.md: Layout)."""
+"""The core layer of ddim_lesson (see DESIGN.md: The layers)."""
 
 from .flow import eps_to_velocity, flow_grid, flow_progressive, flow_sample
 

@@ -4,8 +4,8 @@ choice, and says, with the fix, what is missing: the shipped model, the shipped 
 The thread rule itself (one torch thread per idle core; a count the user set wins) lives below the layers that
 use it, beside the device, in :mod:`ddim_lesson.store.device`, so that training, the tables and the command line
 take it from there; its names are imported here for the notebooks (``from ddim_lesson.course.env import
-pick_threads`` keeps working), and check_environment announces the choice with the one announcement,
-``store.device.announce_threads``.
+pick_threads`` keeps working), and check_environment prints the choice in the announcement's one wording,
+``store.device.thread_line``, on stdout (a command announces it on stderr; JupyterLab paints stderr red).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Measure the thread rule (``env.pick_threads``) against fixed thread counts, idle and with one core busy.
+"""Measure the thread rule (``store.device.pick_threads``) against fixed thread counts, idle and with one core busy.
 
 For each condition (idle; one other process spinning on a core) it times one UNet call at a
 fixed batch with 1 thread, with every core's thread, and with what ``pick_threads`` chooses

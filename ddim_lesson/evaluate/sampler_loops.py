@@ -91,7 +91,8 @@ def diffusers_loop(model: nn.Module, schedule: NoiseSchedule, x: torch.Tensor,
     """The usual diffusers DDIM loop, configured to be the same sampler as ours (trailing, clip, ᾱ_final = 1).
 
     x: x_T (B, ...); returns x0 (B, ...). Needs a linear schedule (diffusers is given its betas' ends). The
-    scheduler is built outside the timed work; :func:`diffusers_ddim_sample` is the same loop as one call.
+    scheduler is built outside the timed work, which is why this is a second copy of the loop in
+    :func:`diffusers_ddim_sample` (that one builds its scheduler inside; a test holds the two equal).
     """
     sch = diffusers_ddim_scheduler(schedule, "trailing")
 

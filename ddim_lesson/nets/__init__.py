@@ -1,1 +1,1 @@
-"""The nets layer of ddim_lesson (see DESIGN.md: Layout)."""
+"""The nets layer of ddim_lesson (see DESIGN.md: The layers)."""

@@ -1,1 +1,1 @@
-"""The store layer of ddim_lesson (see DESIGN.md: Layout)."""
+"""The store layer of ddim_lesson (see DESIGN.md: The layers)."""

@@ -1,1 +1,1 @@
-"""The train layer of ddim_lesson (see DESIGN.md: Layout)."""
+"""The train layer of ddim_lesson (see DESIGN.md: The layers)."""

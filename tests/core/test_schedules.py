@@ -1,4 +1,5 @@
-"""Noise schedules and timestep spacings, checked against their closed forms and DESIGN.md's definitions.
+"""Noise schedules and timestep spacings, checked against their closed forms and the definitions in the docstrings
+of core/schedules.py.
 
 The spacing references below are written in exact rational arithmetic (``fractions.Fraction``),
 so a tie such as T - i·T/S = 937.5 is decided by the round-half-to-even rule, never by how a
@@ -71,7 +72,7 @@ def test_snr_strictly_decreasing(sch: NoiseSchedule) -> None:
     assert (sch.log_snr[1:] < sch.log_snr[:-1]).all()
 
 
-# -- timestep spacings: exact references from DESIGN.md --------------------------------------------
+# -- timestep spacings: exact references written out here --------------------------------------------
 
 
 def ref_leading(T: int, S: int) -> list[int]:

@@ -10,6 +10,7 @@ from ddim_lesson.evaluate.sampler_loops import (
     bare_calls,
     ddim_loop,
     ddpm_loop,
+    diffusers_ddim_sample,
     diffusers_loop,
     sampler_cost_per_step,
     synced,
@@ -48,6 +49,8 @@ def test_diffusers_loop_is_the_same_sampler_as_ours():
     for steps in (5, 50):
         ours, theirs = ddim_loop(model, schedule, x, steps)(), diffusers_loop(model, schedule, x, steps)()
         assert torch.allclose(ours, theirs, rtol=1e-4, atol=1e-4), (ours - theirs).abs().max()
+        # the timed copy is the loop notebook 06 prints, diffusers_ddim_sample, to the bit
+        assert torch.equal(theirs, diffusers_ddim_sample(model, schedule, x, steps=steps, spacing="trailing"))
 
 
 def test_diffusers_loop_refuses_a_schedule_it_cannot_be_given():

@@ -1,4 +1,4 @@
-"""The package's layout (DESIGN.md → Layout): imports run one way, downward; every module stays under
+"""The package's layout (DESIGN.md → The layers): imports run one way, downward; every module stays under
 300 lines; the README's module table names every module in its folder, and nothing that is not one."""
 
 from __future__ import annotations

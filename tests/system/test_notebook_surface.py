@@ -8,6 +8,7 @@ package through those two paths only, so a learner never meets ``ddim_lesson.sto
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import re
 import subprocess
@@ -24,8 +25,13 @@ ALLOWED = {"ddim_lesson", "ddim_lesson.course"}
 
 @pytest.mark.parametrize("name", sorted(course.HOMES))
 def test_every_facade_name_is_the_object_in_its_home(name: str) -> None:
+    """The facade hands out the object itself, and the home HOMES names is where a function or class is defined
+    (not a module that re-exports it), so a newcomer who follows HOMES reads the code."""
     home = importlib.import_module(f"ddim_lesson.{course.HOMES[name]}")
-    assert getattr(course, name) is getattr(home, name)
+    obj = getattr(course, name)
+    assert obj is getattr(home, name)
+    if inspect.isfunction(obj) or inspect.isclass(obj):
+        assert obj.__module__ == home.__name__, f"{name} is defined in {obj.__module__}, HOMES says {home.__name__}"
 
 
 def test_an_unknown_name_is_an_attribute_error_and_checkers_come_from_the_exercises() -> None:
