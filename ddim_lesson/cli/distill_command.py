@@ -22,10 +22,9 @@ def cmd_distill(args: argparse.Namespace) -> None:
     cfg = dataclass_from_args(DistillConfig, args)  # __post_init__ raises ValueError for a bad value
     if not cfg.out:
         raise CLIError("--out is required: the folder for checkpoints and each round's student")
+    choice = pick_threads(steady=True)  # a count that does not follow the load, as train: the run's bits depend on it
     if cfg.progress:
-        announce_threads(pick_threads())
-    else:
-        pick_threads()
+        announce_threads(choice)
     try:
         res = distill(cfg)
     except TrainingInterrupted as e:  # SIGINT/SIGTERM: the run stopped after a complete step and checkpoint

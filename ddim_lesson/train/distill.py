@@ -35,7 +35,7 @@ from ..store.pretrained import load_any
 from .distill_config import DistillConfig
 from .loop import ema_update
 from .train_config import batch_indices
-from .train_state import SignalGuard, open_run, restore_state, save_state
+from .train_state import SignalGuard, keep_numerics, numerics, open_run, restore_state, save_state
 
 __all__ = ["DistillConfig", "DistillResult", "distill", "student_path"]
 
@@ -74,8 +74,10 @@ def _distill(cfg: DistillConfig, guard: SignalGuard) -> DistillResult:
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
     g = train_generator(cfg.seed)  # student steps and noise
     start, losses, wall = 0, [], 0.0
+    now = numerics(device, False)  # threads, device, dtype: what --resume keeps, as train does
     if resumed is not None:
         start, losses, wall = restore_state(resumed, net, ema, opt, g, 0)
+        keep_numerics(resumed.meta, now)  # the recorded thread count, so that the bits match
     ckpt = Path(cfg.out) / "checkpoint" if cfg.out else None
     teacher = _teacher_of(cfg, start // cfg.steps_per_round, teacher0, schedule, device)
     rounds_meta: list[dict[str, Any]] = list(resumed.meta.get("rounds", [])) if resumed is not None else []
@@ -170,4 +172,5 @@ def _run_meta(cfg: DistillConfig, dataset: str, device: torch.device, steps: int
               losses: list[float]) -> dict[str, Any]:
     return {"dataset": dataset, "train_config": asdict(cfg), "steps": steps, "device": device.type,
             "wall_time_s": round(wall, 1), "command": _command(), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "final_loss": sum(losses[-100:]) / max(1, len(losses[-100:]))}
+            "threads": torch.get_num_threads(), "numerics": numerics(device, False),
+            "final_loss": sum(losses[-100:]) / max(1, len(losses[-100:]))}

@@ -83,6 +83,25 @@ def test_resume_ends_bit_for_bit_where_the_uninterrupted_run_ends(tmp_path, full
     assert restarted.losses != full.losses[stops[0]:stops[0] + 5]
 
 
+def test_resume_keeps_the_recorded_thread_count_whatever_the_count_now(tmp_path, capsys):
+    """As train does: the checkpoint records the run's numerics, and --resume sets torch back to the recorded thread
+    count (so the run continues bit for bit) and says so, even when the count was changed in between."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        full = distill(cfg(tmp_path / "full"))  # uninterrupted, at 1 thread
+        out = tmp_path / "part"
+        distill(cfg(out, stop_after=7))
+        assert read_checkpoint(out / "checkpoint")[1]["numerics"]["threads"] == 1
+        torch.set_num_threads(2)  # the load changed, or the user did: the rule would now pick another count
+        resumed = distill(cfg(out, resume=True))
+        assert torch.get_num_threads() == 1 and resumed.meta["numerics"]["threads"] == 1
+        assert "torch uses 1 thread(s), the count this run was started with" in capsys.readouterr().err
+        assert resumed.losses == full.losses
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_resume_refuses_other_flags_and_a_fresh_start_over_a_checkpoint(tmp_path):
     distill(cfg(tmp_path / "run", stop_after=3))
     with pytest.raises(ValueError, match="--lr 0.002 \\(the checkpoint has 0.001\\)"):
