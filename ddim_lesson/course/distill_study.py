@@ -16,7 +16,7 @@ from ..core import checks
 from ..core.samplers import Model, ddim_sample
 from ..core.schedules import NoiseSchedule
 from ..core.solvers import ode_sample
-from .measure import CallCounter
+from ..store.instruments import CallCounter
 
 __all__ = ["DISTILL_SAMPLERS", "distill_sample"]
 

@@ -26,10 +26,11 @@ from ...evaluate.generate import seeded_latents
 from ...evaluate.moons import energy_distance, near_fraction
 from ...store.data import toy_2d
 from ...store.instruments import CallCounter, Stopwatch
+from ..distill_study import DISTILL_SAMPLERS
 from ..images import labelled_row, png_bytes
 from .kit import STYLE, RunCache, connect, slider_args
 
-TEACHER_SAMPLERS = {"DDIM": "ddim", "DPM-Solver++ 2M": "dpmpp_2m", "DPM-Solver++ 3M": "dpmpp_3m_exact"}  # -> solver
+TEACHER_SAMPLERS = {m: solver for m, solver in DISTILL_SAMPLERS.items() if m != "student"}  # notebook 11's, -> solver
 REF_SEED = 20  # the fresh two-moons draw the energy distance compares with (notebook 11's section 4 uses seed 20)
 LIM = 2.6  # each panel shows [-LIM, LIM]² (notebook 11's figures use the same)
 PANEL = 120  # panel side in pixels, before the explorers' 3x upscale
