@@ -40,6 +40,7 @@ from ..store.pretrained import load_any
 from . import guidance_eval as ge
 from .metrics import FeatureStats, classifier_and_sha, reference_stats
 from .records import header, md_safe, open_results, save_results, with_suffix
+from .seed_stats import mean_sd
 
 PARTS = ("tradeoff", "sdedit", "edit", "inversion")
 KEY_FIELDS = ("n_per_class", "steps", "n_edit", "n_invert")  # with the two weight hashes: all that moves a cell
@@ -231,8 +232,8 @@ def guidance_markdown(res: dict[str, Any]) -> str:
 
 
 def _mean_sd(rows: list[dict[str, Any]], key: str, digits: int) -> str:
-    v = torch.tensor([r[key] for r in rows], dtype=torch.float64)
-    return f"{v.mean():.{digits}f} ± {v.std():.{digits}f}" if len(rows) > 1 else f"{float(v[0]):.{digits}f}"
+    m, sd = mean_sd([r[key] for r in rows])  # seed_stats' rule: float64, the sample sd
+    return f"{m:.{digits}f} ± {sd:.{digits}f}" if len(rows) > 1 else f"{m:.{digits}f}"
 
 
 def _tradeoff_md(res: dict[str, Any]) -> list[str]:
