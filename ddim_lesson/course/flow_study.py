@@ -32,7 +32,7 @@ from ..store.instruments import Stopwatch
 from ..train.loop import train
 from ..train.reflow import reflow_pairs, train_on_pairs
 from ..train.train_config import TrainConfig
-from .trajectories import straightness
+from .trajectories import stack_path, straightness
 
 __all__ = ["CONTROL", "MODELS", "ReflowStudy", "flow_paths", "moons_config", "quality", "run_reflow_study", "sample_at"]
 
@@ -49,7 +49,7 @@ def moons_config(objective: str, steps: int, batch_size: int = 256, lr: float = 
 
 def flow_paths(velocity: Velocity, x1: torch.Tensor, s_grid: torch.Tensor) -> torch.Tensor:
     """x1 followed by x after each Euler step on ``s_grid``: (K+1, P, D) for x1 (P, D)."""
-    return torch.stack([x1] + [st.x for st in flow_progressive(velocity, x1, s_grid=s_grid)])
+    return stack_path(x1, flow_progressive(velocity, x1, s_grid=s_grid))
 
 
 def sample_at(name: str, model: nn.Module, schedule: NoiseSchedule, z: torch.Tensor, calls: int) -> torch.Tensor:
@@ -120,8 +120,8 @@ def run_reflow_study(train_steps: int = 600, reflow_steps: int = 400, batch_size
         starts[MODELS[0]] = zp / float(abar_T.sqrt() + (1 - abar_T).sqrt())  # x_s at t = T - 1
         paths = {k: flow_paths(velocity[k], starts[k], grids[k]) for k in models}
         straight = {k: float(straightness(p).mean()) for k, p in paths.items()}
-        xt = torch.stack([zp] + [st.x for st in ddim_progressive(models[MODELS[0]], schedule, zp, steps=path_steps,
-                                                                 clip_x0=False)])  # (K+1, P, 2) DDIM's x_t path
+        xt = stack_path(zp, ddim_progressive(models[MODELS[0]], schedule, zp, steps=path_steps,
+                                             clip_x0=False))  # (K+1, P, 2) DDIM's x_t path
         straight["ε-model (DDIM), in x_t"] = float(straightness(xt).mean())
         qual = {(k, c): quality(sample_at(k, models[k], schedule, z[:n_eval], c), data) for k in models for c in calls}
     sec["measure"] = sw.seconds
