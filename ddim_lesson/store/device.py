@@ -4,8 +4,9 @@ notebooks all ask here). The command line also bounds cuda:N by the GPUs present
 
 The thread rule. torch's default is one thread per core. On a small machine where another program is busy
 (a browser, a video call, a training run), that default oversubscribes the cores: each parallel region waits
-for a thread the OS has parked, and on 2 cores with one busy process a UNet call was measured 2-40x slower
-with 2 threads than with 1. With every core idle, more threads are faster (about 1.5x with 2 on 2 cores).
+for a thread the OS has parked, and on 2 cores with one busy process a UNet call was measured 3.8x slower
+with 2 threads than with 1 (benchmarks/results/threads.md). With every core idle, more threads are faster
+(1.4x with 2 on 2 cores: 12.2 ms against 8.5 ms, threads.md).
 So the rule is: one thread per core that is idle now, measured from /proc/stat over a short window (Linux);
 elsewhere from the 1-minute load average, else all cores are taken as idle.
 
